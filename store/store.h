@@ -1,0 +1,264 @@
+/*
+ * store.h - the node's replicated data in one LMDB environment.
+ *
+ * A node folder DIR holds DIR/store/ (the LMDB environment). Every replicated
+ * thing is an object (store_obj_t): guid, class, meta and a msgpack body. Every
+ * committed change of an object appends to the node's change log under a new
+ * 64-bit sequence number, in the same transaction as the object itself, so
+ * object and log never disagree. Deletes leave tombstones.
+ *
+ * The on-disk layout (sub-databases, key and value formats) is written down at
+ * the top of store/store.c.
+ *
+ * Threading: a store_t may be shared by threads only with external locking;
+ * hsync uses one store_t per process. Several processes may open the same
+ * folder at once: LMDB serialises writers and readers never block.
+ *
+ * Memory: pointers inside a store_obj_t filled by the store (cls, origin,
+ * owner, keys, body) point into LMDB's map and stay valid until the
+ * transaction that produced them ends. Copy what you keep.
+ */
+#ifndef STORE_STORE_H
+#define STORE_STORE_H
+
+#include "store/guid.h"
+#include "store/hs_error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_CLASS_MAX 64        /* bytes in a class name */
+#define STORE_NAME_MAX 64         /* bytes in a node name */
+#define STORE_BODY_MAX (1u << 20) /* bytes in an encoded body (1 MiB) */
+#define STORE_KEYS_MAX 4096       /* bytes in an encoded resource-key map */
+#define STORE_HASH_LEN 32         /* SHA-256 */
+
+/* store_obj_t.flags */
+#define STORE_OBJ_TOMBSTONE 0x1u /* deleted; body is empty */
+#define STORE_OBJ_IMPORTED 0x2u  /* source "imported" (AD import, data connector) */
+
+typedef struct store store_t;
+typedef struct store_txn store_txn_t;
+
+typedef struct store_obj {
+    store_guid_t guid;
+    const char *cls;        /* NUL-terminated class name, e.g. "resource.computer" */
+    const char *origin;     /* node that created it; NULL on put = this node */
+    const char *owner;      /* owning node; NULL on put = this node */
+    uint64_t seq;           /* local change sequence; set by put */
+    uint64_t mtime;         /* last changed, ms since the epoch; 0 on put = now */
+    uint8_t hash[STORE_HASH_LEN]; /* content hash; set by put */
+    uint32_t flags;         /* STORE_OBJ_* */
+    store_guid_t resource;  /* data-class rows: owning resource; zero otherwise */
+    const uint8_t *keys;    /* resource keys: canonical msgpack map str->str, or NULL */
+    size_t keys_len;
+    const uint8_t *body; /* canonical msgpack map (see store_body_check) */
+    size_t body_len;
+} store_obj_t;
+
+/* ---- environment ------------------------------------------------------ */
+
+#define STORE_OPEN_CREATE 0x1u /* create DIR/store if missing (hsync init) */
+
+/*
+ * Open the store of node folder dir. The map starts at HSYNC_MAP_SIZE bytes
+ * (environment; default 256 MiB) and grows by doubling when full, up to
+ * HSYNC_MAP_MAX (default 1 TiB of address space; disk use follows the data).
+ * Returns HS_OK and an owned *out, HS_ENOTNODE if dir holds no store and
+ * STORE_OPEN_CREATE is not set, HS_ENOENT if dir does not exist, or HS_ESTORE.
+ */
+int store_open(const char *dir, unsigned flags, store_t **out);
+
+/* Close and free; accepts NULL and *s == NULL; sets *s to NULL. */
+void store_close(store_t **s);
+
+/* Path of the node folder, as given to store_open. Borrowed. */
+const char *store_dir(const store_t *s);
+
+/* ---- transactions ----------------------------------------------------- */
+
+/*
+ * Begin a transaction. The transaction keeps a sticky error: after the first
+ * failure every later call on it does nothing and returns that error;
+ * store_txn_commit reports it and aborts. Every transaction must end with
+ * store_txn_commit or store_txn_abort; both free it and NULL the pointer.
+ */
+int store_txn_begin(store_t *s, bool write, store_txn_t **out);
+int store_txn_commit(store_txn_t **t); /* HS_OK, the sticky error, HS_EMAPFULL */
+void store_txn_abort(store_txn_t **t);
+int store_txn_error(const store_txn_t *t);
+store_t *store_txn_store(store_txn_t *t);
+
+/* Run fn(t, ctx) in a write (or read) transaction and commit. If the map is
+ * full the transaction is aborted, the map grows and fn runs again, so fn must
+ * produce the same effect when repeated. Returns fn's error or the commit's. */
+typedef int (*store_txn_fn)(store_txn_t *t, void *ctx);
+int store_write(store_t *s, store_txn_fn fn, void *ctx);
+int store_read(store_t *s, store_txn_fn fn, void *ctx);
+
+/* Grow the map (double it, up to HSYNC_MAP_MAX). No transaction of this
+ * process may be open. HS_EMAPFULL when at the limit. */
+int store_grow(store_t *s);
+
+/* ---- objects ---------------------------------------------------------- */
+
+/*
+ * Insert or replace an object. Validates class (store_class_check), body and
+ * keys (canonical msgpack), sizes; fills o->seq, o->hash and, when zero or
+ * NULL, o->mtime, o->origin and o->owner (pointing at the node name). If the
+ * stored object already has the same content hash, owner and flags, nothing is
+ * written and *changed is false (changed may be NULL). A put over a tombstone
+ * revives the object. Errors: HS_ECLASS, HS_EMALF, HS_ETOOBIG, HS_EINVAL
+ * (dataclass row without resource), HS_EMAPFULL, HS_ESTORE.
+ */
+int store_put(store_txn_t *t, store_obj_t *o, bool *changed);
+
+/* Turn a live object into a tombstone (mtime 0 = now). HS_ENOTFOUND if it
+ * does not exist or is already deleted. */
+int store_delete(store_txn_t *t, const store_guid_t *g, uint64_t mtime);
+
+/* Read an object (tombstones included: check STORE_OBJ_TOMBSTONE).
+ * HS_ENOTFOUND if absent. */
+int store_get(store_txn_t *t, const store_guid_t *g, store_obj_t *out);
+
+/* Remove an object and its tombstone completely (tombstone purge). */
+int store_purge(store_txn_t *t, const store_guid_t *g);
+
+/* Called once per object; return 0 to go on, > 0 to stop (store_scan then
+ * returns HS_OK), < 0 to stop and return that error. */
+typedef int (*store_obj_cb)(void *ctx, const store_obj_t *o);
+
+#define STORE_SCAN_TOMBSTONES 0x1u /* include deleted objects */
+
+/*
+ * Visit objects whose class starts with prefix ("" or NULL = all) and, if
+ * owner is not NULL, whose owner equals it, in (class, guid) order. To resume,
+ * pass the class and guid of the last object seen as after_cls/after_guid
+ * (both NULL to start at the beginning).
+ */
+int store_scan(store_txn_t *t, const char *prefix, const char *owner, unsigned flags,
+               const char *after_cls, const store_guid_t *after_guid, store_obj_cb cb,
+               void *ctx);
+
+/* Visit live resources whose key `name` equals `value`. */
+int store_find_by_key(store_txn_t *t, const char *name, const char *value, store_obj_cb cb,
+                      void *ctx);
+
+/* ---- change log ------------------------------------------------------- */
+
+#define STORE_OP_PUT 1
+#define STORE_OP_DEL 2
+
+typedef struct store_change {
+    uint64_t seq;
+    int op; /* STORE_OP_* */
+    store_guid_t guid;
+    const char *cls; /* borrowed, NUL-terminated */
+    uint64_t mtime;
+    uint8_t hash[STORE_HASH_LEN];
+} store_change_t;
+
+typedef int (*store_change_cb)(void *ctx, const store_change_t *c);
+
+/* Visit change-log entries with seq > after, in order. The log keeps only the
+ * latest change of each object (older entries are dropped on rewrite). */
+int store_log_scan(store_txn_t *t, uint64_t after, store_change_cb cb, void *ctx);
+
+/* Highest sequence number committed (0 for an empty store). */
+uint64_t store_log_head(store_txn_t *t);
+
+/* Number of change-log entries with seq > after (cheap count). */
+int store_log_count(store_txn_t *t, uint64_t after, uint64_t *out);
+
+/* ---- digests and counts ----------------------------------------------- */
+
+/*
+ * Count and digest of live objects whose class starts with prefix (NULL or ""
+ * = all) and, if owner is not NULL, whose owner equals it. The digest is
+ * SHA-256 over the count and the sum (mod 2^256) of SHA-256(guid || hash) of
+ * every such object: independent of insertion order, maintained incrementally
+ * per (class, owner), so this call costs O(number of classes), not O(objects).
+ */
+int store_digest(store_txn_t *t, const char *prefix, const char *owner, uint64_t *count,
+                 uint8_t digest[STORE_HASH_LEN]);
+
+/* The same digest computed by scanning every object (cross-check, O(n)). */
+int store_digest_scan(store_txn_t *t, const char *prefix, const char *owner, uint64_t *count,
+                      uint8_t digest[STORE_HASH_LEN]);
+
+/* Visit (class, owner, live count) aggregates; for per-family counts. */
+typedef int (*store_count_cb)(void *ctx, const char *cls, const char *owner, uint64_t count);
+int store_counts(store_txn_t *t, store_count_cb cb, void *ctx);
+
+/* ---- validation (pure functions, fuzzed) ------------------------------ */
+
+/* A class is a dotted lowercase name ([a-z0-9_]+ parts, at most
+ * STORE_CLASS_MAX bytes) of a known family: item.*, security.*, resource.*,
+ * dataclass.*, package or package.*, event.*, system.*. HS_OK or HS_ECLASS. */
+int store_class_check(const char *cls);
+
+/* Family of a class: the part before the first dot ("package" for package). */
+size_t store_class_family(const char *cls, char *out, size_t outlen);
+
+/* Canonical msgpack: well formed, nesting at most 32, top level a map, map
+ * keys are strings, strictly increasing (bytewise, shorter first on a common
+ * prefix) at every level, shortest encodings for ints and lengths, no trailing
+ * bytes. HS_OK or HS_EMALF. */
+int store_body_check(const uint8_t *buf, size_t len);
+
+/* Resource keys: canonical map of string -> string. HS_OK or HS_EMALF. */
+int store_keys_check(const uint8_t *buf, size_t len);
+
+/* Content hash: SHA-256 over class, resource, keys and body (store.c says how). */
+void store_obj_hash(const store_obj_t *o, uint8_t out[STORE_HASH_LEN]);
+
+/* ---- record codec (pure, fuzzed) -------------------------------------- */
+
+/* Decode a stored object record; pointers point into buf. HS_OK or HS_EMALF. */
+int store_record_decode(const uint8_t *buf, size_t len, store_obj_t *out);
+/* Size of the encoded record of o (without guid, which is the key). */
+size_t store_record_size(const store_obj_t *o);
+/* Encode o into buf (store_record_size bytes). Returns bytes written. */
+size_t store_record_encode(const store_obj_t *o, uint8_t *buf);
+
+/* ---- small tables for the other modules ------------------------------- */
+
+enum store_table {
+    STORE_T_META,    /* node identity and settings: name, listen, http, keys... */
+    STORE_T_PEERS,   /* topology: links to parent, children, destinations */
+    STORE_T_TRUST,   /* trusted public keys */
+    STORE_T_TOKENS,  /* invite tokens issued (single use) */
+    STORE_T_RULES,   /* replication rules */
+    STORE_T_MARKS,   /* per-peer, per-rule watermarks */
+    STORE_T_OUTBOX,  /* urgent events queued per peer */
+    STORE_T_HISTORY, /* replication runs */
+    STORE_T_EVENTS,  /* hierarchy events raised and received */
+    STORE_T_HEP,     /* hierarchy editable properties */
+    STORE_T__COUNT
+};
+
+/* Borrowed value, valid until the transaction ends. HS_ENOTFOUND if absent. */
+int store_kv_get(store_txn_t *t, enum store_table tb, const void *key, size_t klen,
+                 const void **val, size_t *vlen);
+int store_kv_put(store_txn_t *t, enum store_table tb, const void *key, size_t klen,
+                 const void *val, size_t vlen);
+/* HS_ENOTFOUND if absent. */
+int store_kv_del(store_txn_t *t, enum store_table tb, const void *key, size_t klen);
+
+typedef int (*store_kv_cb)(void *ctx, const void *key, size_t klen, const void *val,
+                           size_t vlen);
+/* Visit entries whose key starts with prefix (plen 0 = all), in key order. */
+int store_kv_scan(store_txn_t *t, enum store_table tb, const void *prefix, size_t plen,
+                  store_kv_cb cb, void *ctx);
+
+/* Convenience for NUL-terminated string values in STORE_T_META.
+ * store_meta_get copies into out (outlen bytes incl. NUL); HS_ENOTFOUND,
+ * HS_ETOOBIG if it does not fit. */
+int store_meta_get(store_txn_t *t, const char *key, char *out, size_t outlen);
+int store_meta_put(store_txn_t *t, const char *key, const char *value);
+
+/* This node's name (copied at open from meta "name"; "" before init). */
+const char *store_node_name(const store_t *s);
+
+#endif
