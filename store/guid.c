@@ -6,13 +6,32 @@
 #include <string.h>
 #include <time.h>
 
+/* RAND_bytes costs about a microsecond a call; guids are made by the million
+ * in bulk loads, so draw randomness in blocks, one pool per thread. hsync
+ * never forks after making a guid (a forked child would share the pool). */
+static int s_random(uint8_t *out, size_t n)
+{
+    static _Thread_local uint8_t pool[4096];
+    static _Thread_local size_t left;
+    if (left < n) {
+        if (RAND_bytes(pool, sizeof(pool)) != 1)
+            return HS_ECRYPTO;
+        left = sizeof(pool);
+    }
+    memcpy(out, pool + sizeof(pool) - left, n);
+    memset(pool + sizeof(pool) - left, 0, n);
+    left -= n;
+    return HS_OK;
+}
+
 int store_guid_new(store_guid_t *out)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    if (RAND_bytes(out->b + 6, 10) != 1)
-        return HS_ECRYPTO;
+    int err = s_random(out->b + 6, 10);
+    if (err)
+        return err;
     for (int i = 0; i < 6; i++)
         out->b[i] = (uint8_t)(ms >> (8 * (5 - i)));
     out->b[6] = (uint8_t)(0x70 | (out->b[6] & 0x0f)); /* version 7 */

@@ -9,6 +9,7 @@
 #define STORE_GUID_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define STORE_GUID_STRLEN 36 /* without the terminating NUL */

@@ -43,15 +43,15 @@ typedef struct store_txn store_txn_t;
 
 typedef struct store_obj {
     store_guid_t guid;
-    const char *cls;        /* NUL-terminated class name, e.g. "resource.computer" */
-    const char *origin;     /* node that created it; NULL on put = this node */
-    const char *owner;      /* owning node; NULL on put = this node */
-    uint64_t seq;           /* local change sequence; set by put */
-    uint64_t mtime;         /* last changed, ms since the epoch; 0 on put = now */
+    const char *cls;              /* NUL-terminated class name, e.g. "resource.computer" */
+    const char *origin;           /* node that created it; NULL on put = this node */
+    const char *owner;            /* owning node; NULL on put = this node */
+    uint64_t seq;                 /* local change sequence; set by put */
+    uint64_t mtime;               /* last changed, ms since the epoch; 0 on put = now */
     uint8_t hash[STORE_HASH_LEN]; /* content hash; set by put */
-    uint32_t flags;         /* STORE_OBJ_* */
-    store_guid_t resource;  /* data-class rows: owning resource; zero otherwise */
-    const uint8_t *keys;    /* resource keys: canonical msgpack map str->str, or NULL */
+    uint32_t flags;               /* STORE_OBJ_* */
+    store_guid_t resource;        /* data-class rows: owning resource; zero otherwise */
+    const uint8_t *keys;          /* resource keys: canonical msgpack map str->str, or NULL */
     size_t keys_len;
     const uint8_t *body; /* canonical msgpack map (see store_body_check) */
     size_t body_len;
@@ -63,7 +63,7 @@ typedef struct store_obj {
 
 /*
  * Open the store of node folder dir. The map starts at HSYNC_MAP_SIZE bytes
- * (environment; default 256 MiB) and grows by doubling when full, up to
+ * (environment; default 8 GiB of address space) and grows by doubling when full, up to
  * HSYNC_MAP_MAX (default 1 TiB of address space; disk use follows the data).
  * Returns HS_OK and an owned *out, HS_ENOTNODE if dir holds no store and
  * STORE_OPEN_CREATE is not set, HS_ENOENT if dir does not exist, or HS_ESTORE.
@@ -138,8 +138,7 @@ typedef int (*store_obj_cb)(void *ctx, const store_obj_t *o);
  * (both NULL to start at the beginning).
  */
 int store_scan(store_txn_t *t, const char *prefix, const char *owner, unsigned flags,
-               const char *after_cls, const store_guid_t *after_guid, store_obj_cb cb,
-               void *ctx);
+               const char *after_cls, const store_guid_t *after_guid, store_obj_cb cb, void *ctx);
 
 /* Visit live resources whose key `name` equals `value`. */
 int store_find_by_key(store_txn_t *t, const char *name, const char *value, store_obj_cb cb,
@@ -241,13 +240,12 @@ enum store_table {
 /* Borrowed value, valid until the transaction ends. HS_ENOTFOUND if absent. */
 int store_kv_get(store_txn_t *t, enum store_table tb, const void *key, size_t klen,
                  const void **val, size_t *vlen);
-int store_kv_put(store_txn_t *t, enum store_table tb, const void *key, size_t klen,
-                 const void *val, size_t vlen);
+int store_kv_put(store_txn_t *t, enum store_table tb, const void *key, size_t klen, const void *val,
+                 size_t vlen);
 /* HS_ENOTFOUND if absent. */
 int store_kv_del(store_txn_t *t, enum store_table tb, const void *key, size_t klen);
 
-typedef int (*store_kv_cb)(void *ctx, const void *key, size_t klen, const void *val,
-                           size_t vlen);
+typedef int (*store_kv_cb)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen);
 /* Visit entries whose key starts with prefix (plen 0 = all), in key order. */
 int store_kv_scan(store_txn_t *t, enum store_table tb, const void *prefix, size_t plen,
                   store_kv_cb cb, void *ctx);
