@@ -1082,7 +1082,7 @@ int store_get(store_txn_t *t, const store_guid_t *g, store_obj_t *out)
     return HS_OK;
 }
 
-static int s_validate(const store_obj_t *o)
+int store_obj_check(const store_obj_t *o)
 {
     if (store_class_check(o->cls))
         return HS_ECLASS;
@@ -1173,11 +1173,11 @@ int store_put(store_txn_t *t, store_obj_t *o, bool *changed)
     int err = s_check_write(t);
     if (err)
         return err;
-    err = s_validate(o);
+    err = store_obj_check(o);
+    if (!err && (o->flags & STORE_OBJ_TOMBSTONE))
+        err = HS_EINVAL;
     if (err)
-        return err; /* bad input is not sticky: nothing was written */
-    if (o->flags & STORE_OBJ_TOMBSTONE)
-        return HS_EINVAL;
+        return s_fail(t, err); /* sticky: validate first (store_obj_check) to skip bad input */
     if (!o->origin)
         o->origin = t->s->name[0] ? t->s->name : "local";
     if (!o->owner)
@@ -1278,7 +1278,7 @@ static int s_cursor_scan(store_txn_t *t, int db, const void *prefix, size_t plen
         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     int err = HS_OK;
     while (rc == 0) {
-        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+        if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
             break;
         int r = fn(ctx, &k, &v);
         if (r > 0)

@@ -106,13 +106,19 @@ int store_grow(store_t *s);
 /*
  * Insert or replace an object. Validates class (store_class_check), body and
  * keys (canonical msgpack), sizes; fills o->seq, o->hash and, when zero or
- * NULL, o->mtime, o->origin and o->owner (pointing at the node name). If the
+ * NULL, o->mtime, o->origin and o->owner (pointing at the node name, or
+ * "local" before the node has one). If the
  * stored object already has the same content hash, owner and flags, nothing is
  * written and *changed is false (changed may be NULL). A put over a tombstone
  * revives the object. Errors: HS_ECLASS, HS_EMALF, HS_ETOOBIG, HS_EINVAL
  * (dataclass row without resource), HS_EMAPFULL, HS_ESTORE.
  */
 int store_put(store_txn_t *t, store_obj_t *o, bool *changed);
+
+/* The checks store_put makes before writing, without a transaction: class,
+ * body, keys, sizes, names, flags, resource of data-class rows. Use it to
+ * skip bad input, since a failed store_put poisons its transaction. */
+int store_obj_check(const store_obj_t *o);
 
 /* Turn a live object into a tombstone (mtime 0 = now). HS_ENOTFOUND if it
  * does not exist or is already deleted. */
@@ -203,10 +209,12 @@ size_t store_class_family(const char *cls, char *out, size_t outlen);
 /* Canonical msgpack: well formed, nesting at most 32, top level a map, map
  * keys are strings, strictly increasing (bytewise, shorter first on a common
  * prefix) at every level, shortest encodings for ints and lengths, no trailing
- * bytes. HS_OK or HS_EMALF. */
+ * bytes. The top-level map counts as level 0. HS_OK, HS_EMALF, or HS_ETOOBIG
+ * over STORE_BODY_MAX. */
 int store_body_check(const uint8_t *buf, size_t len);
 
-/* Resource keys: canonical map of string -> string. HS_OK or HS_EMALF. */
+/* Resource keys: canonical map of string -> string. HS_OK, HS_EMALF, or
+ * HS_ETOOBIG over STORE_KEYS_MAX. */
 int store_keys_check(const uint8_t *buf, size_t len);
 
 /* Content hash: SHA-256 over class, resource, keys and body (store.c says how). */

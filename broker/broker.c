@@ -1,0 +1,1064 @@
+#include "broker/broker.h"
+
+#include "broker/ctl.h"
+#include "broker/log.h"
+#include "store/mp.h"
+#include "topology/identity.h"
+#include "topology/peers.h"
+#include "topology/token.h"
+#include "topology/wire.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define B_TICK_MS 250
+#define B_HB_MS 1000
+#define B_DOWN_MS 3000
+#define B_JOIN_MS 10000
+#define B_DRAIN_BUDGET 512 /* messages per socket per pass before yielding */
+
+enum b_state {
+    B_JOINING, /* JOIN sent, waiting for JOINED */
+    B_DOWN,    /* established link, no sign of life for B_DOWN_MS */
+    B_UP,      /* a frame arrived within B_DOWN_MS */
+};
+
+static const char *const s_state_names[] = {"joining", "down", "up"};
+
+typedef struct b_link b_link_t;
+struct b_link {
+    b_link_t *next;
+    int role; /* TOPO_ROLE_* */
+    char name[STORE_NAME_MAX + 1];
+    char key[TOPO_KEY_LEN + 1];
+    char endpoint[TOPO_ENDPOINT_MAX];
+    void *sock; /* DEALER we dial (children); NULL when reached via the router */
+    struct event *ev;
+    int state;
+    uint64_t since;   /* link recorded (ms, wall clock) */
+    uint64_t last_rx; /* monotonic ms */
+    uint64_t last_tx;
+    uint64_t up_since;  /* wall clock ms */
+    uint64_t last_seen; /* wall clock ms of the last frame */
+    size_t nrel;
+    topo_rel_t *rel; /* path (parent) or subtree (child), as the peer told us */
+    /* while JOINING */
+    uint64_t join_deadline;
+    uint8_t ctl_rid[256];
+    size_t ctl_rid_len;
+};
+
+typedef struct broker {
+    char dir[4096];
+    store_t *store;
+    topo_identity_t id;
+    char listen[TOPO_ENDPOINT_MAX];
+    struct event_base *base;
+    void *zctx, *zap, *router, *ctl;
+    struct event *ev_zap, *ev_router, *ev_ctl, *ev_tick, *ev_int, *ev_term, *ev_drain;
+    b_link_t *links;
+    int lockfd;
+    store_mpw_t w;
+} broker_t;
+
+/* ---- time --------------------------------------------------------------- */
+
+static uint64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- links -------------------------------------------------------------- */
+
+static void s_drain(broker_t *b);
+static void s_on_sock(evutil_socket_t fd, short what, void *arg);
+
+static b_link_t *s_link_find(broker_t *b, int role, const char *name, const char *key)
+{
+    for (b_link_t *l = b->links; l; l = l->next) {
+        if (role && l->role != role)
+            continue;
+        if (name && strcmp(l->name, name) != 0)
+            continue;
+        if (key && strcmp(l->key, key) != 0)
+            continue;
+        return l;
+    }
+    return NULL;
+}
+
+static void s_link_free(broker_t *b, b_link_t *l)
+{
+    for (b_link_t **p = &b->links; *p; p = &(*p)->next) {
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    }
+    if (l->ev)
+        event_free(l->ev);
+    if (l->sock)
+        zmq_close(l->sock);
+    free(l->rel);
+    free(l);
+}
+
+static void s_link_set_rel(b_link_t *l, const topo_rel_t *rel, size_t n)
+{
+    free(l->rel);
+    l->rel = NULL;
+    l->nrel = 0;
+    if (n && (l->rel = malloc(n * sizeof(*rel)))) {
+        memcpy(l->rel, rel, n * sizeof(*rel));
+        l->nrel = n;
+    }
+}
+
+/* A DEALER that dials a peer we trust by its server key. */
+static int s_dial(broker_t *b, b_link_t *l)
+{
+    void *s = zmq_socket(b->zctx, ZMQ_DEALER);
+    if (!s)
+        return HS_ETRANSPORT;
+    int linger = 0, ivl = 100, ivlmax = 5000, one = 1;
+    int hwm = 100000;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
+    zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &ivlmax, sizeof(ivlmax));
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    (void)one;
+    zmq_setsockopt(s, ZMQ_ROUTING_ID, b->id.id_public, TOPO_KEY_LEN);
+    if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, l->key, TOPO_KEY_LEN) ||
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, b->id.id_public, TOPO_KEY_LEN) ||
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, b->id.id_secret, TOPO_KEY_LEN) ||
+        zmq_connect(s, l->endpoint)) {
+        broker_log(BROKER_LOG_ERROR, l->name, "dial-failed", "cannot dial %s: %s", l->endpoint,
+                   zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return HS_ETRANSPORT;
+    }
+    int fd;
+    size_t fdl = sizeof(fd);
+    zmq_getsockopt(s, ZMQ_FD, &fd, &fdl);
+    l->sock = s;
+    l->ev = event_new(b->base, fd, EV_READ | EV_PERSIST, s_on_sock, b);
+    event_add(l->ev, NULL);
+    return HS_OK;
+}
+
+static b_link_t *s_link_new(broker_t *b, const topo_peer_t *p, int state)
+{
+    b_link_t *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->role = p->pe_role;
+    snprintf(l->name, sizeof(l->name), "%s", p->pe_name);
+    snprintf(l->key, sizeof(l->key), "%s", p->pe_key);
+    snprintf(l->endpoint, sizeof(l->endpoint), "%s", p->pe_endpoint);
+    l->since = p->pe_since;
+    l->state = state;
+    s_link_set_rel(l, p->pe_rel, p->pe_nrel);
+    if (l->role == TOPO_ROLE_CHILD || l->role == TOPO_ROLE_DEST) {
+        if (s_dial(b, l)) {
+            free(l->rel);
+            free(l);
+            return NULL;
+        }
+    }
+    l->next = b->links;
+    b->links = l;
+    return l;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static int s_send(broker_t *b, b_link_t *l, const void *buf, size_t len)
+{
+    int rc;
+    if (l->sock) {
+        rc = zmq_send(l->sock, buf, len, ZMQ_DONTWAIT);
+    } else {
+        rc = zmq_send(b->router, l->key, TOPO_KEY_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        if (rc >= 0)
+            rc = zmq_send(b->router, buf, len, ZMQ_DONTWAIT);
+    }
+    if (rc < 0)
+        return HS_ETRANSPORT; /* peer away or queue full: heartbeats and acks recover */
+    l->last_tx = s_mono_ms();
+    return HS_OK;
+}
+
+/* What this node tells a peer about the rest of the tree. */
+static size_t s_tree_for(broker_t *b, b_link_t *to, topo_rel_t **out)
+{
+    size_t n = 0, cap = 1;
+    for (b_link_t *l = b->links; l; l = l->next)
+        cap += 1 + l->nrel;
+    topo_rel_t *rel = calloc(cap, sizeof(*rel));
+    if (!rel) {
+        *out = NULL;
+        return 0;
+    }
+    if (to->role == TOPO_ROLE_CHILD) {
+        /* path from the root down to this node: the parent's path, then us */
+        b_link_t *p = s_link_find(b, TOPO_ROLE_PARENT, NULL, NULL);
+        if (p) {
+            memcpy(rel, p->rel, p->nrel * sizeof(*rel));
+            n = p->nrel;
+        }
+        snprintf(rel[n].rel_name, sizeof(rel[n].rel_name), "%s", b->id.id_name);
+        snprintf(rel[n].rel_key, sizeof(rel[n].rel_key), "%s", b->id.id_public);
+        snprintf(rel[n].rel_parent, sizeof(rel[n].rel_parent), "%s", p ? p->name : "");
+        n++;
+    } else {
+        /* our subtree: each child and what it reported below it */
+        for (b_link_t *c = b->links; c; c = c->next) {
+            if (c->role != TOPO_ROLE_CHILD || c->state == B_JOINING)
+                continue;
+            snprintf(rel[n].rel_name, sizeof(rel[n].rel_name), "%s", c->name);
+            snprintf(rel[n].rel_key, sizeof(rel[n].rel_key), "%s", c->key);
+            snprintf(rel[n].rel_parent, sizeof(rel[n].rel_parent), "%s", b->id.id_name);
+            n++;
+            memcpy(rel + n, c->rel, c->nrel * sizeof(*rel));
+            n += c->nrel;
+        }
+    }
+    if (n > TOPO_REL_MAX)
+        n = TOPO_REL_MAX;
+    *out = rel;
+    return n;
+}
+
+static int s_send_msg(broker_t *b, b_link_t *l, topo_msg_t *m)
+{
+    store_mpw_reset(&b->w);
+    snprintf(m->m_name, sizeof(m->m_name), "%s", b->id.id_name);
+    int err = topo_msg_encode(m, &b->w);
+    if (!err)
+        err = s_send(b, l, b->w.mpw_buf, b->w.mpw_len);
+    return err;
+}
+
+static void s_send_hb(broker_t *b, b_link_t *l)
+{
+    topo_msg_t m = {.m_type = TOPO_MSG_HB};
+    m.m_nrel = s_tree_for(b, l, &m.m_rel);
+    s_send_msg(b, l, &m);
+    free(m.m_rel);
+}
+
+/* ---- ctl replies -------------------------------------------------------- */
+
+static void s_ctl_reply(broker_t *b, const uint8_t *rid, size_t rlen, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text)
+        return;
+    if (zmq_send(b->ctl, rid, rlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(b->ctl, text, strlen(text), ZMQ_DONTWAIT);
+    free(text);
+}
+
+static void s_ctl_error(broker_t *b, const uint8_t *rid, size_t rlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void s_ctl_error(broker_t *b, const uint8_t *rid, size_t rlen, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    s_ctl_reply(b, rid, rlen, json_pack("{s:b,s:s}", "ok", 0, "error", msg));
+}
+
+/* ---- persistence of links ------------------------------------------------ */
+
+typedef struct s_linkop {
+    const topo_peer_t *peer; /* put this peer and trust its key */
+    int del_role;            /* or delete this link and revoke its key */
+    const char *del_name;
+    const char *del_key;
+    const topo_token_t *redeem; /* and redeem this token first */
+    const topo_rel_t *path;     /* check the parent before accepting */
+    size_t npath;
+    const topo_identity_t *me;
+    const char *why;
+} s_linkop_t;
+
+static int s_linkop_txn(store_txn_t *t, void *ctx)
+{
+    s_linkop_t *op = ctx;
+    int err;
+    op->why = NULL;
+    if (op->redeem) {
+        err = topo_token_redeem(t, op->redeem, (uint64_t)time(NULL), &op->why);
+        if (err)
+            return err;
+        err = topo_check_accept_parent(t, op->me, op->peer->pe_name, op->peer->pe_key, op->path,
+                                       op->npath, &op->why);
+        if (err)
+            return err;
+    }
+    if (op->peer) {
+        topo_trust_t tr = {.tr_role = op->peer->pe_role, .tr_since = op->peer->pe_since};
+        snprintf(tr.tr_name, sizeof(tr.tr_name), "%s", op->peer->pe_name);
+        err = topo_peer_put(t, op->peer);
+        if (!err)
+            err = topo_trust_put(t, op->peer->pe_key, &tr);
+        return err;
+    }
+    err = topo_peer_del(t, op->del_role, op->del_name);
+    if (err && err != HS_ENOTFOUND)
+        return err;
+    err = topo_trust_del(t, op->del_key);
+    return err == HS_ENOTFOUND ? HS_OK : err;
+}
+
+static void s_peer_from_link(const b_link_t *l, topo_peer_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->pe_role = l->role;
+    snprintf(p->pe_name, sizeof(p->pe_name), "%s", l->name);
+    snprintf(p->pe_key, sizeof(p->pe_key), "%s", l->key);
+    snprintf(p->pe_endpoint, sizeof(p->pe_endpoint), "%s", l->endpoint);
+    p->pe_since = l->since;
+    p->pe_rel = l->rel;
+    p->pe_nrel = l->nrel;
+}
+
+static int s_link_save(broker_t *b, const b_link_t *l)
+{
+    topo_peer_t p;
+    s_peer_from_link(l, &p);
+    s_linkop_t op = {.peer = &p};
+    return store_write(b->store, s_linkop_txn, &op);
+}
+
+static int s_link_forget(broker_t *b, b_link_t *l)
+{
+    s_linkop_t op = {.del_role = l->role, .del_name = l->name, .del_key = l->key};
+    int err = store_write(b->store, s_linkop_txn, &op);
+    if (err)
+        broker_log(BROKER_LOG_ERROR, l->name, "forget-failed", "could not remove the link: %s",
+                   hs_strerror(err));
+    s_link_free(b, l);
+    return err;
+}
+
+/* ---- link frames -------------------------------------------------------- */
+
+static bool s_rel_equal(const b_link_t *l, const topo_msg_t *m)
+{
+    return l->nrel == m->m_nrel &&
+           (l->nrel == 0 || memcmp(l->rel, m->m_rel, l->nrel * sizeof(*l->rel)) == 0);
+}
+
+static void s_alive(b_link_t *l)
+{
+    l->last_rx = s_mono_ms();
+    l->last_seen = s_wall_ms();
+    if (l->state == B_DOWN) {
+        l->state = B_UP;
+        l->up_since = l->last_seen;
+        broker_log(BROKER_LOG_INFO, l->name, "link-up", "%s link is up", topo_role_name(l->role));
+    }
+}
+
+static void s_on_hb(broker_t *b, b_link_t *l, const topo_msg_t *m)
+{
+    if (strcmp(m->m_name, l->name) != 0) {
+        broker_log(BROKER_LOG_WARN, l->name, "name-mismatch",
+                   "peer with the key of '%s' claims to be '%s': frame dropped", l->name,
+                   m->m_name);
+        return;
+    }
+    s_alive(l);
+    if (!s_rel_equal(l, m)) {
+        s_link_set_rel(l, m->m_rel, m->m_nrel);
+        int err = s_link_save(b, l);
+        if (err)
+            broker_log(BROKER_LOG_ERROR, l->name, "save-failed", "%s", hs_strerror(err));
+    }
+}
+
+static void s_on_leave(broker_t *b, b_link_t *l)
+{
+    broker_log(BROKER_LOG_INFO, l->name, "link-removed",
+               "the %s removed the link; its key is revoked", topo_role_name(l->role));
+    s_link_forget(b, l);
+}
+
+/* JOIN from a not-yet-trusted key: the would-be parent presents our invite. */
+static void s_on_join(broker_t *b, const uint8_t *rid, size_t rlen, const char *key,
+                      const topo_msg_t *m)
+{
+    topo_msg_t reply = {.m_type = TOPO_MSG_JOINED};
+    topo_token_t tok;
+    topo_peer_t p = {.pe_role = TOPO_ROLE_PARENT, .pe_since = s_wall_ms()};
+    snprintf(p.pe_name, sizeof(p.pe_name), "%s", m->m_name);
+    snprintf(p.pe_key, sizeof(p.pe_key), "%s", key);
+    p.pe_rel = m->m_rel;
+    p.pe_nrel = m->m_nrel;
+    s_linkop_t op = {
+        .peer = &p, .redeem = &tok, .path = m->m_rel, .npath = m->m_nrel, .me = &b->id};
+    int err = topo_token_decode(m->m_token, &tok);
+    if (err) {
+        op.why = "the token is not an hsync invite";
+    } else if (strcmp(m->m_key, key) != 0) {
+        err = HS_ETRUST;
+        op.why = "the key in the request is not the key the connection was made with";
+    } else {
+        err = store_write(b->store, s_linkop_txn, &op);
+    }
+    if (err) {
+        const char *why = op.why ? op.why : hs_strerror(err);
+        broker_log(BROKER_LOG_WARN, m->m_name, "join-refused", "refused '%s' as parent: %s",
+                   m->m_name, why);
+        snprintf(reply.m_why, sizeof(reply.m_why), "%s", why);
+    } else {
+        reply.m_ok = true;
+        b_link_t *l = s_link_new(b, &p, B_DOWN);
+        if (l) {
+            broker_log(BROKER_LOG_INFO, l->name, "parent-added", "'%s' is now this node's parent",
+                       l->name);
+            s_alive(l);
+        }
+    }
+    /* Reply on the connection the JOIN came in on (the link may not exist). */
+    b_link_t *parent = s_link_find(b, TOPO_ROLE_PARENT, NULL, key);
+    b_link_t tmp = {.role = TOPO_ROLE_PARENT};
+    reply.m_nrel = s_tree_for(b, parent ? parent : &tmp, &reply.m_rel);
+    snprintf(reply.m_name, sizeof(reply.m_name), "%s", b->id.id_name);
+    store_mpw_reset(&b->w);
+    if (topo_msg_encode(&reply, &b->w) == HS_OK &&
+        zmq_send(b->router, rid, rlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(b->router, b->w.mpw_buf, b->w.mpw_len, ZMQ_DONTWAIT);
+    free(reply.m_rel);
+}
+
+static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
+{
+    if (l->state != B_JOINING)
+        return;
+    if (!m->m_ok) {
+        broker_log(BROKER_LOG_WARN, l->name, "join-refused", "'%s' refused the link: %s", l->name,
+                   m->m_why);
+        s_ctl_error(b, l->ctl_rid, l->ctl_rid_len, "'%s' refused the link: %s", l->name, m->m_why);
+        s_link_free(b, l);
+        return;
+    }
+    if (strcmp(m->m_name, l->name) != 0) {
+        s_ctl_error(b, l->ctl_rid, l->ctl_rid_len,
+                    "the node at %s answered as '%s', but the token names '%s'", l->endpoint,
+                    m->m_name, l->name);
+        s_link_free(b, l);
+        return;
+    }
+    s_link_set_rel(l, m->m_rel, m->m_nrel);
+    l->state = B_DOWN;
+    l->since = s_wall_ms();
+    int err = s_link_save(b, l);
+    if (err) {
+        s_ctl_error(b, l->ctl_rid, l->ctl_rid_len, "could not record the link: %s",
+                    hs_strerror(err));
+        s_link_free(b, l);
+        return;
+    }
+    s_alive(l);
+    broker_log(BROKER_LOG_INFO, l->name, "child-added", "'%s' is now a child of this node",
+               l->name);
+    char fp[20];
+    topo_fingerprint(l->key, fp);
+    s_ctl_reply(b, l->ctl_rid, l->ctl_rid_len,
+                json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "child", l->name, "endpoint", l->endpoint,
+                          "fingerprint", fp));
+    s_send_hb(b, l);
+}
+
+static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t rlen,
+                           const char *key, const void *buf, size_t len)
+{
+    int type;
+    int err = topo_frame_type(buf, len, &type);
+    const char *who = l ? l->name : key;
+    if (err) {
+        broker_log(BROKER_LOG_WARN, who, "bad-frame", "rejected a %zu-byte frame: %s", len,
+                   err == HS_EPROTO ? "unsupported protocol version" : "malformed");
+        return;
+    }
+    if (type >= 16) {
+        broker_log(BROKER_LOG_WARN, who, "bad-frame", "frame type %d not handled", type);
+        return;
+    }
+    topo_msg_t m;
+    err = topo_msg_decode(buf, len, &m);
+    if (err) {
+        broker_log(BROKER_LOG_WARN, who, "bad-frame", "rejected a malformed link frame (%zu bytes)",
+                   len);
+        return;
+    }
+    if (!l) {
+        if (m.m_type == TOPO_MSG_JOIN)
+            s_on_join(b, rid, rlen, key, &m);
+        else
+            broker_log(BROKER_LOG_WARN, key, "untrusted", "dropped a frame from an untrusted key");
+        topo_msg_clear(&m);
+        return;
+    }
+    switch (m.m_type) {
+    case TOPO_MSG_HB:
+        s_on_hb(b, l, &m);
+        break;
+    case TOPO_MSG_JOINED:
+        s_on_joined(b, l, &m);
+        break;
+    case TOPO_MSG_LEAVE:
+        s_on_leave(b, l);
+        break;
+    default:
+        broker_log(BROKER_LOG_WARN, l->name, "bad-frame", "unexpected frame type %d", m.m_type);
+    }
+    topo_msg_clear(&m);
+}
+
+/* ---- sockets ------------------------------------------------------------ */
+
+static bool s_readable(void *sock)
+{
+    int ev = 0;
+    size_t l = sizeof(ev);
+    if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &l) != 0)
+        return false;
+    return ev & ZMQ_POLLIN;
+}
+
+/* Read a whole multipart message into up to n parts. Returns part count or -1. */
+static int s_recv_parts(void *sock, zmq_msg_t *parts, int n)
+{
+    int got = 0;
+    for (;;) {
+        zmq_msg_t tmp;
+        zmq_msg_t *m = got < n ? &parts[got] : &tmp;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(m);
+            for (int i = 0; i < got && i < n; i++)
+                zmq_msg_close(&parts[i]);
+            return -1;
+        }
+        int more = zmq_msg_more(m);
+        if (m == &tmp)
+            zmq_msg_close(&tmp);
+        got++;
+        if (!more)
+            break;
+    }
+    return got;
+}
+
+static void s_close_parts(zmq_msg_t *parts, int got, int n)
+{
+    for (int i = 0; i < got && i < n; i++)
+        zmq_msg_close(&parts[i]);
+}
+
+static int s_zap_one(broker_t *b);
+static int s_ctl_one(broker_t *b);
+
+static int s_router_one(broker_t *b)
+{
+    zmq_msg_t parts[2];
+    int got = s_recv_parts(b->router, parts, 2);
+    if (got < 0)
+        return 0;
+    if (got != 2) {
+        broker_log(BROKER_LOG_WARN, NULL, "bad-frame", "rejected a %d-part message", got - 1);
+        s_close_parts(parts, got, 2);
+        return 1;
+    }
+    const char *uid = zmq_msg_gets(&parts[1], "User-Id");
+    char key[TOPO_KEY_LEN + 1] = "";
+    if (uid && strlen(uid) == TOPO_KEY_LEN)
+        memcpy(key, uid, TOPO_KEY_LEN + 1);
+    b_link_t *l = key[0] ? s_link_find(b, 0, NULL, key) : NULL;
+    if (l && l->sock) /* a child's key must arrive on the DEALER we dialled */
+        l = NULL;
+    s_handle_frame(b, l, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), key[0] ? key : "?",
+                   zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
+    s_close_parts(parts, got, 2);
+    return 1;
+}
+
+static int s_link_one(broker_t *b, b_link_t *l)
+{
+    zmq_msg_t part;
+    int got = s_recv_parts(l->sock, &part, 1);
+    if (got < 0)
+        return 0;
+    if (got == 1)
+        s_handle_frame(b, l, NULL, 0, l->key, zmq_msg_data(&part), zmq_msg_size(&part));
+    s_close_parts(&part, got, 1);
+    return 1;
+}
+
+/* ZeroMQ signals readiness edge-triggered through ZMQ_FD: after any send or
+ * receive, every socket has to be checked again until none has input. */
+static void s_drain(broker_t *b)
+{
+    for (int pass = 0; pass < 64; pass++) {
+        int handled = 0;
+        for (int i = 0; i < B_DRAIN_BUDGET && s_readable(b->zap); i++)
+            handled += s_zap_one(b);
+        for (int i = 0; i < B_DRAIN_BUDGET && s_readable(b->router); i++)
+            handled += s_router_one(b);
+        for (int i = 0; i < B_DRAIN_BUDGET && s_readable(b->ctl); i++)
+            handled += s_ctl_one(b);
+        for (b_link_t *l = b->links, *next; l; l = next) {
+            next = l->next; /* a handler may free l */
+            if (l->sock)
+                for (int i = 0; i < B_DRAIN_BUDGET && l->sock && s_readable(l->sock); i++)
+                    handled += s_link_one(b, l);
+        }
+        if (!handled)
+            return;
+    }
+    event_active(b->ev_drain, EV_READ, 0); /* more work: come back after other events */
+}
+
+static void s_on_sock(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    s_drain(arg);
+}
+
+/* ---- ZAP: who may connect ------------------------------------------------ */
+
+static int s_zap_one(broker_t *b)
+{
+    zmq_msg_t parts[8];
+    int got = s_recv_parts(b->zap, parts, 8);
+    if (got < 0)
+        return 0;
+    const char *status = "400", *text = "untrusted key";
+    char key[TOPO_KEY_LEN + 1] = "";
+    char addr[64] = "?";
+    if (got >= 7 && zmq_msg_size(&parts[6]) == 32 && zmq_msg_size(&parts[5]) == 5 &&
+        !memcmp(zmq_msg_data(&parts[5]), "CURVE", 5)) {
+        zmq_z85_encode(key, zmq_msg_data(&parts[6]), 32);
+        snprintf(addr, sizeof(addr), "%.*s", (int)zmq_msg_size(&parts[3]),
+                 (const char *)zmq_msg_data(&parts[3]));
+        if (s_link_find(b, 0, NULL, key)) {
+            status = "200";
+            text = "OK";
+        } else {
+            store_txn_t *t;
+            if (store_txn_begin(b->store, false, &t) == HS_OK) {
+                if (topo_token_outstanding(t, (uint64_t)time(NULL))) {
+                    status = "200";
+                    text = "OK (may present an invite)";
+                }
+                store_txn_abort(&t);
+            }
+        }
+    }
+    if (status[0] != '2') {
+        char fp[20] = "?";
+        if (key[0])
+            topo_fingerprint(key, fp);
+        broker_log(BROKER_LOG_WARN, NULL, "refused", "refused a connection from %s with key %s",
+                   addr, fp);
+    }
+    if (got >= 2) {
+        zmq_send(b->zap, "1.0", 3, ZMQ_SNDMORE);
+        zmq_send(b->zap, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), ZMQ_SNDMORE);
+        zmq_send(b->zap, status, 3, ZMQ_SNDMORE);
+        zmq_send(b->zap, text, strlen(text), ZMQ_SNDMORE);
+        zmq_send(b->zap, status[0] == '2' ? key : "", status[0] == '2' ? strlen(key) : 0,
+                 ZMQ_SNDMORE);
+        zmq_send(b->zap, "", 0, 0);
+    }
+    s_close_parts(parts, got, 8);
+    return 1;
+}
+
+/* ---- command line requests --------------------------------------------- */
+
+static json_t *s_rel_json(const topo_rel_t *rel, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            a, json_pack("{s:s,s:s}", "name", rel[i].rel_name, "parent", rel[i].rel_parent));
+    return a;
+}
+
+static json_t *s_status_json(broker_t *b)
+{
+    json_t *links = json_array();
+    uint64_t now = s_mono_ms();
+    for (b_link_t *l = b->links; l; l = l->next) {
+        char fp[20];
+        topo_fingerprint(l->key, fp);
+        json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "role", topo_role_name(l->role), "name",
+                              l->name, "endpoint", l->endpoint, "state", s_state_names[l->state],
+                              "fingerprint", fp, "since", (json_int_t)l->since);
+        if (l->last_rx)
+            json_object_set_new(j, "last_seen_ms_ago",
+                                json_integer((json_int_t)(now - l->last_rx)));
+        else
+            json_object_set_new(j, "last_seen_ms_ago", json_null());
+        if (l->state == B_UP)
+            json_object_set_new(j, "up_since", json_integer((json_int_t)l->up_since));
+        json_object_set_new(j, l->role == TOPO_ROLE_PARENT ? "path" : "subtree",
+                            s_rel_json(l->rel, l->nrel));
+        json_array_append_new(links, j);
+    }
+    char fp[20];
+    topo_fingerprint(b->id.id_public, fp);
+    return json_pack("{s:b,s:s,s:s,s:s,s:o}", "ok", 1, "node", b->id.id_name, "listen", b->listen,
+                     "fingerprint", fp, "links", links);
+}
+
+static void s_cmd_add_child(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req)
+{
+    const char *text = json_string_value(json_object_get(req, "token"));
+    bool allow_more = json_is_true(json_object_get(req, "allow_more"));
+    topo_token_t tok;
+    if (!text || topo_token_decode(text, &tok)) {
+        s_ctl_error(b, rid, rlen,
+                    "the token is not an hsync invite (copy it whole from 'hsync invite')");
+        return;
+    }
+    store_txn_t *t;
+    const char *why = NULL;
+    int err = store_txn_begin(b->store, false, &t);
+    if (!err) {
+        err = topo_check_add_child(t, &b->id, tok.tok_node, tok.tok_key, allow_more, &why);
+        store_txn_abort(&t);
+    }
+    if (!err && s_link_find(b, 0, NULL, tok.tok_key)) {
+        err = HS_ETOPO;
+        why = "that node is already linked to this one";
+    }
+    if (err) {
+        s_ctl_error(b, rid, rlen, "%s", why ? why : hs_strerror(err));
+        return;
+    }
+    if (allow_more) {
+        size_t n = 0;
+        for (b_link_t *l = b->links; l; l = l->next)
+            n += l->role == TOPO_ROLE_CHILD;
+        if (n >= TOPO_MAX_CHILDREN)
+            broker_log(BROKER_LOG_WARN, tok.tok_node, "many-children",
+                       "adding child %zu, above the recommended maximum of %d", n + 1,
+                       TOPO_MAX_CHILDREN);
+    }
+    topo_peer_t p = {.pe_role = TOPO_ROLE_CHILD};
+    snprintf(p.pe_name, sizeof(p.pe_name), "%s", tok.tok_node);
+    snprintf(p.pe_key, sizeof(p.pe_key), "%s", tok.tok_key);
+    snprintf(p.pe_endpoint, sizeof(p.pe_endpoint), "%s", tok.tok_endpoint);
+    b_link_t *l = s_link_new(b, &p, B_JOINING);
+    if (!l) {
+        s_ctl_error(b, rid, rlen, "cannot dial %s", tok.tok_endpoint);
+        return;
+    }
+    memcpy(l->ctl_rid, rid, rlen < sizeof(l->ctl_rid) ? rlen : sizeof(l->ctl_rid));
+    l->ctl_rid_len = rlen < sizeof(l->ctl_rid) ? rlen : sizeof(l->ctl_rid);
+    l->join_deadline = s_mono_ms() + B_JOIN_MS;
+    topo_msg_t m = {.m_type = TOPO_MSG_JOIN};
+    snprintf(m.m_key, sizeof(m.m_key), "%s", b->id.id_public);
+    snprintf(m.m_token, sizeof(m.m_token), "%s", text);
+    m.m_nrel = s_tree_for(b, l, &m.m_rel);
+    s_send_msg(b, l, &m);
+    free(m.m_rel);
+    broker_log(BROKER_LOG_INFO, l->name, "join-sent", "asking '%s' at %s to become a child",
+               l->name, l->endpoint);
+}
+
+static void s_cmd_remove(broker_t *b, const uint8_t *rid, size_t rlen, int role, const char *name)
+{
+    b_link_t *l = s_link_find(b, role, name, NULL);
+    if (!l || l->state == B_JOINING) {
+        if (role == TOPO_ROLE_PARENT)
+            s_ctl_error(b, rid, rlen, "this node has no parent");
+        else
+            s_ctl_error(b, rid, rlen,
+                        "'%s' is not a child of this node (see 'hsync hierarchy show')",
+                        name ? name : "");
+        return;
+    }
+    topo_msg_t m = {.m_type = TOPO_MSG_LEAVE};
+    s_send_msg(b, l, &m);
+    char gone[STORE_NAME_MAX + 1];
+    snprintf(gone, sizeof(gone), "%s", l->name);
+    broker_log(BROKER_LOG_INFO, gone, "link-removed", "removed the %s link; its key is revoked",
+               topo_role_name(role));
+    int err = s_link_forget(b, l);
+    if (err)
+        s_ctl_error(b, rid, rlen, "could not remove the link: %s", hs_strerror(err));
+    else
+        s_ctl_reply(b, rid, rlen, json_pack("{s:b,s:s}", "ok", 1, "removed", gone));
+}
+
+static int s_ctl_one(broker_t *b)
+{
+    zmq_msg_t parts[2];
+    int got = s_recv_parts(b->ctl, parts, 2);
+    if (got < 0)
+        return 0;
+    if (got != 2) {
+        s_close_parts(parts, got, 2);
+        return 1;
+    }
+    const uint8_t *rid = zmq_msg_data(&parts[0]);
+    size_t rlen = zmq_msg_size(&parts[0]);
+    json_error_t je;
+    json_t *req = json_loadb(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), 0, &je);
+    const char *cmd = json_string_value(json_object_get(req, "cmd"));
+    if (!cmd)
+        s_ctl_error(b, rid, rlen, "bad request");
+    else if (!strcmp(cmd, "status") || !strcmp(cmd, "show"))
+        s_ctl_reply(b, rid, rlen, s_status_json(b));
+    else if (!strcmp(cmd, "add-child"))
+        s_cmd_add_child(b, rid, rlen, req);
+    else if (!strcmp(cmd, "remove-child"))
+        s_cmd_remove(b, rid, rlen, TOPO_ROLE_CHILD,
+                     json_string_value(json_object_get(req, "name")));
+    else if (!strcmp(cmd, "leave"))
+        s_cmd_remove(b, rid, rlen, TOPO_ROLE_PARENT, NULL);
+    else
+        s_ctl_error(b, rid, rlen, "unknown request '%s' (is the broker older than the CLI?)", cmd);
+    json_decref(req);
+    s_close_parts(parts, got, 2);
+    return 1;
+}
+
+/* ---- timer and signals -------------------------------------------------- */
+
+static void s_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    broker_t *b = arg;
+    uint64_t now = s_mono_ms();
+    for (b_link_t *l = b->links, *next; l; l = next) {
+        next = l->next;
+        if (l->state == B_JOINING) {
+            if (now >= l->join_deadline) {
+                broker_log(BROKER_LOG_WARN, l->name, "join-timeout", "no answer from %s",
+                           l->endpoint);
+                s_ctl_error(b, l->ctl_rid, l->ctl_rid_len,
+                            "'%s' did not answer at %s within %d s (is its broker running, and is "
+                            "the invite for this network?)",
+                            l->name, l->endpoint, B_JOIN_MS / 1000);
+                s_link_free(b, l);
+            }
+            continue;
+        }
+        if (now - l->last_tx >= B_HB_MS)
+            s_send_hb(b, l);
+        if (l->state == B_UP && now - l->last_rx > B_DOWN_MS) {
+            l->state = B_DOWN;
+            broker_log(BROKER_LOG_WARN, l->name, "link-down", "no heartbeat for %d s",
+                       B_DOWN_MS / 1000);
+        }
+    }
+    s_drain(b);
+}
+
+static void s_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    broker_t *b = arg;
+    broker_log(BROKER_LOG_INFO, NULL, "stopping", "signal %d: stopping cleanly", (int)sig);
+    event_base_loopexit(b->base, NULL);
+}
+
+static void s_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    s_drain(arg);
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+static int s_load_link(void *ctx, const topo_peer_t *p)
+{
+    broker_t *b = ctx;
+    if (p->pe_role != TOPO_ROLE_PARENT && p->pe_role != TOPO_ROLE_CHILD)
+        return 0;
+    if (!s_link_new(b, p, B_DOWN))
+        broker_log(BROKER_LOG_ERROR, p->pe_name, "load-failed", "cannot restore the link");
+    return 0;
+}
+
+static int s_boot_txn(store_txn_t *t, void *ctx)
+{
+    broker_t *b = ctx;
+    int err = topo_identity_ensure(t);
+    if (!err)
+        err = topo_identity_load(t, &b->id);
+    if (!err)
+        err = store_meta_get(t, "listen", b->listen, sizeof(b->listen));
+    return err;
+}
+
+static int s_socket_event(broker_t *b, void *sock, struct event **ev)
+{
+    int fd;
+    size_t fdl = sizeof(fd);
+    if (zmq_getsockopt(sock, ZMQ_FD, &fd, &fdl))
+        return HS_ETRANSPORT;
+    *ev = event_new(b->base, fd, EV_READ | EV_PERSIST, s_on_sock, b);
+    return *ev && event_add(*ev, NULL) == 0 ? HS_OK : HS_ENOMEM;
+}
+
+static int s_start(broker_t *b)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/broker.lock", b->dir);
+    b->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (b->lockfd < 0 || flock(b->lockfd, LOCK_EX | LOCK_NB) != 0) {
+        broker_log(BROKER_LOG_ERROR, NULL, "start-failed",
+                   "another broker already runs for %s (stop it first)", b->dir);
+        return HS_EEXIST;
+    }
+    int err = store_open(b->dir, 0, &b->store);
+    if (!err)
+        err = store_write(b->store, s_boot_txn, b);
+    if (err) {
+        broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot open the node at %s: %s", b->dir,
+                   hs_strerror(err));
+        return err;
+    }
+    b->zctx = zmq_ctx_new();
+    b->base = event_base_new();
+    if (!b->zctx || !b->base)
+        return HS_ENOMEM;
+    int linger = 0, one = 1;
+    b->zap = zmq_socket(b->zctx, ZMQ_REP);
+    if (!b->zap || zmq_bind(b->zap, "inproc://zeromq.zap.01"))
+        return HS_ETRANSPORT;
+    b->router = zmq_socket(b->zctx, ZMQ_ROUTER);
+    zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(b->router, ZMQ_ROUTER_HANDOVER, &one, sizeof(one));
+    zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+    zmq_setsockopt(b->router, ZMQ_CURVE_SERVER, &one, sizeof(one));
+    zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, b->id.id_secret, TOPO_KEY_LEN);
+    zmq_setsockopt(b->router, ZMQ_ZAP_DOMAIN, "hsync", 5);
+    int maxmsg = (int)TOPO_FRAME_MAX;
+    int64_t maxmsg64 = maxmsg;
+    zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg64, sizeof(maxmsg64));
+    if (zmq_bind(b->router, b->listen)) {
+        broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot listen on %s: %s", b->listen,
+                   zmq_strerror(zmq_errno()));
+        return HS_ETRANSPORT;
+    }
+    char ep[4200];
+    err = broker_ctl_endpoint(b->dir, ep, sizeof(ep));
+    if (err)
+        return err;
+    unlink(ep + 6); /* a stale socket file from a killed broker */
+    b->ctl = zmq_socket(b->zctx, ZMQ_ROUTER);
+    zmq_setsockopt(b->ctl, ZMQ_LINGER, &linger, sizeof(linger));
+    if (zmq_bind(b->ctl, ep)) {
+        broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot bind %s: %s", ep,
+                   zmq_strerror(zmq_errno()));
+        return HS_ETRANSPORT;
+    }
+    if (s_socket_event(b, b->zap, &b->ev_zap) || s_socket_event(b, b->router, &b->ev_router) ||
+        s_socket_event(b, b->ctl, &b->ev_ctl))
+        return HS_ENOMEM;
+    b->ev_drain = event_new(b->base, -1, 0, s_on_drain, b);
+    b->ev_tick = event_new(b->base, -1, EV_PERSIST, s_on_tick, b);
+    b->ev_int = evsignal_new(b->base, SIGINT, s_on_signal, b);
+    b->ev_term = evsignal_new(b->base, SIGTERM, s_on_signal, b);
+    struct timeval tick = {0, B_TICK_MS * 1000};
+    if (!b->ev_drain || !b->ev_tick || !b->ev_int || !b->ev_term || event_add(b->ev_tick, &tick) ||
+        event_add(b->ev_int, NULL) || event_add(b->ev_term, NULL))
+        return HS_ENOMEM;
+    store_txn_t *t;
+    err = store_txn_begin(b->store, false, &t);
+    if (!err) {
+        err = topo_peer_each(t, 0, s_load_link, b);
+        store_txn_abort(&t);
+    }
+    return err;
+}
+
+static void s_stop(broker_t *b)
+{
+    while (b->links)
+        s_link_free(b, b->links);
+    struct event **evs[] = {&b->ev_zap, &b->ev_router, &b->ev_ctl,  &b->ev_tick,
+                            &b->ev_int, &b->ev_term,   &b->ev_drain};
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+        if (*evs[i])
+            event_free(*evs[i]);
+        *evs[i] = NULL;
+    }
+    void **socks[] = {&b->router, &b->ctl, &b->zap};
+    for (size_t i = 0; i < 3; i++) {
+        if (*socks[i])
+            zmq_close(*socks[i]);
+        *socks[i] = NULL;
+    }
+    if (b->zctx)
+        zmq_ctx_term(b->zctx);
+    if (b->base)
+        event_base_free(b->base);
+    char ep[4200];
+    if (b->lockfd >= 0 && b->store && broker_ctl_endpoint(b->dir, ep, sizeof(ep)) == HS_OK)
+        unlink(ep + 6);
+    store_close(&b->store);
+    store_mpw_free(&b->w);
+    memset(&b->id, 0, sizeof(b->id));
+    if (b->lockfd >= 0)
+        close(b->lockfd);
+}
+
+int broker_serve(const char *dir)
+{
+    broker_t *b = calloc(1, sizeof(*b));
+    if (!b)
+        return HS_ENOMEM;
+    b->lockfd = -1;
+    snprintf(b->dir, sizeof(b->dir), "%s", dir);
+    store_mpw_init(&b->w);
+    signal(SIGPIPE, SIG_IGN);
+    int err = s_start(b);
+    if (!err) {
+        broker_log(BROKER_LOG_INFO, NULL, "started", "node '%s' listening on %s", b->id.id_name,
+                   b->listen);
+        s_drain(b);
+        event_base_dispatch(b->base);
+        broker_log(BROKER_LOG_INFO, NULL, "stopped", "node '%s' stopped", b->id.id_name);
+    }
+    s_stop(b);
+    free(b);
+    return err;
+}

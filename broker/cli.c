@@ -1,0 +1,533 @@
+/*
+ * cli.c - command table, dispatch, help and the helpers every command uses.
+ *
+ *   hsync [--help | help [COMMAND]]
+ *   hsync COMMAND --help
+ *   hsync COMMAND [-d DIR] [--json] [OPTIONS] [ARGS]
+ *
+ * The handlers live in broker/cli_<group>.c; see broker/cli.h.
+ */
+#include "broker/cli.h"
+
+#include "store/hs_error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- the command table -------------------------------------------------- */
+
+static const broker_cli_cmd_t s_commands[] = {
+    {"init", broker_cli_init, "create a node folder and its store",
+     "hsync init -d DIR --name NAME [--listen tcp://HOST:PORT] [--http HOST:PORT]",
+     "DESCRIPTION\n"
+     "    Create the node folder DIR (like mkdir -p, mode 0700) and an empty store in it,\n"
+     "    and record the node's identity. Refuses a folder that already holds a node.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --name NAME       node name: 1 to 64 of A-Z a-z 0-9 _ . -; unique in a hierarchy\n"
+     "    --listen ADDR     where the broker accepts peers (default tcp://127.0.0.1:7600)\n"
+     "    --http HOST:PORT  status page and metrics (default: listen host, listen port + 1)\n"
+     "\n"
+     "EXAMPLE\n"
+     "    hsync init -d /var/lib/hsync/ns1 --name ns1 --listen tcp://0.0.0.0:7600\n"},
+    {"put", broker_cli_put, "insert or replace one object",
+     "hsync put -d DIR --class CLASS [--guid GUID] [--key NAME=VALUE]... [--imported]\n"
+     "          [--resource GUID] JSON|-",
+     "DESCRIPTION\n"
+     "    Store one object whose body is the JSON object JSON (or read from stdin for -)\n"
+     "    and print its guid. The body is stored as canonical msgpack, so key order and\n"
+     "    whitespace do not change its content hash. Putting the same content again\n"
+     "    changes nothing.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --class CLASS      dotted lowercase class of a known family: item.*, security.*,\n"
+     "                       resource.*, dataclass.*, package, event.*, system.*\n"
+     "    --guid GUID        replace (or create) this object; default: a new guid\n"
+     "    --key NAME=VALUE   a resource key (resource.* only); repeatable\n"
+     "    --imported         source 'imported' (AD import, data connector), not 'managed'\n"
+     "    --resource GUID    the resource a dataclass.* row belongs to (required for them)\n"
+     "    --json             print {\"guid\":..., \"changed\":...}\n"
+     "\n"
+     "EXAMPLES\n"
+     "    hsync put -d ns1 --class item.policy '{\"name\":\"Patch\",\"enabled\":true}'\n"
+     "    hsync put -d ns1 --class resource.computer --key serial=SN1 '{\"name\":\"pc1\"}'\n"},
+    {"get", broker_cli_get, "show one object", "hsync get -d DIR GUID [--json]",
+     "DESCRIPTION\n"
+     "    Show the object GUID: class, guid, owner, origin, change sequence, last-changed\n"
+     "    time, content hash, source, resource keys and body. A deleted object is shown\n"
+     "    with 'deleted: yes' until its tombstone is purged.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --json   one JSON object: guid, class, owner, origin, seq, mtime, hash, imported,\n"
+     "             deleted, keys, resource, body\n"},
+    {"ls", broker_cli_ls, "list objects",
+     "hsync ls -d DIR [--class PREFIX] [--owner NODE] [--deleted] [--json]",
+     "DESCRIPTION\n"
+     "    List objects in (class, guid) order, one line each: guid, class, owner and the\n"
+     "    first 12 hex digits of the content hash.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --class PREFIX   only classes starting with PREFIX (e.g. resource. or item.policy)\n"
+     "    --owner NODE     only objects owned by NODE\n"
+     "    --deleted        include tombstones (marked 'deleted')\n"
+     "    --json           a JSON array of {guid, class, owner, hash, mtime, deleted}\n"},
+    {"rm", broker_cli_rm, "delete one object (leaves a tombstone)", "hsync rm -d DIR GUID",
+     "DESCRIPTION\n"
+     "    Delete the object GUID. A tombstone stays until every peer that needs it has\n"
+     "    acknowledged it. Fails if the object does not exist or is already deleted.\n"},
+    {"import", broker_cli_import, "bulk load objects from NDJSON",
+     "hsync import -d DIR [--owner NODE] FILE|-",
+     "DESCRIPTION\n"
+     "    Load objects from FILE (or stdin for -), one JSON object a line:\n"
+     "\n"
+     "      {\"class\":\"resource.computer\",\"guid\":\"...\",\"keys\":{\"serial\":\"SN1\"},\n"
+     "       \"imported\":false,\"body\":{...}}\n"
+     "      {\"class\":\"dataclass.hardware\",\"resource\":\"<computer guid>\",\"body\":{...}}\n"
+     "\n"
+     "    Fields: class and body (an object) are required; guid is generated when absent;\n"
+     "    keys only on resource.* lines, resource only (and always) on dataclass.* lines;\n"
+     "    imported (bool), owner, origin (node names) and mtime (ISO-8601 or ms since\n"
+     "    the epoch) are optional. Blank lines are skipped; any other field is an error.\n"
+     "    The output of 'hsync export' imports as is.\n"
+     "\n"
+     "    Lines are read in batches of 10,000. Every line of a batch is checked before\n"
+     "    any of it is written, then the batch is committed in one transaction. On a bad\n"
+     "    line the import stops with 'line N: <why>': the batches before it stay\n"
+     "    committed (the message says how many lines), nothing of its own batch is\n"
+     "    written. Fix the line and import again: objects already stored are unchanged\n"
+     "    by a second import (lines need a guid for that).\n"
+     "\n"
+     "    Prints 'read R written W unchanged U'.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --owner NODE   owner of lines that carry no owner (default: this node)\n"
+     "    --json         print the counts as a JSON object\n"},
+    {"export", broker_cli_export, "dump objects as NDJSON",
+     "hsync export -d DIR [--class PREFIX] [--owner NODE]",
+     "DESCRIPTION\n"
+     "    Write every live object (in class, guid order) to stdout in the import format,\n"
+     "    with owner, origin and mtime. 'hsync export | hsync import' into an empty node\n"
+     "    gives the same digest.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --class PREFIX   only classes starting with PREFIX\n"
+     "    --owner NODE     only objects owned by NODE\n"},
+    {"digest", broker_cli_digest, "count and digest of the data",
+     "hsync digest -d DIR [--class PREFIX] [--owner NODE] [--scan] [--json]",
+     "DESCRIPTION\n"
+     "    Print '<count> <hex digest>' of the live objects in scope. Equal output on two\n"
+     "    nodes means they hold the same objects with the same content, whatever the\n"
+     "    order they were written in. Costs O(number of classes).\n"
+     "\n"
+     "OPTIONS\n"
+     "    --class PREFIX   only classes starting with PREFIX\n"
+     "    --owner NODE     only objects owned by NODE\n"
+     "    --scan           recompute by reading every object (cross-check, O(objects))\n"
+     "    --json           {\"count\":N, \"digest\":\"hex\"}\n"},
+    {"status", broker_cli_status, "node identity, object counts, change log",
+     "hsync status -d DIR [--json]",
+     "DESCRIPTION\n"
+     "    Show the node's name, listen and http addresses, live object counts per class\n"
+     "    family, the change-log head (highest sequence number) and the store's size on\n"
+     "    disk. Links and rules are shown once the broker runs ('hsync serve').\n"
+     "\n"
+     "OPTIONS\n"
+     "    --json   one JSON object\n"},
+    {"serve", broker_cli_serve, "run the broker in the foreground",
+     "hsync serve -d DIR",
+     "DESCRIPTION\n"
+     "    Run the node's broker until SIGINT or SIGTERM, which stop it cleanly (the\n"
+     "    current transaction finishes). It listens for other brokers on the node's\n"
+     "    listen address (CURVE-encrypted, only trusted keys admitted), for this\n"
+     "    command line on DIR/ctl.sock, dials its children, sends heartbeats on every\n"
+     "    link and reconnects with backoff. One line per event on stderr:\n"
+     "        TIME level=LEVEL peer=NAME event=WORD msg=\"...\"\n"
+     "    Only one broker runs per node folder.\n"
+     "\n"
+     "EXAMPLE\n"
+     "    hsync serve -d /var/lib/hsync/ns1 2>>/var/log/hsync-ns1.log &\n"},
+    {"invite", broker_cli_invite, "print a one-time token for linking a node to this one",
+     "hsync invite -d DIR [--ttl SECONDS] [--json]",
+     "DESCRIPTION\n"
+     "    Issue a one-time invite token naming this node, its listen address and its\n"
+     "    public key, MAC'd with this node's secret token key. Give it to the admin of\n"
+     "    the node that is to become this node's parent, who runs\n"
+     "    'hsync hierarchy add-child -d PARENT TOKEN'. The token works once and expires\n"
+     "    (default after 3600 s). While a token is outstanding, unknown keys may\n"
+     "    connect, but they can do nothing except present it.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --ttl SECONDS   lifetime of the token (1 to 2592000; default 3600)\n"
+     "    --json          {\"token\":..., \"node\":..., \"endpoint\":..., \"expires\":...}\n"},
+    {"hierarchy", broker_cli_hierarchy, "link, unlink and show parent and children",
+     "hsync hierarchy add-child -d DIR [--allow-more-children] TOKEN\n"
+     "       hsync hierarchy remove-child -d DIR NAME\n"
+     "       hsync hierarchy leave -d DIR\n"
+     "       hsync hierarchy show -d DIR [--json]",
+     "DESCRIPTION\n"
+     "    add-child (on the parent; TOKEN from 'hsync invite' on the child): the\n"
+     "        parent's broker dials the child, presents the token, both check the\n"
+     "        topology rules and record the link and each other's key. Refused: a\n"
+     "        second parent, a cycle at any depth, the node itself, a seventh child\n"
+     "        (unless --allow-more-children, which warns), a used, expired, foreign\n"
+     "        or tampered token. A refusal changes nothing on either node.\n"
+     "    remove-child NAME (on the parent) and leave (on the child) undo the link\n"
+     "        on both sides and revoke the other side's key.\n"
+     "    show: this node, its ancestors, its children and their subtrees as they\n"
+     "        report them, each link's state (up, down, joining), when it was last\n"
+     "        heard from and its key fingerprint. A child never learns its siblings.\n"
+     "    All but show need the running broker.\n"
+     "\n"
+     "EXAMPLE\n"
+     "    token=$(hsync invite -d child1)\n"
+     "    hsync hierarchy add-child -d parent \"$token\"\n"},
+    /*
+     * Later commands go here, one row each, handlers in their own files (see
+     * broker/cli.h): serve, invite, hierarchy, rule, standalone, hep, sync,
+     * replicate-now, emergency, history, events, trace.
+     */
+};
+
+#define S_NCOMMANDS (sizeof(s_commands) / sizeof(s_commands[0]))
+
+static const broker_cli_cmd_t *s_find(const char *name)
+{
+    for (size_t i = 0; i < S_NCOMMANDS; i++)
+        if (!strcmp(s_commands[i].name, name))
+            return &s_commands[i];
+    return NULL;
+}
+
+/* ---- help ----------------------------------------------------------------- */
+
+static void s_help_main(FILE *f)
+{
+    fprintf(f, "NAME\n"
+               "    hsync - hierarchical replication and sync broker\n"
+               "\n"
+               "SYNOPSIS\n"
+               "    hsync COMMAND [-d DIR] [--json] [OPTIONS] [ARGS]\n"
+               "    hsync COMMAND --help\n"
+               "    hsync help [COMMAND]\n"
+               "\n"
+               "DESCRIPTION\n"
+               "    hsync keeps a node's replicated data (objects: guid, class, body) in an\n"
+               "    LMDB store inside the node folder DIR and replicates it with the node's\n"
+               "    parent, children and standalone destinations.\n"
+               "\n"
+               "COMMANDS\n");
+    for (size_t i = 0; i < S_NCOMMANDS; i++)
+        fprintf(f, "    %-10s %s\n", s_commands[i].name, s_commands[i].summary);
+    fprintf(f, "\n"
+               "COMMON OPTIONS\n"
+               "    -d, --dir DIR   the node folder (default: $HSYNC_DIR)\n"
+               "    --json          machine-readable output (inspecting commands)\n"
+               "    -h, --help      help for the command\n"
+               "\n"
+               "ENVIRONMENT\n"
+               "    HSYNC_DIR        node folder when -d is not given\n"
+               "    HSYNC_MAP_SIZE   initial size of the store's memory map in bytes\n"
+               "                     (default 268435456 = 256 MiB); it doubles when full\n"
+               "    HSYNC_MAP_MAX    largest map size in bytes (default 1 TiB of address\n"
+               "                     space; disk use follows the data)\n"
+               "\n"
+               "EXIT STATUS\n"
+               "    0   success\n"
+               "    1   failure (the message on stderr says why and what to do)\n"
+               "    2   usage error (unknown command or option, missing argument)\n");
+}
+
+static void s_help_cmd(FILE *f, const broker_cli_cmd_t *cmd)
+{
+    fprintf(f, "NAME\n    hsync %s - %s\n\nSYNOPSIS\n    %s\n\n%s", cmd->name, cmd->summary,
+            cmd->synopsis, cmd->help);
+    fprintf(f, "\nCOMMON OPTIONS\n"
+               "    -d, --dir DIR   the node folder (default: $HSYNC_DIR)\n"
+               "    -h, --help      this text\n"
+               "\nEXIT STATUS\n"
+               "    0 success, 1 failure, 2 usage error\n");
+}
+
+/* ---- reporting -------------------------------------------------------------- */
+
+int broker_cli_fail(broker_cli_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "hsync: %s: ", c->cli_cmd->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return BROKER_CLI_FAIL;
+}
+
+int broker_cli_usage(broker_cli_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "hsync: %s: ", c->cli_cmd->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage: %s\n(see 'hsync %s --help')\n", c->cli_cmd->synopsis,
+            c->cli_cmd->name);
+    return BROKER_CLI_USAGE;
+}
+
+const char *broker_cli_why(int err)
+{
+    switch (err) {
+    case HS_ECLASS:
+        return "unknown or invalid class (use a dotted lowercase name of a known family: "
+               "item.*, security.*, resource.*, dataclass.*, package, event.*, system.*)";
+    case HS_EGUID:
+        return "not a guid (expected 8-4-4-4-12 hex digits, "
+               "e.g. 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b)";
+    case HS_ETOOBIG:
+        return "too big (a body is at most 1 MiB of msgpack, resource keys at most 4 KiB)";
+    case HS_EMAPFULL:
+        return "the store is full and could not grow (raise HSYNC_MAP_MAX or free disk space)";
+    case HS_ENOSPC:
+        return "no space left on the disk holding the node folder (free some and retry)";
+    case HS_EACCES:
+        return "permission denied on the node folder (run as the user that owns it)";
+    case HS_ESTORE:
+        return "the store could not be read or written (LMDB failure; check the node "
+               "folder's disk and permissions)";
+    case HS_EIO:
+        return "I/O error on the node folder's disk";
+    case HS_ENOMEM:
+        return "out of memory";
+    case HS_ENOBROKER:
+        return "no broker is running for this node (start it with 'hsync serve -d DIR')";
+    case HS_EMALF:
+        return "malformed data";
+    default:
+        return hs_strerror(err);
+    }
+}
+
+/* ---- option parsing -------------------------------------------------------- */
+
+int broker_cli_opt(broker_cli_t *c, int argc, char **argv, const struct option *longopts)
+{
+    opterr = 0;
+    for (;;) {
+        int idx = -1;
+        int o = getopt_long(argc, argv, ":d:h", longopts, &idx);
+        switch (o) {
+        case -1:
+            return BROKER_CLI_END;
+        case 'd':
+            if (!*optarg) {
+                c->cli_status = broker_cli_usage(c, "-d needs a folder");
+                return BROKER_CLI_STOP;
+            }
+            c->cli_dir = optarg;
+            continue;
+        case 'J':
+            c->cli_json = true;
+            continue;
+        case 'h':
+            s_help_cmd(stdout, c->cli_cmd);
+            c->cli_status = BROKER_CLI_OK;
+            return BROKER_CLI_STOP;
+        case ':': /* argv[optind - 1] is the option as typed */
+            c->cli_status = broker_cli_usage(c, "option '%s' needs a value", argv[optind - 1]);
+            return BROKER_CLI_STOP;
+        case '?':
+            if (optopt)
+                c->cli_status = broker_cli_usage(c, "unknown option '-%c'", optopt);
+            else
+                c->cli_status = broker_cli_usage(c, "unknown option '%s'", argv[optind - 1]);
+            return BROKER_CLI_STOP;
+        default:
+            return o;
+        }
+    }
+}
+
+int broker_cli_need_dir(broker_cli_t *c)
+{
+    if (!c->cli_dir) {
+        const char *env = getenv("HSYNC_DIR");
+        if (env && *env)
+            c->cli_dir = env;
+    }
+    if (!c->cli_dir)
+        return broker_cli_usage(c, "no node folder given (use -d DIR or set HSYNC_DIR)");
+    return BROKER_CLI_OK;
+}
+
+int broker_cli_open(broker_cli_t *c, store_t **s)
+{
+    int err = store_open(c->cli_dir, 0, s);
+    if (err == HS_OK)
+        return BROKER_CLI_OK;
+    if (err == HS_ENOENT || err == HS_ENOTNODE)
+        return broker_cli_fail(c,
+                               "%s is not an hsync node folder (run 'hsync init -d %s --name "
+                               "NAME' first)",
+                               c->cli_dir, c->cli_dir);
+    return broker_cli_fail(c, "cannot open the store in %s: %s", c->cli_dir, broker_cli_why(err));
+}
+
+int broker_cli_slurp(broker_cli_t *c, const char *path, size_t max, char **out, size_t *len)
+{
+    bool std = !strcmp(path, "-");
+    FILE *f = std ? stdin : fopen(path, "rb");
+    *out = NULL;
+    *len = 0;
+    if (!f)
+        return broker_cli_fail(c, "cannot read %s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    int rc = BROKER_CLI_OK;
+    while (buf) {
+        if (n + 1 >= cap) {
+            if (cap > max + 1) {
+                rc =
+                    broker_cli_fail(c, "%s is too big (over %zu bytes)", std ? "stdin" : path, max);
+                break;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - 1 - n, f);
+        n += r;
+        if (r == 0) {
+            if (ferror(f))
+                rc =
+                    broker_cli_fail(c, "cannot read %s: %s", std ? "stdin" : path, strerror(errno));
+            break;
+        }
+    }
+    if (!std)
+        fclose(f);
+    if (!buf)
+        return broker_cli_fail(c, "%s", broker_cli_why(HS_ENOMEM));
+    if (rc == BROKER_CLI_OK && n > max)
+        rc = broker_cli_fail(c, "%s is too big (over %zu bytes)", std ? "stdin" : path, max);
+    if (rc != BROKER_CLI_OK) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return BROKER_CLI_OK;
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+void broker_cli_time_format(uint64_t ms, char out[32])
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&sec, &tm)) {
+        snprintf(out, 32, "%llu", (unsigned long long)ms);
+        return;
+    }
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+static int s_digits(const char **p, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        char ch = (*p)[i];
+        if (ch < '0' || ch > '9')
+            return -1;
+        *v = *v * 10 + (ch - '0');
+    }
+    *p += n;
+    return 0;
+}
+
+int broker_cli_time_parse(const char *s, uint64_t *ms)
+{
+    int y, mo, d, h, mi, se, frac = 0;
+    const char *p = s;
+    if (s_digits(&p, 4, &y) || *p++ != '-' || s_digits(&p, 2, &mo) || *p++ != '-' ||
+        s_digits(&p, 2, &d) || *p++ != 'T' || s_digits(&p, 2, &h) || *p++ != ':' ||
+        s_digits(&p, 2, &mi) || *p++ != ':' || s_digits(&p, 2, &se))
+        return HS_EINVAL;
+    if (*p == '.') {
+        p++;
+        int nd = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (nd < 3)
+                frac = frac * 10 + (*p - '0');
+            nd++;
+            p++;
+        }
+        if (nd == 0)
+            return HS_EINVAL;
+        for (; nd < 3; nd++)
+            frac *= 10;
+    }
+    if (*p++ != 'Z' || *p != '\0')
+        return HS_EINVAL;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return HS_EINVAL;
+    struct tm tm = {0};
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    time_t t = timegm(&tm);
+    if (t < 0)
+        return HS_EINVAL;
+    *ms = (uint64_t)t * 1000u + (uint64_t)frac;
+    return HS_OK;
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+int broker_cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "hsync: no command given\nusage: hsync COMMAND [-d DIR] [OPTIONS] "
+                        "[ARGS]\n(see 'hsync --help')\n");
+        return BROKER_CLI_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        if (argc > 2 && strcmp(name, "help") == 0) {
+            const broker_cli_cmd_t *cmd = s_find(argv[2]);
+            if (!cmd) {
+                fprintf(stderr, "hsync: help: unknown command '%s' (see 'hsync --help')\n",
+                        argv[2]);
+                return BROKER_CLI_USAGE;
+            }
+            s_help_cmd(stdout, cmd);
+            return BROKER_CLI_OK;
+        }
+        s_help_main(stdout);
+        return BROKER_CLI_OK;
+    }
+    const broker_cli_cmd_t *cmd = s_find(name);
+    if (!cmd) {
+        fprintf(stderr, "hsync: unknown command '%s' (see 'hsync --help')\n", name);
+        return BROKER_CLI_USAGE;
+    }
+    broker_cli_t c = {.cli_cmd = cmd};
+    optind = 0; /* full getopt reinitialisation (glibc) */
+    int rc = cmd->run(&c, argc - 1, argv + 1);
+    if (fflush(stdout) != 0 && rc == BROKER_CLI_OK)
+        rc = broker_cli_fail(&c, "cannot write the output: %s", strerror(errno));
+    return rc;
+}

@@ -1,0 +1,160 @@
+# tests/lib.sh - helpers for the command-line and integration suites.
+#
+# Source it from tests/<module>/test_<thing>.sh:
+#
+#   . "$(dirname "$0")/../lib.sh"
+#   dir=$(hs_tmp)
+#   expect_exit 0 "$HSYNC" init -d "$dir/n1" --name n1
+#   assert_contains "$HS_OUT" "initialised node n1"
+#   hs_done                      # prints "N passed, M failed"; exit 1 on failure
+#
+# Environment (set by ctest, see tests/CMakeLists.txt):
+#   HSYNC           the hsync binary
+#   HSYNC_TEST_TMP  where scratch folders go (removed when the script exits)
+#   HSYNC_TESTS     the tests/ folder
+#
+# Assertions count passes and failures and go on, so one run shows every
+# failure. Synchronise with wait_for (poll a condition up to a deadline),
+# never with a fixed sleep.
+
+set -u
+
+: "${HSYNC:?HSYNC must name the hsync binary}"
+: "${HSYNC_TEST_TMP:=${TMPDIR:-/tmp}/hsync-tests}"
+: "${HSYNC_TESTS:=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
+export HSYNC HSYNC_TEST_TMP HSYNC_TESTS
+unset HSYNC_DIR
+
+HS_PASS=0
+HS_FAIL=0
+HS_OUT=""
+HS_ERR=""
+HS_RC=0
+
+mkdir -p "$HSYNC_TEST_TMP"
+HS_ROOT=$(mktemp -d "$HSYNC_TEST_TMP/$(basename "$0" .sh).XXXXXX")
+
+hs_cleanup() {
+    local pids
+    pids=$(jobs -pr)
+    [ -n "$pids" ] && kill $pids 2>/dev/null
+    rm -rf "$HS_ROOT"
+}
+trap hs_cleanup EXIT
+
+# hs_tmp: print the path of a new, empty scratch folder (removed on exit).
+hs_tmp() {
+    mktemp -d "$HS_ROOT/t.XXXXXX"
+}
+
+# pass [MESSAGE] / fail MESSAGE: record one result.
+pass() {
+    HS_PASS=$((HS_PASS + 1))
+}
+
+fail() {
+    HS_FAIL=$((HS_FAIL + 1))
+    echo "FAIL: $*" >&2
+    local i=$((${#FUNCNAME[@]} - 2)) # the script's call into this file
+    echo "  at ${BASH_SOURCE[i + 1]##*/}:${BASH_LINENO[i]}" >&2
+}
+
+# assert_eq EXPECTED ACTUAL [WHAT]
+assert_eq() {
+    if [ "$1" == "$2" ]; then
+        pass
+    else
+        fail "${3:-values differ}: expected '$1', got '$2'"
+    fi
+}
+
+# assert_ne UNEXPECTED ACTUAL [WHAT]
+assert_ne() {
+    if [ "$1" != "$2" ]; then
+        pass
+    else
+        fail "${3:-values are equal}: did not expect '$1'"
+    fi
+}
+
+# assert_contains HAYSTACK NEEDLE [WHAT]
+assert_contains() {
+    if [[ "$1" == *"$2"* ]]; then
+        pass
+    else
+        fail "${3:-missing text}: '$2' not in '$1'"
+    fi
+}
+
+# assert_not_contains HAYSTACK NEEDLE [WHAT]
+assert_not_contains() {
+    if [[ "$1" != *"$2"* ]]; then
+        pass
+    else
+        fail "${3:-unexpected text}: '$2' found in '$1'"
+    fi
+}
+
+# expect_exit CODE CMD ARGS...: run CMD, check its exit status. Leaves stdout
+# in HS_OUT, stderr in HS_ERR and the status in HS_RC for further checks.
+# Stdin is passed through (use: expect_exit 0 cmd ... < file).
+expect_exit() {
+    local want=$1
+    shift
+    local out err
+    out=$(mktemp "$HS_ROOT/out.XXXXXX")
+    err=$(mktemp "$HS_ROOT/err.XXXXXX")
+    "$@" >"$out" 2>"$err"
+    HS_RC=$?
+    HS_OUT=$(cat "$out")
+    HS_ERR=$(cat "$err")
+    rm -f "$out" "$err"
+    if [ "$HS_RC" -eq "$want" ]; then
+        pass
+    else
+        fail "exit $HS_RC (expected $want): $*${HS_ERR:+
+  stderr: $HS_ERR}"
+    fi
+}
+
+# assert_json TEXT [WHAT]: TEXT is valid JSON (python3 -m json.tool).
+assert_json() {
+    if printf '%s' "$1" | python3 -m json.tool >/dev/null 2>&1; then
+        pass
+    else
+        fail "${2:-output} is not valid JSON: $1"
+    fi
+}
+
+# json_get TEXT EXPR: evaluate a Python expression over the parsed JSON `j`,
+# e.g. json_get "$out" 'j["count"]'. Prints the result.
+json_get() {
+    printf '%s' "$1" | python3 -c 'import json,sys; j=json.load(sys.stdin); v='"$2"'; print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)'
+}
+
+# wait_for DEADLINE_SECONDS CMD ARGS...: poll CMD until it succeeds or the
+# deadline passes (bounded loop, short pause between tries). Records a pass
+# or a failure; returns 0 or 1.
+wait_for() {
+    local deadline=$1
+    shift
+    local end=$((SECONDS + deadline))
+    while :; do
+        if "$@" >/dev/null 2>&1; then
+            pass
+            return 0
+        fi
+        if [ "$SECONDS" -ge "$end" ]; then
+            fail "condition not met within ${deadline}s: $*"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# hs_done: the summary line; exit 1 if anything failed.
+hs_done() {
+    echo "$HS_PASS passed, $HS_FAIL failed"
+    [ "$HS_FAIL" -eq 0 ] || exit 1
+    exit 0
+}
