@@ -2,6 +2,8 @@
 
 #include "broker/ctl.h"
 #include "broker/log.h"
+#include "replication/repl.h"
+#include "rules/rules.h"
 #include "store/mp.h"
 #include "topology/identity.h"
 #include "topology/peers.h"
@@ -69,7 +71,24 @@ typedef struct broker {
     b_link_t *links;
     int lockfd;
     store_mpw_t w;
+    repl_t *repl;
+    /* scratch for repl_io: names handed to the engine */
+    const char **names;
+    size_t names_cap;
+    struct b_job *jobs; /* sync requests waiting for their runs */
+    uint64_t next_job;
 } broker_t;
+
+/* A `hsync sync` waiting for its runs: replied to when all have ended. */
+typedef struct b_job {
+    struct b_job *next;
+    uint64_t id;
+    uint8_t rid[256];
+    size_t rid_len;
+    size_t pending;
+    json_t *runs;
+    uint64_t started_ms;
+} b_job_t;
 
 /* ---- time --------------------------------------------------------------- */
 
@@ -356,8 +375,11 @@ static int s_link_save(broker_t *b, const b_link_t *l)
     return store_write(b->store, s_linkop_txn, &op);
 }
 
+static void s_repl_peer_gone(broker_t *b, const char *name);
+
 static int s_link_forget(broker_t *b, b_link_t *l)
 {
+    s_repl_peer_gone(b, l->name);
     s_linkop_t op = {.del_role = l->role, .del_name = l->name, .del_key = l->key};
     int err = store_write(b->store, s_linkop_txn, &op);
     if (err)
@@ -365,6 +387,12 @@ static int s_link_forget(broker_t *b, b_link_t *l)
                    hs_strerror(err));
     s_link_free(b, l);
     return err;
+}
+
+static void s_repl_peer_gone(broker_t *b, const char *name)
+{
+    if (b->repl)
+        repl_peer_down(b->repl, name);
 }
 
 /* ---- link frames -------------------------------------------------------- */
@@ -375,7 +403,7 @@ static bool s_rel_equal(const b_link_t *l, const topo_msg_t *m)
            (l->nrel == 0 || memcmp(l->rel, m->m_rel, l->nrel * sizeof(*l->rel)) == 0);
 }
 
-static void s_alive(b_link_t *l)
+static void s_alive(broker_t *b, b_link_t *l)
 {
     l->last_rx = s_mono_ms();
     l->last_seen = s_wall_ms();
@@ -383,6 +411,7 @@ static void s_alive(b_link_t *l)
         l->state = B_UP;
         l->up_since = l->last_seen;
         broker_log(BROKER_LOG_INFO, l->name, "link-up", "%s link is up", topo_role_name(l->role));
+        repl_tick(b->repl); /* due runs start now, not at the next tick */
     }
 }
 
@@ -394,7 +423,7 @@ static void s_on_hb(broker_t *b, b_link_t *l, const topo_msg_t *m)
                    m->m_name);
         return;
     }
-    s_alive(l);
+    s_alive(b, l);
     if (!s_rel_equal(l, m)) {
         s_link_set_rel(l, m->m_rel, m->m_nrel);
         int err = s_link_save(b, l);
@@ -440,11 +469,9 @@ static void s_on_join(broker_t *b, const uint8_t *rid, size_t rlen, const char *
     } else {
         reply.m_ok = true;
         b_link_t *l = s_link_new(b, &p, B_DOWN);
-        if (l) {
+        if (l)
             broker_log(BROKER_LOG_INFO, l->name, "parent-added", "'%s' is now this node's parent",
                        l->name);
-            s_alive(l);
-        }
     }
     /* Reply on the connection the JOIN came in on (the link may not exist). */
     b_link_t *parent = s_link_find(b, TOPO_ROLE_PARENT, NULL, key);
@@ -456,6 +483,9 @@ static void s_on_join(broker_t *b, const uint8_t *rid, size_t rlen, const char *
         zmq_send(b->router, rid, rlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(b->router, b->w.mpw_buf, b->w.mpw_len, ZMQ_DONTWAIT);
     free(reply.m_rel);
+    /* only now the link is up: runs it starts must follow the JOINED frame */
+    if (parent)
+        s_alive(b, parent);
 }
 
 static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
@@ -486,7 +516,7 @@ static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
         s_link_free(b, l);
         return;
     }
-    s_alive(l);
+    s_alive(b, l);
     broker_log(BROKER_LOG_INFO, l->name, "child-added", "'%s' is now a child of this node",
                l->name);
     char fp[20];
@@ -509,7 +539,16 @@ static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t 
         return;
     }
     if (type >= 16) {
-        broker_log(BROKER_LOG_WARN, who, "bad-frame", "frame type %d not handled", type);
+        if (!l || l->state == B_JOINING) {
+            broker_log(BROKER_LOG_WARN, who, "untrusted",
+                       "dropped a replication frame from a peer that is not linked");
+            return;
+        }
+        s_alive(b, l);
+        err = repl_on_frame(b->repl, l->name, buf, len);
+        if (err)
+            broker_log(BROKER_LOG_WARN, l->name, "bad-frame",
+                       "rejected a malformed replication frame (type %d, %zu bytes)", type, len);
         return;
     }
     topo_msg_t m;
@@ -585,6 +624,312 @@ static void s_close_parts(zmq_msg_t *parts, int got, int n)
 }
 
 static int s_zap_one(broker_t *b);
+
+/* ---- the replication engine's view of the links -------------------------- */
+
+static b_link_t *s_peer(broker_t *b, const char *name)
+{
+    for (b_link_t *l = b->links; l; l = l->next)
+        if (l->state != B_JOINING && !strcmp(l->name, name) &&
+            (l->role == TOPO_ROLE_PARENT || l->role == TOPO_ROLE_CHILD))
+            return l;
+    return NULL;
+}
+
+static int s_io_send(void *ctx, const char *peer, const void *buf, size_t len)
+{
+    broker_t *b = ctx;
+    b_link_t *l = s_peer(b, peer);
+    return l ? s_send(b, l, buf, len) : HS_ENOTFOUND;
+}
+
+static unsigned s_io_dir_to(void *ctx, const char *peer)
+{
+    b_link_t *l = s_peer(ctx, peer);
+    if (!l)
+        return 0;
+    return l->role == TOPO_ROLE_CHILD ? RULES_DOWN : RULES_UP;
+}
+
+static bool s_io_peer_up(void *ctx, const char *peer)
+{
+    b_link_t *l = s_peer(ctx, peer);
+    return l && l->state == B_UP;
+}
+
+static bool s_names_room(broker_t *b, size_t n)
+{
+    if (n <= b->names_cap)
+        return true;
+    const char **nn = realloc(b->names, n * sizeof(*nn));
+    if (!nn)
+        return false;
+    b->names = nn;
+    b->names_cap = n;
+    return true;
+}
+
+static size_t s_io_branch(void *ctx, const char *peer, const char *const **out)
+{
+    broker_t *b = ctx;
+    size_t need = 1;
+    for (b_link_t *l = b->links; l; l = l->next)
+        need += 1 + l->nrel;
+    size_t n = 0;
+    *out = NULL;
+    if (!s_names_room(b, need))
+        return 0;
+    if (peer) { /* a child's branch: the child and what it reported below it */
+        b_link_t *l = s_peer(b, peer);
+        if (!l)
+            return 0;
+        b->names[n++] = l->name;
+        for (size_t i = 0; i < l->nrel; i++)
+            b->names[n++] = l->rel[i].rel_name;
+    } else { /* ours: this node first, then every child's branch */
+        b->names[n++] = b->id.id_name;
+        for (b_link_t *l = b->links; l; l = l->next) {
+            if (l->role != TOPO_ROLE_CHILD || l->state == B_JOINING)
+                continue;
+            b->names[n++] = l->name;
+            for (size_t i = 0; i < l->nrel; i++)
+                b->names[n++] = l->rel[i].rel_name;
+        }
+    }
+    *out = b->names;
+    return n;
+}
+
+static size_t s_io_peers(void *ctx, const char *const **out)
+{
+    broker_t *b = ctx;
+    size_t n = 0, need = 0;
+    for (b_link_t *l = b->links; l; l = l->next)
+        need++;
+    *out = NULL;
+    if (!s_names_room(b, need + 1))
+        return 0;
+    for (b_link_t *l = b->links; l; l = l->next)
+        if (l->state != B_JOINING && (l->role == TOPO_ROLE_PARENT || l->role == TOPO_ROLE_CHILD))
+            b->names[n++] = l->name;
+    *out = b->names;
+    return n;
+}
+
+static void s_io_log(void *ctx, int level, const char *peer, const char *event, const char *msg)
+{
+    (void)ctx;
+    broker_log(level, peer, event, "%s", msg);
+}
+
+static json_t *s_summary_json(const repl_summary_t *su)
+{
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "peer", su->su_peer,
+                  "rule", su->su_rule, "role", su->su_role ? su->su_role : "", "direction",
+                  su->su_direction ? su->su_direction : "", "mode",
+                  su->su_mode ? repl_mode_name(su->su_mode) : "none", "why", su->su_why, "sent",
+                  (json_int_t)su->su_sent, "applied", (json_int_t)su->su_applied, "skipped",
+                  (json_int_t)su->su_skipped, "deleted", (json_int_t)su->su_deleted, "bytes",
+                  (json_int_t)su->su_bytes, "ms", (json_int_t)su->su_ms, "ok", su->su_ok);
+    if (!su->su_ok)
+        json_object_set_new(j, "error", json_string(su->su_error));
+    if (su->su_dry_run)
+        json_object_set_new(j, "estimated_bytes", json_integer((json_int_t)su->su_estimate_bytes));
+    return j;
+}
+
+static void s_job_reply(broker_t *b, b_job_t *job)
+{
+    for (b_job_t **p = &b->jobs; *p; p = &(*p)->next) {
+        if (*p == job) {
+            *p = job->next;
+            break;
+        }
+    }
+    bool ok = true;
+    size_t i;
+    json_t *r;
+    json_array_foreach(job->runs, i, r)
+    {
+        ok = ok && json_is_true(json_object_get(r, "ok"));
+    }
+    json_t *reply = json_pack("{s:b,s:b,s:I,s:o}", "ok", 1, "all_ok", ok, "ms",
+                              (json_int_t)(repl_now_ms() - job->started_ms), "runs", job->runs);
+    s_ctl_reply(b, job->rid, job->rid_len, reply);
+    free(job);
+}
+
+static void s_io_run_done(void *ctx, const repl_summary_t *su)
+{
+    broker_t *b = ctx;
+    if (!su->su_req)
+        return;
+    for (b_job_t *job = b->jobs; job; job = job->next) {
+        if (job->id != su->su_req)
+            continue;
+        json_array_append_new(job->runs, s_summary_json(su));
+        if (--job->pending == 0)
+            s_job_reply(b, job);
+        return;
+    }
+}
+
+/* `hsync sync`: every (peer, rule) pair in scope runs now; this node sends
+ * where it is the source and asks the peer to send where it receives. */
+typedef struct s_sync {
+    broker_t *b;
+    b_job_t *job;
+    const char *peer_filter, *rule_filter;
+    bool complete, dry_run;
+    json_t *skipped;
+    size_t matched_rules;
+} s_sync_t;
+
+static int s_sync_rule(void *ctx, const rules_rule_t *ru)
+{
+    s_sync_t *sy = ctx;
+    broker_t *b = sy->b;
+    if (sy->rule_filter && strcmp(sy->rule_filter, ru->ru_name) != 0)
+        return 0;
+    sy->matched_rules++;
+    for (b_link_t *l = b->links; l; l = l->next) {
+        if (l->state == B_JOINING || (l->role != TOPO_ROLE_PARENT && l->role != TOPO_ROLE_CHILD))
+            continue;
+        if (sy->peer_filter && strcmp(sy->peer_filter, l->name) != 0)
+            continue;
+        unsigned to = l->role == TOPO_ROLE_CHILD ? RULES_DOWN : RULES_UP;
+        unsigned from = to == RULES_DOWN ? RULES_UP : RULES_DOWN;
+        const char *why = NULL;
+        if (!ru->ru_enabled)
+            why = "rule disabled";
+        else if (l->state != B_UP)
+            why = "link down";
+        for (int pass = 0; pass < 2; pass++) {
+            unsigned dir = pass ? from : to;
+            if (!(ru->ru_dirs & dir))
+                continue;
+            if (pass && sy->dry_run)
+                continue; /* a dry run covers what this node would send */
+            int err = HS_OK;
+            if (!why) {
+                int mode = sy->complete ? REPL_COMPLETE : 0;
+                sy->job->pending++;
+                err = pass ? repl_request(b->repl, l->name, ru->ru_name, mode, sy->job->id)
+                           : repl_start(b->repl, l->name, ru->ru_name, mode, sy->dry_run,
+                                        sy->job->id);
+                if (err)
+                    sy->job->pending--;
+            }
+            if (why || err)
+                json_array_append_new(sy->skipped, json_pack("{s:s,s:s,s:s,s:s}", "peer", l->name,
+                                                             "rule", ru->ru_name, "direction",
+                                                             dir == RULES_UP ? "up" : "down", "why",
+                                                             why ? why : hs_strerror(err)));
+        }
+    }
+    return 0;
+}
+
+static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req)
+{
+    b_job_t *job = calloc(1, sizeof(*job));
+    if (!job) {
+        s_ctl_error(b, rid, rlen, "out of memory");
+        return;
+    }
+    job->id = ++b->next_job;
+    memcpy(job->rid, rid, rlen < sizeof(job->rid) ? rlen : sizeof(job->rid));
+    job->rid_len = rlen < sizeof(job->rid) ? rlen : sizeof(job->rid);
+    job->runs = json_array();
+    job->started_ms = repl_now_ms();
+    job->next = b->jobs;
+    b->jobs = job;
+    s_sync_t sy = {b,
+                   job,
+                   json_string_value(json_object_get(req, "peer")),
+                   json_string_value(json_object_get(req, "rule")),
+                   json_is_true(json_object_get(req, "complete")),
+                   json_is_true(json_object_get(req, "dry_run")),
+                   json_array(),
+                   0};
+    if (sy.peer_filter && !s_peer(b, sy.peer_filter)) {
+        json_decref(sy.skipped);
+        s_job_reply(b, job); /* frees the job; send the error instead */
+        s_ctl_error(b, rid, rlen, "'%s' is neither this node's parent nor one of its children",
+                    sy.peer_filter);
+        return;
+    }
+    store_txn_t *t;
+    int err = store_txn_begin(b->store, false, &t);
+    if (!err) {
+        job->pending++; /* hold the job open while starting runs */
+        err = rules_each(t, s_sync_rule, &sy);
+        store_txn_abort(&t);
+        job->pending--;
+    }
+    json_array_extend(job->runs, sy.skipped);
+    json_t *skipped = sy.skipped;
+    if (!err && sy.rule_filter && !sy.matched_rules) {
+        json_decref(skipped);
+        s_job_reply(b, job);
+        s_ctl_error(b, rid, rlen, "no rule named '%s' (see 'hsync rule ls')", sy.rule_filter);
+        return;
+    }
+    size_t i;
+    json_t *x;
+    json_array_foreach(skipped, i, x)
+    {
+        /* a disabled rule is skipped as asked; anything else is a failure */
+        const char *why = json_string_value(json_object_get(x, "why"));
+        bool disabled = !strcmp(why, "rule disabled");
+        json_object_set_new(x, "skipped", json_true());
+        json_object_set_new(x, "ok", json_boolean(disabled));
+        if (!disabled)
+            json_object_set_new(x, "error", json_string(why));
+    }
+    json_decref(skipped);
+    if (job->pending == 0)
+        s_job_reply(b, job);
+    else
+        repl_tick(b->repl); /* start them now */
+}
+
+static int s_pair_json(void *ctx, const repl_pair_t *p)
+{
+    json_t *a = ctx;
+    const repl_mark_t *m = p->pr_mark;
+    char every[24], full[24];
+    rules_format_duration(p->pr_rule->ru_every_ms, every, sizeof(every));
+    rules_format_duration(p->pr_rule->ru_complete_every_ms, full, sizeof(full));
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b,s:s,s:s}", "peer", p->pr_peer, "rule",
+                          p->pr_rule->ru_name, "role", p->pr_role, "direction", p->pr_direction,
+                          "enabled", p->pr_rule->ru_enabled, "running", p->pr_running, "every",
+                          every, "complete_every", full);
+    json_object_set_new(j, "mode",
+                        json_string(p->pr_rule->ru_always_complete ? "complete" : "differential"));
+    if (m->mk_last_run_ms) {
+        json_object_set_new(j, "last_run",
+                            json_pack("{s:I,s:s,s:b,s:s}", "when", (json_int_t)m->mk_last_run_ms,
+                                      "mode", repl_mode_name(m->mk_last_mode), "ok", m->mk_last_ok,
+                                      "error", m->mk_last_error));
+    } else {
+        json_object_set_new(j, "last_run", json_null());
+    }
+    if (!strcmp(p->pr_role, "sends")) {
+        json_object_set_new(j, "next_run",
+                            p->pr_rule->ru_enabled ? json_integer((json_int_t)p->pr_next_ms)
+                                                   : json_null());
+        json_object_set_new(j, "next_mode", json_string(repl_mode_name(p->pr_next_mode)));
+        json_object_set_new(j, "watermark", json_integer((json_int_t)m->mk_diff_seq));
+        json_object_set_new(j, "backlog", json_integer((json_int_t)p->pr_backlog));
+        json_object_set_new(j, "backlog_age_ms", json_integer((json_int_t)p->pr_backlog_age_ms));
+        json_object_set_new(j, "failures", json_integer((json_int_t)m->mk_failures));
+    }
+    json_array_append_new(a, j);
+    return 0;
+}
+
 static int s_ctl_one(broker_t *b);
 
 static int s_router_one(broker_t *b)
@@ -738,8 +1083,10 @@ static json_t *s_status_json(broker_t *b)
     }
     char fp[20];
     topo_fingerprint(b->id.id_public, fp);
-    return json_pack("{s:b,s:s,s:s,s:s,s:o}", "ok", 1, "node", b->id.id_name, "listen", b->listen,
-                     "fingerprint", fp, "links", links);
+    json_t *pairs = json_array();
+    repl_pairs(b->repl, s_pair_json, pairs);
+    return json_pack("{s:b,s:s,s:s,s:s,s:o,s:o}", "ok", 1, "node", b->id.id_name, "listen",
+                     b->listen, "fingerprint", fp, "links", links, "replication", pairs);
 }
 
 static void s_cmd_add_child(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req)
@@ -849,6 +1196,8 @@ static int s_ctl_one(broker_t *b)
                      json_string_value(json_object_get(req, "name")));
     else if (!strcmp(cmd, "leave"))
         s_cmd_remove(b, rid, rlen, TOPO_ROLE_PARENT, NULL);
+    else if (!strcmp(cmd, "sync"))
+        s_cmd_sync(b, rid, rlen, req);
     else
         s_ctl_error(b, rid, rlen, "unknown request '%s' (is the broker older than the CLI?)", cmd);
     json_decref(req);
@@ -884,8 +1233,10 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
             l->state = B_DOWN;
             broker_log(BROKER_LOG_WARN, l->name, "link-down", "no heartbeat for %d s",
                        B_DOWN_MS / 1000);
+            repl_peer_down(b->repl, l->name);
         }
     }
+    repl_tick(b->repl);
     s_drain(b);
 }
 
@@ -924,6 +1275,8 @@ static int s_boot_txn(store_txn_t *t, void *ctx)
         err = topo_identity_load(t, &b->id);
     if (!err)
         err = store_meta_get(t, "listen", b->listen, sizeof(b->listen));
+    if (!err)
+        err = rules_ensure_defaults(t);
     return err;
 }
 
@@ -955,9 +1308,18 @@ static int s_start(broker_t *b)
                    hs_strerror(err));
         return err;
     }
+    repl_io_t io = {.io_ctx = b,
+                    .io_send = s_io_send,
+                    .io_dir_to = s_io_dir_to,
+                    .io_peer_up = s_io_peer_up,
+                    .io_branch = s_io_branch,
+                    .io_peers = s_io_peers,
+                    .io_run_done = s_io_run_done,
+                    .io_log = s_io_log};
+    b->repl = repl_new(b->store, &io);
     b->zctx = zmq_ctx_new();
     b->base = event_base_new();
-    if (!b->zctx || !b->base)
+    if (!b->repl || !b->zctx || !b->base)
         return HS_ENOMEM;
     int linger = 0, one = 1;
     b->zap = zmq_socket(b->zctx, ZMQ_REP);
@@ -1012,6 +1374,14 @@ static int s_start(broker_t *b)
 
 static void s_stop(broker_t *b)
 {
+    repl_destroy(&b->repl);
+    while (b->jobs) {
+        b_job_t *j = b->jobs;
+        b->jobs = j->next;
+        json_decref(j->runs);
+        free(j);
+    }
+    free(b->names);
     while (b->links)
         s_link_free(b, b->links);
     struct event **evs[] = {&b->ev_zap, &b->ev_router, &b->ev_ctl,  &b->ev_tick,

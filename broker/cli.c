@@ -136,8 +136,7 @@ static const broker_cli_cmd_t s_commands[] = {
      "\n"
      "OPTIONS\n"
      "    --json   one JSON object\n"},
-    {"serve", broker_cli_serve, "run the broker in the foreground",
-     "hsync serve -d DIR",
+    {"serve", broker_cli_serve, "run the broker in the foreground", "hsync serve -d DIR",
      "DESCRIPTION\n"
      "    Run the node's broker until SIGINT or SIGTERM, which stop it cleanly (the\n"
      "    current transaction finishes). It listens for other brokers on the node's\n"
@@ -184,6 +183,58 @@ static const broker_cli_cmd_t s_commands[] = {
      "EXAMPLE\n"
      "    token=$(hsync invite -d child1)\n"
      "    hsync hierarchy add-child -d parent \"$token\"\n"},
+    {"rule", broker_cli_rule, "list, show, enable, disable and tune replication rules",
+     "hsync rule ls -d DIR [--json]\n"
+     "       hsync rule show|enable|disable -d DIR NAME [--json]\n"
+     "       hsync rule set -d DIR NAME [--every DURATION] [--complete-every DURATION]\n"
+     "                      [--verify PERCENT] [--dataclass NAME]...",
+     "DESCRIPTION\n"
+     "    Hierarchy replication rules say what flows between a node and its parent and\n"
+     "    children, which way, and how often. Every node starts with the defaults:\n"
+     "        items      item.*                down     differential by content hash\n"
+     "        security   security.*            down     always complete\n"
+     "        resources  resource.* dataclass.* up+down differential by last change\n"
+     "        packages   package               down     differential by content hash\n"
+     "        events     event.*               up+down  (disabled)\n"
+     "    each differential daily and complete monthly. item.server_job never\n"
+     "    replicates; imported resources never go up. A disabled rule moves nothing and\n"
+     "    keeps its settings and watermarks; enable brings it back as it was. Changes\n"
+     "    take effect at the broker's next tick (250 ms), no restart needed.\n"
+     "\n"
+     "OPTIONS (set)\n"
+     "    --every DURATION           differential interval: 500ms, 10s, 5m, 1h, 1d...\n"
+     "    --complete-every DURATION  complete interval\n"
+     "    --verify PERCENT           share of data verified per run (resources)\n"
+     "    --dataclass NAME           carry only these data classes (repeatable; replaces\n"
+     "                               the list)\n"},
+    {"sync", broker_cli_sync, "run replication now and wait for it",
+     "hsync sync -d DIR [--peer NAME] [--rule NAME] [--complete] [--dry-run] [--timeout S]\n"
+     "           [--json]",
+     "DESCRIPTION\n"
+     "    Run every enabled rule with every linked peer now (or only --peer, --rule),\n"
+     "    in both directions: this node sends where it is the source and asks the\n"
+     "    peer to send where it receives. Waits for every run and prints one line per\n"
+     "    run: the mode actually used and why (differential after a watermark, complete\n"
+     "    because first run, requested, scheduled, always-complete rule, or resuming an\n"
+     "    interrupted run), objects sent, applied, skipped (unchanged or older), deleted,\n"
+     "    bytes on the wire and time. Exit status 1 if any run failed.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --peer NAME    only the link to NAME\n"
+     "    --rule NAME    only this rule\n"
+     "    --complete     complete runs (the destination ends up with exactly the source's\n"
+     "                   scope) instead of differential ones\n"
+     "    --dry-run      say what this node would send (mode, objects, estimated bytes)\n"
+     "                   without sending\n"
+     "    --timeout S    stop waiting after S seconds (default 3600); runs go on\n"},
+    {"history", broker_cli_history, "past replication runs",
+     "hsync history -d DIR [--limit N] [--json]",
+     "DESCRIPTION\n"
+     "    Past runs, newest first, sent and received: when, peer, rule, mode and why,\n"
+     "    counts, bytes, time and result. The node keeps the last 2000.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --limit N   show at most N runs (default 50)\n"},
     /*
      * Later commands go here, one row each, handlers in their own files (see
      * broker/cli.h): serve, invite, hierarchy, rule, standalone, hep, sync,

@@ -144,6 +144,11 @@ int broker_cli_export(broker_cli_t *c, int argc, char **argv);
 int broker_cli_serve(broker_cli_t *c, int argc, char **argv);
 int broker_cli_invite(broker_cli_t *c, int argc, char **argv);
 int broker_cli_hierarchy(broker_cli_t *c, int argc, char **argv);
+/* Replication (broker/cli_rules.c, broker/cli_sync.c). */
+int broker_cli_rule(broker_cli_t *c, int argc, char **argv);
+int broker_cli_sync(broker_cli_t *c, int argc, char **argv);
+int broker_cli_history(broker_cli_t *c, int argc, char **argv);
+
 /* Links for status/show: from the running broker, else as recorded (state
  * "unknown"). Owned *out. */
 int broker_cli_links_json(broker_cli_t *c, json_t **out);

@@ -6,6 +6,8 @@
  * before the store is opened for writing, so bad input changes nothing.
  */
 #include "broker/cli.h"
+#include "rules/rules.h"
+#include "topology/identity.h"
 
 #include "broker/json.h"
 #include "store/hs_error.h"
@@ -201,9 +203,13 @@ static int s_init_fn(store_txn_t *t, void *ctx)
     if (err == HS_ETOOBIG)
         return HS_EEXIST;
     if ((err = store_meta_put(t, "name", in->name)) ||
-        (err = store_meta_put(t, "listen", in->listen)))
+        (err = store_meta_put(t, "listen", in->listen)) ||
+        (err = store_meta_put(t, "http", in->http)))
         return err;
-    return store_meta_put(t, "http", in->http);
+    /* the node's key pair and token key, and the default replication rules */
+    if ((err = topo_identity_ensure(t)))
+        return err;
+    return rules_ensure_defaults(t);
 }
 
 int broker_cli_init(broker_cli_t *c, int argc, char **argv)

@@ -250,7 +250,7 @@ int topo_check_add_child(store_txn_t *t, const topo_identity_t *me, const char *
         for (size_t i = 0; !cycle && i < parent.pe_nrel; i++) {
             if (!strcmp(parent.pe_rel[i].rel_key, key)) {
                 cycle = true;
-                depth = parent.pe_nrel - i + 1;
+                depth = parent.pe_nrel - i; /* the path ends with the parent */
             }
         }
         topo_peer_clear(&parent);

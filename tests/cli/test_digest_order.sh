@@ -29,19 +29,17 @@ PY
 
 # a: one put per object in file order; b: import of the reversed file;
 # c: import in a shuffled order, in two halves.
-while IFS= read -r line; do
-    cls=$(json_get "$line" 'j["class"]')
-    guid=$(json_get "$line" 'j["guid"]')
-    body=$(json_get "$line" 'j["body"]')
-    keyargs=()
-    if [ "$cls" = resource.computer ]; then
-        for kv in $(json_get "$line" '" ".join(k+"="+v for k,v in j["keys"].items())'); do
-            keyargs+=(--key "$kv")
-        done
-    fi
-    hs put -d "$T/a" --class "$cls" --guid "$guid" "${keyargs[@]}" "$body" >/dev/null ||
-        fail "put $guid"
-done <"$T/lines.ndjson"
+python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    o = json.loads(l)
+    keys = " ".join("--key=%s=%s" % kv for kv in o.get("keys", {}).items())
+    print("\x1f".join([o["class"], o["guid"], keys, json.dumps(o["body"])]))' \
+    "$T/lines.ndjson" >"$T/puts.tsv"
+while IFS=$'\x1f' read -r cls guid keys body; do
+    # shellcheck disable=SC2086
+    hs put -d "$T/a" --class "$cls" --guid "$guid" $keys "$body" >/dev/null || fail "put $guid"
+done <"$T/puts.tsv"
 tac "$T/lines.ndjson" >"$T/rev.ndjson"
 expect_exit 0 hs import -d "$T/b" "$T/rev.ndjson"
 assert_eq "read 60 written 60 unchanged 0" "$HS_OUT"

@@ -42,4 +42,17 @@ assert_eq "read $COUNT written 0 unchanged $COUNT" "$HS_OUT"
 expect_exit 0 hs export -d "$N" --class dataclass.
 assert_eq $((COUNT / 2)) "$(printf '%s\n' "$HS_OUT" | wc -l)"
 
+
+# A bad line after the first batch: the batches before it stay, nothing of
+# its own batch is written, and the message says so.
+expect_exit 0 hs init -d "$T/m" --name m
+head -n 12344 "$T/in.ndjson" >"$T/partial.ndjson"
+echo '{"class":"item.policy","body":{"oops":}}' >>"$T/partial.ndjson"
+tail -n +12346 "$T/in.ndjson" >>"$T/partial.ndjson"
+expect_exit 1 hs import -d "$T/m" "$T/partial.ndjson"
+assert_contains "$HS_ERR" "hsync: import: line 12345: not valid JSON at column 39"
+assert_contains "$HS_ERR" "(lines 1-10000 were imported; nothing from line 10001 on was written)"
+assert_contains "$(hs digest -d "$T/m")" "10000 "
+assert_eq "$(hs digest -d "$T/m")" "$(hs digest -d "$T/m" --scan)"
+
 hs_done

@@ -1,0 +1,212 @@
+/*
+ * cli_sync.c - hsync sync and hsync history.
+ */
+#include "broker/cli.h"
+#include "broker/ctl.h"
+#include "replication/marks.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void s_bytes(uint64_t b, char *out, size_t n)
+{
+    if (b >= 10u << 20)
+        snprintf(out, n, "%.1f MB", (double)b / (1 << 20));
+    else if (b >= 10u << 10)
+        snprintf(out, n, "%.1f KB", (double)b / 1024);
+    else
+        snprintf(out, n, "%llu B", (unsigned long long)b);
+}
+
+static json_int_t s_int(const json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+static const char *s_str(const json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : "";
+}
+
+static void s_print_runs(const json_t *runs, bool dry)
+{
+    printf("%-14s %-10s %-4s %-9s %-12s %8s %8s %8s %8s %10s %8s  %s\n", "PEER", "RULE", "DIR",
+           "ROLE", "MODE", dry ? "WOULD" : "SENT", "APPLIED", "SKIPPED", "DELETED",
+           dry ? "EST.BYTES" : "BYTES", "TIME", "RESULT");
+    size_t i;
+    json_t *r;
+    json_array_foreach(runs, i, r)
+    {
+        char bytes[32];
+        s_bytes((uint64_t)(dry ? s_int(r, "estimated_bytes") : s_int(r, "bytes")), bytes,
+                sizeof(bytes));
+        bool skipped = json_is_true(json_object_get(r, "skipped"));
+        char result[300];
+        if (skipped)
+            snprintf(result, sizeof(result), "skipped: %s", s_str(r, "why"));
+        else if (json_is_true(json_object_get(r, "ok")))
+            snprintf(result, sizeof(result), "ok (%s)", s_str(r, "why"));
+        else
+            snprintf(result, sizeof(result), "FAILED: %s", s_str(r, "error"));
+        printf("%-14s %-10s %-4s %-9s %-12s %8lld %8lld %8lld %8lld %10s %7.2fs  %s\n",
+               s_str(r, "peer"), s_str(r, "rule"), s_str(r, "direction"),
+               skipped ? "-" : s_str(r, "role"), skipped ? "-" : s_str(r, "mode"),
+               (long long)s_int(r, "sent"), (long long)s_int(r, "applied"),
+               (long long)s_int(r, "skipped"), (long long)s_int(r, "deleted"), bytes,
+               (double)s_int(r, "ms") / 1000.0, result);
+    }
+}
+
+int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"peer", required_argument, NULL, 'p'},    {"rule", required_argument, NULL, 'r'},
+        {"complete", no_argument, NULL, 'C'},      {"dry-run", no_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 't'}, BROKER_CLI_COMMON_OPTIONS};
+    const char *peer = NULL, *rule = NULL;
+    bool complete = false, dry = false;
+    long timeout = 3600;
+    int o;
+    while ((o = broker_cli_opt(c, argc, argv, lo)) != BROKER_CLI_END) {
+        if (o == BROKER_CLI_STOP)
+            return c->cli_status;
+        if (o == 'p')
+            peer = optarg;
+        else if (o == 'r')
+            rule = optarg;
+        else if (o == 'C')
+            complete = true;
+        else if (o == 'n')
+            dry = true;
+        else if (o == 't') {
+            char *end;
+            timeout = strtol(optarg, &end, 10);
+            if (*end || timeout <= 0 || timeout > 86400)
+                return broker_cli_usage(c, "--timeout takes seconds, 1 to 86400");
+        }
+    }
+    if (optind != argc)
+        return broker_cli_usage(c, "unexpected argument '%s'", argv[optind]);
+    int rc = broker_cli_need_dir(c);
+    if (rc)
+        return rc;
+    json_t *req = json_pack("{s:s,s:b,s:b}", "cmd", "sync", "complete", complete, "dry_run", dry);
+    if (peer)
+        json_object_set_new(req, "peer", json_string(peer));
+    if (rule)
+        json_object_set_new(req, "rule", json_string(rule));
+    json_t *resp = NULL;
+    int err = broker_ctl_call(c->cli_dir, req, (int)timeout * 1000, &resp, NULL, NULL);
+    json_decref(req);
+    if (err == HS_ENOBROKER)
+        return broker_cli_fail(c, "no broker is running for %s (start it with 'hsync serve -d %s')",
+                               c->cli_dir, c->cli_dir);
+    if (err == HS_ETIMEDOUT)
+        return broker_cli_fail(c,
+                               "the runs did not finish within %ld s; they go on in the broker "
+                               "('hsync status' shows them)",
+                               timeout);
+    if (err)
+        return broker_cli_fail(c, "%s", broker_cli_why(err));
+    if (!json_is_true(json_object_get(resp, "ok"))) {
+        rc = broker_cli_fail(c, "%s", s_str(resp, "error"));
+        json_decref(resp);
+        return rc;
+    }
+    json_t *runs = json_object_get(resp, "runs");
+    if (c->cli_json) {
+        rc = broker_cli_print_json(c, resp, false);
+    } else if (json_array_size(runs) == 0) {
+        printf("nothing to replicate: this node has no parent or children (see 'hsync hierarchy "
+               "show')\n");
+    } else {
+        s_print_runs(runs, dry);
+        printf("%zu run%s in %.2fs\n", json_array_size(runs), json_array_size(runs) == 1 ? "" : "s",
+               (double)s_int(resp, "ms") / 1000.0);
+    }
+    bool all_ok = json_is_true(json_object_get(resp, "all_ok"));
+    json_decref(resp);
+    if (!all_ok && rc == BROKER_CLI_OK)
+        return broker_cli_fail(c, "some runs failed (see RESULT above); they are retried "
+                                  "with backoff");
+    return rc;
+}
+
+typedef struct s_hist {
+    broker_cli_t *c;
+    json_t *all;
+    size_t n, max;
+} s_hist_t;
+
+static int s_hist_one(void *ctx, const repl_hist_t *h)
+{
+    s_hist_t *s = ctx;
+    if (s->n++ >= s->max)
+        return 1;
+    if (s->c->cli_json) {
+        json_t *j =
+            json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "when",
+                      (json_int_t)h->h_when_ms, "peer", h->h_peer, "rule", h->h_rule, "role",
+                      h->h_role, "mode", repl_mode_name(h->h_mode), "why", h->h_why, "sent",
+                      (json_int_t)h->h_sent, "applied", (json_int_t)h->h_applied, "skipped",
+                      (json_int_t)h->h_skipped, "deleted", (json_int_t)h->h_deleted, "bytes",
+                      (json_int_t)h->h_bytes, "ms", (json_int_t)h->h_ms, "ok", h->h_ok);
+        if (!h->h_ok)
+            json_object_set_new(j, "error", json_string(h->h_error));
+        json_array_append_new(s->all, j);
+        return 0;
+    }
+    char when[32], bytes[32];
+    broker_cli_time_format(h->h_when_ms, when);
+    s_bytes(h->h_bytes, bytes, sizeof(bytes));
+    printf("%-24s %-12s %-10s %-8s %-12s %8llu %8llu %8llu %8llu %10s %7.2fs  %s%s\n", when,
+           h->h_peer, h->h_rule, h->h_role, repl_mode_name(h->h_mode),
+           (unsigned long long)h->h_sent, (unsigned long long)h->h_applied,
+           (unsigned long long)h->h_skipped, (unsigned long long)h->h_deleted, bytes,
+           (double)h->h_ms / 1000.0,
+           h->h_ok ? "ok: " : "FAILED: ", h->h_ok ? h->h_why : h->h_error);
+    return 0;
+}
+
+int broker_cli_history(broker_cli_t *c, int argc, char **argv)
+{
+    static const struct option lo[] = {{"limit", required_argument, NULL, 'l'},
+                                       BROKER_CLI_COMMON_OPTIONS};
+    size_t max = 50;
+    int o;
+    while ((o = broker_cli_opt(c, argc, argv, lo)) != BROKER_CLI_END) {
+        if (o == BROKER_CLI_STOP)
+            return c->cli_status;
+        if (o == 'l') {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v <= 0)
+                return broker_cli_usage(c, "--limit takes a positive number");
+            max = (size_t)v;
+        }
+    }
+    if (optind != argc)
+        return broker_cli_usage(c, "unexpected argument '%s'", argv[optind]);
+    int rc = broker_cli_need_dir(c);
+    store_t *s = NULL;
+    if (rc || (rc = broker_cli_open(c, &s)))
+        return rc;
+    s_hist_t h = {c, json_array(), 0, max};
+    if (!c->cli_json)
+        printf("%-24s %-12s %-10s %-8s %-12s %8s %8s %8s %8s %10s %8s  %s\n", "WHEN", "PEER",
+               "RULE", "ROLE", "MODE", "SENT", "APPLIED", "SKIPPED", "DELETED", "BYTES", "TIME",
+               "RESULT");
+    store_txn_t *t;
+    int err = store_txn_begin(s, false, &t);
+    if (!err) {
+        err = repl_hist_each(t, s_hist_one, &h);
+        store_txn_abort(&t);
+    }
+    store_close(&s);
+    if (!err && c->cli_json)
+        rc = broker_cli_print_json(c, h.all, false);
+    json_decref(h.all);
+    return err ? broker_cli_fail(c, "%s", broker_cli_why(err)) : rc;
+}

@@ -1,0 +1,980 @@
+/*
+ * engine.c - scheduling and the sending half of a replication run.
+ *
+ * Run states (r_run_t.state):
+ *
+ *   QUEUED --peer free--> STREAMING --scope exhausted, all ACKed--> ENDING
+ *                            |   ^ ACK (commit watermark, pump)       |
+ *                            |   +-------------------------------+    | DONE
+ *                            +--timeout / link down / ABORT--> failed  v
+ *                                                               succeeded
+ *
+ * All timeouts are checked in repl_tick.
+ */
+#include "replication/engine_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define R_ACK_TIMEOUT_MS 20000
+#define R_RETRY_MIN_MS 2000
+#define R_RETRY_MAX_MS 60000
+#define R_SCAN_CAP 65536 /* log entries examined per differential batch */
+
+uint64_t repl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void repl_log(repl_t *r, int level, const char *peer, const char *event, const char *fmt, ...)
+{
+    if (!r->io.io_log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    r->io.io_log(r->io.io_ctx, level, peer, event, msg);
+}
+
+int repl_send_msg(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    store_mpw_reset(&r->w);
+    int err = repl_msg_encode(m, &r->w);
+    return err ? err : r->io.io_send(r->io.io_ctx, peer, r->w.mpw_buf, r->w.mpw_len);
+}
+
+unsigned repl_dir_from(repl_t *r, const char *peer)
+{
+    unsigned to = r->io.io_dir_to(r->io.io_ctx, peer);
+    return to == RULES_DOWN ? RULES_UP : to == RULES_UP ? RULES_DOWN : 0;
+}
+
+rules_names_t repl_branch(repl_t *r, const char *peer)
+{
+    const char *const *names = NULL;
+    size_t n = r->io.io_branch(r->io.io_ctx, peer, &names);
+    rules_names_t rn = {n, names};
+    return rn;
+}
+
+repl_t *repl_new(store_t *s, const repl_io_t *io)
+{
+    repl_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->store = s;
+    r->io = *io;
+    r->next_id = repl_now_ms() << 16; /* unique across restarts of this node */
+    store_mpw_init(&r->w);
+    store_mpw_init(&r->objs);
+    return r;
+}
+
+static void s_run_free(repl_t *r, r_run_t *run)
+{
+    for (r_run_t **p = &r->runs; *p; p = &(*p)->next) {
+        if (*p == run) {
+            *p = run->next;
+            break;
+        }
+    }
+    store_txn_abort(&run->snap);
+    free(run);
+}
+
+void repl_destroy(repl_t **rp)
+{
+    if (!rp || !*rp)
+        return;
+    repl_t *r = *rp;
+    while (r->runs)
+        s_run_free(r, r->runs);
+    repl_recv_free_all(r);
+    while (r->reqs) {
+        r_req_t *q = r->reqs;
+        r->reqs = q->next;
+        free(q);
+    }
+    store_mpw_free(&r->w);
+    store_mpw_free(&r->objs);
+    free(r);
+    *rp = NULL;
+}
+
+static const char *s_dir_name(unsigned dir)
+{
+    return dir == RULES_UP ? "up" : "down";
+}
+
+/* ---- finishing a run ----------------------------------------------------- */
+
+typedef struct s_finish {
+    r_run_t *run;
+    bool ok;
+    const char *error;
+    uint64_t now;
+} s_finish_t;
+
+static int s_finish_txn(store_txn_t *t, void *ctx)
+{
+    s_finish_t *f = ctx;
+    r_run_t *run = f->run;
+    repl_mark_t m;
+    int err = repl_mark_get(t, run->peer, run->rule.ru_name, &m);
+    if (err)
+        return err;
+    m.mk_last_run_ms = f->now;
+    m.mk_last_mode = run->mode;
+    m.mk_last_ok = f->ok;
+    snprintf(m.mk_last_error, sizeof(m.mk_last_error), "%s", f->ok ? "" : f->error);
+    if (f->ok) {
+        m.mk_failures = 0;
+        m.mk_last_diff_ms = f->now;
+        if (run->mode == REPL_COMPLETE) {
+            if (run->start_seq > m.mk_diff_seq)
+                m.mk_diff_seq = run->start_seq;
+            m.mk_complete_active = false;
+            memset(&m.mk_cursor, 0, sizeof(m.mk_cursor));
+            m.mk_last_complete_ms = f->now;
+        }
+    } else {
+        m.mk_failures++;
+    }
+    err = repl_mark_put(t, run->peer, run->rule.ru_name, &m);
+    if (err)
+        return err;
+    repl_hist_t h = {.h_when_ms = f->now,
+                     .h_mode = run->mode,
+                     .h_sent = run->sent,
+                     .h_applied = run->applied,
+                     .h_skipped = run->skipped,
+                     .h_deleted = run->deleted,
+                     .h_bytes = run->bytes,
+                     .h_ms = f->now - run->started_ms,
+                     .h_ok = f->ok};
+    snprintf(h.h_peer, sizeof(h.h_peer), "%s", run->peer);
+    snprintf(h.h_rule, sizeof(h.h_rule), "%s", run->rule.ru_name);
+    snprintf(h.h_role, sizeof(h.h_role), "sent");
+    snprintf(h.h_why, sizeof(h.h_why), "%s", run->why);
+    snprintf(h.h_error, sizeof(h.h_error), "%s", f->ok ? "" : f->error);
+    return repl_hist_add(t, &h);
+}
+
+static void s_start_queued(repl_t *r);
+
+static void s_run_finish(repl_t *r, r_run_t *run, bool ok, const char *error)
+{
+    s_finish_t f = {run, ok, error ? error : "", repl_now_ms()};
+    store_txn_abort(&run->snap); /* release the snapshot before writing */
+    int err = store_write(r->store, s_finish_txn, &f);
+    if (err)
+        repl_log(r, REPL_LOG_ERROR, run->peer, "mark-failed", "could not record the run: %s",
+                 hs_strerror(err));
+    repl_log(r, ok ? REPL_LOG_INFO : REPL_LOG_WARN, run->peer, ok ? "run-done" : "run-failed",
+             "rule %s %s %s (%s): sent %llu applied %llu skipped %llu deleted %llu, %llu bytes "
+             "in %llu ms%s%s",
+             run->rule.ru_name, s_dir_name(run->dir), repl_mode_name(run->mode), run->why,
+             (unsigned long long)run->sent, (unsigned long long)run->applied,
+             (unsigned long long)run->skipped, (unsigned long long)run->deleted,
+             (unsigned long long)run->bytes, (unsigned long long)(f.now - run->started_ms),
+             ok ? "" : ": ", ok ? "" : f.error);
+    if (r->io.io_run_done) {
+        repl_summary_t su = {.su_req = run->req,
+                             .su_role = "sent",
+                             .su_direction = s_dir_name(run->dir),
+                             .su_mode = run->mode,
+                             .su_sent = run->sent,
+                             .su_applied = run->applied,
+                             .su_skipped = run->skipped,
+                             .su_deleted = run->deleted,
+                             .su_bytes = run->bytes,
+                             .su_ms = f.now - run->started_ms,
+                             .su_ok = ok};
+        snprintf(su.su_peer, sizeof(su.su_peer), "%s", run->peer);
+        snprintf(su.su_rule, sizeof(su.su_rule), "%s", run->rule.ru_name);
+        snprintf(su.su_why, sizeof(su.su_why), "%s", run->why);
+        snprintf(su.su_error, sizeof(su.su_error), "%s", ok ? "" : f.error);
+        r->io.io_run_done(r->io.io_ctx, &su);
+    }
+    s_run_free(r, run);
+    s_start_queued(r);
+}
+
+/* ---- producing batches --------------------------------------------------- */
+
+typedef struct s_fill {
+    repl_t *r;
+    r_run_t *run;
+    rules_names_t mine;
+    uint32_t nobj;
+    size_t examined;
+    bool full;
+    store_txn_t *t;
+    uint64_t last_seq;
+    repl_key_t last_key;
+} s_fill_t;
+
+static bool s_batch_full(const s_fill_t *f)
+{
+    return f->nobj >= REPL_BATCH_OBJECTS || f->r->objs.mpw_len >= REPL_BATCH_BYTES;
+}
+
+static int s_fill_change(void *ctx, const store_change_t *c)
+{
+    s_fill_t *f = ctx;
+    f->last_seq = c->seq;
+    f->examined++;
+    if (rules_carries(&f->run->rule, c->cls)) {
+        store_obj_t o;
+        int err = store_get(f->t, &c->guid, &o);
+        if (err == HS_OK && rules_send_scope(&f->run->rule, f->run->dir, &o, &f->mine)) {
+            repl_obj_encode(&f->r->objs, &o);
+            f->nobj++;
+        } else if (err && err != HS_ENOTFOUND) {
+            return err;
+        }
+    }
+    if (s_batch_full(f) || f->examined >= R_SCAN_CAP) {
+        f->full = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int s_fill_obj(void *ctx, const store_obj_t *o)
+{
+    s_fill_t *f = ctx;
+    snprintf(f->last_key.k_cls, sizeof(f->last_key.k_cls), "%s", o->cls);
+    f->last_key.k_guid = o->guid;
+    f->last_key.k_set = true;
+    f->examined++;
+    if (rules_send_scope(&f->run->rule, f->run->dir, o, &f->mine)) {
+        repl_obj_encode(&f->r->objs, o);
+        f->nobj++;
+    }
+    if (s_batch_full(f) || f->examined >= R_SCAN_CAP) {
+        f->full = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* Fill r->objs with the next batch of run. Returns HS_OK and sets
+ * run->eof when the scope is exhausted. */
+static int s_fill(repl_t *r, r_run_t *run, s_fill_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->r = r;
+    f->run = run;
+    f->mine = repl_branch(r, NULL);
+    store_mpw_reset(&r->objs);
+    int err;
+    if (run->mode == REPL_DIFFERENTIAL) {
+        err = store_txn_begin(r->store, false, &f->t);
+        if (err)
+            return err;
+        f->last_seq = run->seq_cursor;
+        err = store_log_scan(f->t, run->seq_cursor, s_fill_change, f);
+        store_txn_abort(&f->t);
+        if (err)
+            return err;
+        run->eof = !f->full;
+        return HS_OK;
+    }
+    f->t = run->snap;
+    f->last_key = run->cursor;
+    while (run->prefix_idx < run->rule.ru_nprefix) {
+        const char *pre = run->prefixes[run->prefix_idx];
+        bool resume = run->cursor.k_set && !strncmp(run->cursor.k_cls, pre, strlen(pre));
+        err = store_scan(f->t, pre, NULL, 0, resume ? run->cursor.k_cls : NULL,
+                         resume ? &run->cursor.k_guid : NULL, s_fill_obj, f);
+        if (err)
+            return err;
+        if (f->full)
+            break;
+        run->prefix_idx++;
+        /* the next prefix starts at its beginning */
+        if (f->last_key.k_set)
+            run->cursor = f->last_key;
+    }
+    run->eof = !f->full;
+    return HS_OK;
+}
+
+static int s_pump(repl_t *r, r_run_t *run)
+{
+    while (run->state == R_STREAMING && !run->eof && run->ninflight < REPL_WINDOW) {
+        s_fill_t f;
+        repl_key_t from = run->cursor;
+        int err = s_fill(r, run, &f);
+        if (err)
+            return err;
+        if (f.nobj == 0 && run->eof)
+            break; /* nothing more: END covers the rest */
+        r_batch_t *b = &run->inflight[run->ninflight];
+        b->b_no = ++run->next_no;
+        if (run->mode == REPL_DIFFERENTIAL) {
+            b->b_upto = f.last_seq;
+            run->seq_cursor = f.last_seq;
+        } else {
+            b->b_last = f.last_key;
+            run->cursor = f.last_key;
+        }
+        store_mpw_reset(&r->w);
+        err = repl_batch_encode(&r->w, run->id, b->b_no, b->b_upto,
+                                run->mode == REPL_COMPLETE ? &from : NULL,
+                                run->mode == REPL_COMPLETE ? &b->b_last : NULL, f.nobj, &r->objs);
+        if (!err)
+            err = r->io.io_send(r->io.io_ctx, run->peer, r->w.mpw_buf, r->w.mpw_len);
+        if (err)
+            return err;
+        if (run->ninflight == 0)
+            run->last_ack_ms = repl_now_ms();
+        run->ninflight++;
+        run->sent += f.nobj;
+        run->bytes += r->w.mpw_len;
+    }
+    if (run->state == R_STREAMING && run->eof && run->ninflight == 0) {
+        repl_msg_t m = {.m_type = REPL_END, .m_run = run->id, .m_no = run->next_no};
+        if (run->mode == REPL_COMPLETE)
+            m.m_from = run->cursor;
+        int err = repl_send_msg(r, run->peer, &m);
+        if (err)
+            return err;
+        run->bytes += r->w.mpw_len;
+        run->state = R_ENDING;
+        run->end_sent_ms = repl_now_ms();
+    }
+    return HS_OK;
+}
+
+/* ---- starting runs ------------------------------------------------------- */
+
+static int s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+typedef struct s_count {
+    r_run_t *run;
+    rules_names_t mine;
+    store_txn_t *t;
+    uint64_t n, bytes;
+} s_count_t;
+
+static int s_count_obj(void *ctx, const store_obj_t *o)
+{
+    s_count_t *c = ctx;
+    if (rules_send_scope(&c->run->rule, c->run->dir, o, &c->mine)) {
+        c->n++;
+        c->bytes +=
+            40 + strlen(o->cls) + strlen(o->origin) + strlen(o->owner) + o->keys_len + o->body_len;
+    }
+    return 0;
+}
+
+static int s_count_change(void *ctx, const store_change_t *ch)
+{
+    s_count_t *c = ctx;
+    if (!rules_carries(&c->run->rule, ch->cls))
+        return 0;
+    store_obj_t o;
+    if (store_get(c->t, &ch->guid, &o) == HS_OK)
+        s_count_obj(c, &o);
+    return 0;
+}
+
+/* Objects (and estimated wire bytes) the run would send from its start. */
+static int s_estimate(repl_t *r, r_run_t *run, store_txn_t *t, uint64_t *n, uint64_t *bytes)
+{
+    s_count_t c = {run, repl_branch(r, NULL), t, 0, 0};
+    int err = HS_OK;
+    if (run->mode == REPL_DIFFERENTIAL) {
+        err = store_log_scan(t, run->seq_cursor, s_count_change, &c);
+    } else {
+        for (size_t i = 0; !err && i < run->rule.ru_nprefix; i++)
+            err = store_scan(t, run->prefixes[i], NULL, 0, NULL, NULL, s_count_obj, &c);
+    }
+    *n = c.n;
+    *bytes = c.bytes;
+    return err;
+}
+
+static r_run_t *s_run_find_peer(repl_t *r, const char *peer, bool active_only)
+{
+    for (r_run_t *run = r->runs; run; run = run->next)
+        if (!strcmp(run->peer, peer) && (!active_only || run->state != R_QUEUED))
+            return run;
+    return NULL;
+}
+
+static int s_open(repl_t *r, r_run_t *run)
+{
+    repl_mark_t m;
+    store_txn_t *t;
+    int err = store_txn_begin(r->store, false, &t);
+    if (err)
+        return err;
+    err = repl_mark_get(t, run->peer, run->rule.ru_name, &m);
+    if (err) {
+        store_txn_abort(&t);
+        return err;
+    }
+    if (run->mode == REPL_COMPLETE) {
+        run->snap = t; /* one consistent snapshot for the whole run */
+        if (m.mk_complete_active) {
+            run->start_seq = m.mk_complete_start_seq;
+            run->cursor = m.mk_cursor;
+            for (run->prefix_idx = 0; run->cursor.k_set && run->prefix_idx < run->rule.ru_nprefix;
+                 run->prefix_idx++) {
+                const char *pre = run->prefixes[run->prefix_idx];
+                if (!strncmp(run->cursor.k_cls, pre, strlen(pre)))
+                    break;
+            }
+            if (run->cursor.k_set)
+                snprintf(run->why + strlen(run->why), sizeof(run->why) - strlen(run->why),
+                         "; resuming after %s", run->cursor.k_cls);
+        } else {
+            run->start_seq = store_log_head(t);
+        }
+    } else {
+        run->seq_cursor = m.mk_diff_seq;
+        store_txn_abort(&t);
+    }
+    run->state = R_STREAMING;
+    run->started_ms = repl_now_ms();
+    repl_msg_t om = {.m_type = REPL_OPEN,
+                     .m_run = run->id,
+                     .m_mode = run->mode,
+                     .m_nprefix = run->rule.ru_nprefix,
+                     .m_ndataclass = run->rule.ru_ndataclass};
+    snprintf(om.m_rule, sizeof(om.m_rule), "%s", run->rule.ru_name);
+    memcpy(om.m_prefix, run->prefixes, sizeof(om.m_prefix));
+    memcpy(om.m_dataclass, run->rule.ru_dataclass, sizeof(om.m_dataclass));
+    snprintf(om.m_why, sizeof(om.m_why), "%s", run->why);
+    snprintf(om.m_token, sizeof(om.m_token), "%s", run->token);
+    err = repl_send_msg(r, run->peer, &om);
+    if (err)
+        return err;
+    run->bytes += r->w.mpw_len;
+    repl_log(r, REPL_LOG_INFO, run->peer, "run-start", "rule %s %s %s: %s", run->rule.ru_name,
+             s_dir_name(run->dir), repl_mode_name(run->mode), run->why);
+    return s_pump(r, run);
+}
+
+/* Pick the mode a run should use now, and say why. */
+static int s_pick_mode(const rules_rule_t *ru, const repl_mark_t *m, uint64_t now, int asked,
+                       char *why, size_t whylen)
+{
+    if (ru->ru_always_complete) {
+        snprintf(why, whylen, "rule '%s' always replicates complete sets", ru->ru_name);
+        return REPL_COMPLETE;
+    }
+    if (m->mk_complete_active) {
+        snprintf(why, whylen, "an interrupted complete run resumes");
+        return REPL_COMPLETE;
+    }
+    if (m->mk_last_complete_ms == 0) {
+        snprintf(why, whylen, "first run to this peer: no watermark yet");
+        return REPL_COMPLETE;
+    }
+    if (asked == REPL_COMPLETE) {
+        snprintf(why, whylen, "complete run requested");
+        return REPL_COMPLETE;
+    }
+    if (asked == 0 && ru->ru_complete_every_ms &&
+        now >= m->mk_last_complete_ms + ru->ru_complete_every_ms) {
+        snprintf(why, whylen, "complete schedule due");
+        return REPL_COMPLETE;
+    }
+    snprintf(why, whylen, "changes after watermark seq %llu", (unsigned long long)m->mk_diff_seq);
+    return REPL_DIFFERENTIAL;
+}
+
+static int s_queue(repl_t *r, const char *peer, const rules_rule_t *ru, unsigned dir, int mode,
+                   const char *why, uint64_t req, const char *token, r_run_t **out)
+{
+    r_run_t *run = calloc(1, sizeof(*run));
+    if (!run)
+        return HS_ENOMEM;
+    run->id = ++r->next_id;
+    run->req = req;
+    snprintf(run->peer, sizeof(run->peer), "%s", peer);
+    snprintf(run->token, sizeof(run->token), "%s", token ? token : "");
+    run->rule = *ru;
+    run->dir = dir;
+    run->mode = mode;
+    snprintf(run->why, sizeof(run->why), "%s", why);
+    memcpy(run->prefixes, ru->ru_prefix, sizeof(run->prefixes));
+    qsort(run->prefixes, ru->ru_nprefix, sizeof(run->prefixes[0]), s_cmp_str);
+    run->state = R_QUEUED;
+    /* append: runs to one peer go in order */
+    r_run_t **p = &r->runs;
+    while (*p)
+        p = &(*p)->next;
+    *p = run;
+    if (out)
+        *out = run;
+    return HS_OK;
+}
+
+int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry_run, uint64_t req)
+{
+    unsigned dir = r->io.io_dir_to(r->io.io_ctx, peer);
+    if (!dir)
+        return HS_ENOTFOUND;
+    store_txn_t *t;
+    int err = store_txn_begin(r->store, false, &t);
+    if (err)
+        return err;
+    rules_rule_t ru;
+    repl_mark_t m;
+    err = rules_get(t, rule, &ru);
+    if (!err)
+        err = repl_mark_get(t, peer, rule, &m);
+    if (!err && !(ru.ru_dirs & dir))
+        err = HS_EDIRECTION;
+    if (!err && !ru.ru_enabled)
+        err = HS_EDISABLED;
+    if (err) {
+        store_txn_abort(&t);
+        return err;
+    }
+    char why[REPL_WHY_MAX];
+    int picked = s_pick_mode(&ru, &m, repl_now_ms(), mode, why, sizeof(why));
+    if (dry_run) {
+        r_run_t tmp = {.rule = ru, .dir = dir, .mode = picked, .seq_cursor = m.mk_diff_seq};
+        memcpy(tmp.prefixes, ru.ru_prefix, sizeof(tmp.prefixes));
+        uint64_t n = 0, bytes = 0;
+        err = s_estimate(r, &tmp, t, &n, &bytes);
+        store_txn_abort(&t);
+        if (err)
+            return err;
+        repl_summary_t su = {.su_req = req,
+                             .su_role = "would send",
+                             .su_direction = s_dir_name(dir),
+                             .su_mode = picked,
+                             .su_sent = n,
+                             .su_ok = true,
+                             .su_dry_run = true,
+                             .su_estimate_bytes = bytes};
+        snprintf(su.su_peer, sizeof(su.su_peer), "%s", peer);
+        snprintf(su.su_rule, sizeof(su.su_rule), "%s", rule);
+        snprintf(su.su_why, sizeof(su.su_why), "%s", why);
+        r->io.io_run_done(r->io.io_ctx, &su);
+        return HS_OK;
+    }
+    store_txn_abort(&t);
+    return s_queue(r, peer, &ru, dir, picked, why, req, NULL, NULL);
+}
+
+int repl_request(repl_t *r, const char *peer, const char *rule, int mode, uint64_t req)
+{
+    if (repl_dir_from(r, peer) == 0)
+        return HS_ENOTFOUND;
+    r_req_t *q = calloc(1, sizeof(*q));
+    if (!q)
+        return HS_ENOMEM;
+    snprintf(q->peer, sizeof(q->peer), "%s", peer);
+    snprintf(q->rule, sizeof(q->rule), "%s", rule);
+    snprintf(q->token, sizeof(q->token), "q%llu", (unsigned long long)++r->next_id);
+    q->req = req;
+    q->deadline_ms = repl_now_ms() + 3600u * 1000u;
+    repl_msg_t m = {.m_type = REPL_REQUEST, .m_mode = mode};
+    snprintf(m.m_rule, sizeof(m.m_rule), "%s", rule);
+    snprintf(m.m_token, sizeof(m.m_token), "%s", q->token);
+    int err = repl_send_msg(r, peer, &m);
+    if (err) {
+        free(q);
+        return err;
+    }
+    q->next = r->reqs;
+    r->reqs = q;
+    return HS_OK;
+}
+
+/* A peer asks us to send a rule now. */
+static void s_on_request(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    unsigned dir = r->io.io_dir_to(r->io.io_ctx, peer);
+    store_txn_t *t;
+    rules_rule_t ru;
+    repl_mark_t mk;
+    const char *why = NULL;
+    int err = store_txn_begin(r->store, false, &t);
+    if (!err) {
+        err = rules_get(t, m->m_rule, &ru);
+        if (!err)
+            err = repl_mark_get(t, peer, m->m_rule, &mk);
+        store_txn_abort(&t);
+    }
+    if (err == HS_ENOTFOUND)
+        why = "no such rule on the sender";
+    else if (err)
+        why = hs_strerror(err);
+    else if (!(ru.ru_dirs & dir))
+        why = "this rule does not replicate in that direction";
+    else if (!ru.ru_enabled)
+        why = "the rule is disabled on the sender";
+    if (why) {
+        repl_msg_t refuse = {.m_type = REPL_REFUSE};
+        snprintf(refuse.m_token, sizeof(refuse.m_token), "%s", m->m_token);
+        snprintf(refuse.m_why, sizeof(refuse.m_why), "rule '%s': %s", m->m_rule, why);
+        repl_send_msg(r, peer, &refuse);
+        return;
+    }
+    char mwhy[REPL_WHY_MAX];
+    int mode = s_pick_mode(&ru, &mk, repl_now_ms(), m->m_mode, mwhy, sizeof(mwhy));
+    char full[300];
+    snprintf(full, sizeof(full), "requested by %s; %s", peer, mwhy);
+    s_queue(r, peer, &ru, dir, mode, full, 0, m->m_token, NULL);
+    s_start_queued(r);
+}
+
+/* ---- acknowledgements ----------------------------------------------------- */
+
+typedef struct s_ack {
+    r_run_t *run;
+    const r_batch_t *b;
+} s_ack_t;
+
+static int s_ack_txn(store_txn_t *t, void *ctx)
+{
+    s_ack_t *a = ctx;
+    repl_mark_t m;
+    int err = repl_mark_get(t, a->run->peer, a->run->rule.ru_name, &m);
+    if (err)
+        return err;
+    if (a->run->mode == REPL_DIFFERENTIAL) {
+        m.mk_diff_seq = a->b->b_upto;
+    } else {
+        m.mk_complete_active = true;
+        m.mk_complete_start_seq = a->run->start_seq;
+        m.mk_cursor = a->b->b_last;
+    }
+    return repl_mark_put(t, a->run->peer, a->run->rule.ru_name, &m);
+}
+
+static r_run_t *s_run_by_id(repl_t *r, const char *peer, uint64_t id)
+{
+    for (r_run_t *run = r->runs; run; run = run->next)
+        if (run->id == id && !strcmp(run->peer, peer))
+            return run;
+    return NULL;
+}
+
+static void s_on_ack(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    r_run_t *run = s_run_by_id(r, peer, m->m_run);
+    if (!run || run->ninflight == 0 || run->inflight[0].b_no != m->m_no) {
+        repl_log(r, REPL_LOG_DEBUG, peer, "stale-ack", "ack for run %llu batch %llu ignored",
+                 (unsigned long long)m->m_run, (unsigned long long)m->m_no);
+        return;
+    }
+    s_ack_t a = {run, &run->inflight[0]};
+    int err = store_write(r->store, s_ack_txn, &a);
+    if (err) {
+        s_run_finish(r, run, false, hs_strerror(err));
+        return;
+    }
+    run->applied += m->m_applied;
+    run->skipped += m->m_skipped;
+    run->deleted += m->m_deleted;
+    run->last_ack_ms = repl_now_ms();
+    memmove(run->inflight, run->inflight + 1, (run->ninflight - 1) * sizeof(run->inflight[0]));
+    run->ninflight--;
+    err = s_pump(r, run);
+    if (err)
+        s_run_finish(r, run, false, hs_strerror(err));
+}
+
+static void s_on_done(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    r_run_t *run = s_run_by_id(r, peer, m->m_run);
+    if (!run)
+        return;
+    run->applied += m->m_applied;
+    run->skipped += m->m_skipped;
+    run->deleted += m->m_deleted;
+    s_run_finish(r, run, m->m_ok, m->m_ok ? NULL : m->m_why);
+}
+
+static void s_on_abort(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    r_run_t *run = s_run_by_id(r, peer, m->m_run);
+    if (run) {
+        char why[REPL_WHY_MAX - 32];
+        snprintf(why, sizeof(why), "the peer aborted the run: %.180s", m->m_why);
+        s_run_finish(r, run, false, why);
+        return;
+    }
+    repl_recv_abort(r, peer, m);
+}
+
+int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len)
+{
+    repl_msg_t m;
+    int err = repl_msg_decode(buf, len, &m);
+    if (err)
+        return err;
+    switch (m.m_type) {
+    case REPL_OPEN:
+        repl_recv_open(r, peer, &m);
+        break;
+    case REPL_BATCH:
+        repl_recv_batch(r, peer, &m);
+        break;
+    case REPL_END:
+        repl_recv_end(r, peer, &m);
+        break;
+    case REPL_ACK:
+        s_on_ack(r, peer, &m);
+        break;
+    case REPL_DONE:
+        s_on_done(r, peer, &m);
+        break;
+    case REPL_ABORT:
+        s_on_abort(r, peer, &m);
+        break;
+    case REPL_REQUEST:
+        s_on_request(r, peer, &m);
+        break;
+    case REPL_REFUSE:
+        repl_recv_refuse(r, peer, &m);
+        break;
+    }
+    return HS_OK;
+}
+
+void repl_peer_down(repl_t *r, const char *peer)
+{
+    for (r_run_t *run = r->runs, *next; run; run = next) {
+        next = run->next;
+        if (!strcmp(run->peer, peer) && run->state != R_QUEUED)
+            s_run_finish(r, run, false, "the link went down");
+    }
+    repl_recv_drop_peer(r, peer);
+}
+
+/* Start queued runs whose peer is free and up. Called from the tick and
+ * whenever a run ends, so runs to a peer follow each other without delay. */
+static void s_start_queued(repl_t *r)
+{
+    if (r->starting)
+        return; /* a run that fails to open finishes, which calls us again */
+    r->starting = true;
+    for (int again = 1; again;) {
+        again = 0;
+        for (r_run_t *run = r->runs; run; run = run->next) {
+            if (run->state != R_QUEUED || s_run_find_peer(r, run->peer, true) ||
+                !r->io.io_peer_up(r->io.io_ctx, run->peer))
+                continue;
+            int err = s_open(r, run);
+            if (err)
+                s_run_finish(r, run, false, hs_strerror(err));
+            again = 1; /* the list changed: look again from the start */
+            break;
+        }
+    }
+    r->starting = false;
+}
+
+/* ---- schedule ------------------------------------------------------------ */
+
+typedef struct s_sched {
+    repl_t *r;
+    const char *peer;
+    unsigned dir;
+    store_txn_t *t;
+    uint64_t now;
+} s_sched_t;
+
+static uint64_t s_retry_delay(uint32_t failures)
+{
+    uint64_t d = R_RETRY_MIN_MS;
+    for (uint32_t i = 1; i < failures && d < R_RETRY_MAX_MS; i++)
+        d *= 2;
+    return d < R_RETRY_MAX_MS ? d : R_RETRY_MAX_MS;
+}
+
+/* When is the next run of ru to this peer due, and in which mode? */
+static uint64_t s_next_due(const rules_rule_t *ru, const repl_mark_t *m, int *mode)
+{
+    if (m->mk_failures)
+        return m->mk_last_run_ms + s_retry_delay(m->mk_failures);
+    if (ru->ru_always_complete || m->mk_last_complete_ms == 0 || m->mk_complete_active) {
+        *mode = REPL_COMPLETE;
+        if (m->mk_last_complete_ms == 0 || m->mk_complete_active)
+            return 0;
+        return m->mk_last_complete_ms + ru->ru_every_ms;
+    }
+    uint64_t diff = m->mk_last_diff_ms + ru->ru_every_ms;
+    uint64_t full =
+        ru->ru_complete_every_ms ? m->mk_last_complete_ms + ru->ru_complete_every_ms : UINT64_MAX;
+    *mode = full <= diff ? REPL_COMPLETE : REPL_DIFFERENTIAL;
+    return full <= diff ? full : diff;
+}
+
+static int s_sched_rule(void *ctx, const rules_rule_t *ru)
+{
+    s_sched_t *s = ctx;
+    if (!ru->ru_enabled || !(ru->ru_dirs & s->dir))
+        return 0;
+    for (r_run_t *run = s->r->runs; run; run = run->next)
+        if (!strcmp(run->peer, s->peer) && !strcmp(run->rule.ru_name, ru->ru_name))
+            return 0;
+    repl_mark_t m;
+    if (repl_mark_get(s->t, s->peer, ru->ru_name, &m))
+        return 0;
+    int mode = REPL_DIFFERENTIAL;
+    if (s_next_due(ru, &m, &mode) > s->now)
+        return 0;
+    char why[REPL_WHY_MAX];
+    int picked = s_pick_mode(ru, &m, s->now, 0, why, sizeof(why));
+    char full[300];
+    snprintf(full, sizeof(full), "%s%s",
+             m.mk_failures ? "retry after failure; " : "schedule: ", why);
+    s_queue(s->r, s->peer, ru, s->dir, picked, full, 0, NULL, NULL);
+    return 0;
+}
+
+void repl_tick(repl_t *r)
+{
+    uint64_t now = repl_now_ms();
+    /* timeouts */
+    for (r_run_t *run = r->runs, *next; run; run = next) {
+        next = run->next;
+        if (run->state == R_STREAMING && run->ninflight &&
+            now - run->last_ack_ms > R_ACK_TIMEOUT_MS)
+            s_run_finish(r, run, false, "the peer stopped acknowledging batches");
+        else if (run->state == R_ENDING && now - run->end_sent_ms > R_ACK_TIMEOUT_MS)
+            s_run_finish(r, run, false, "the peer did not confirm the end of the run");
+    }
+    for (r_req_t **p = &r->reqs; *p;) {
+        if ((*p)->deadline_ms < now) {
+            r_req_t *q = *p;
+            *p = q->next;
+            free(q);
+        } else {
+            p = &(*p)->next;
+        }
+    }
+    repl_recv_expire(r, now);
+    /* schedules */
+    const char *const *peers = NULL;
+    size_t np = r->io.io_peers(r->io.io_ctx, &peers);
+    store_txn_t *t;
+    if (store_txn_begin(r->store, false, &t) == HS_OK) {
+        for (size_t i = 0; i < np; i++) {
+            if (!r->io.io_peer_up(r->io.io_ctx, peers[i]))
+                continue;
+            s_sched_t s = {r, peers[i], r->io.io_dir_to(r->io.io_ctx, peers[i]), t, now};
+            if (s.dir)
+                rules_each(t, s_sched_rule, &s);
+        }
+        store_txn_abort(&t);
+    }
+    s_start_queued(r);
+}
+
+/* ---- status -------------------------------------------------------------- */
+
+typedef struct s_pairs {
+    repl_t *r;
+    const char *peer;
+    unsigned dir_to, dir_from;
+    store_txn_t *t;
+    repl_pair_cb cb;
+    void *ctx;
+    int err;
+} s_pairs_t;
+
+typedef struct s_first {
+    uint64_t mtime;
+    bool found;
+} s_first_t;
+
+static int s_first_change(void *ctx, const store_change_t *c)
+{
+    s_first_t *f = ctx;
+    f->mtime = c->mtime;
+    f->found = true;
+    return 1;
+}
+
+static int s_pair_rule(void *ctx, const rules_rule_t *ru)
+{
+    s_pairs_t *s = ctx;
+    repl_mark_t m;
+    if (ru->ru_dirs & s->dir_to) {
+        if (repl_mark_get(s->t, s->peer, ru->ru_name, &m))
+            return 0;
+        repl_pair_t p = {.pr_peer = s->peer,
+                         .pr_rule = ru,
+                         .pr_role = "sends",
+                         .pr_direction = s_dir_name(s->dir_to),
+                         .pr_mark = &m};
+        for (r_run_t *run = s->r->runs; run; run = run->next) {
+            if (!strcmp(run->peer, s->peer) && !strcmp(run->rule.ru_name, ru->ru_name) &&
+                run->state != R_QUEUED) {
+                p.pr_running = true;
+                p.pr_progress_done = run->sent;
+            }
+        }
+        int mode = REPL_DIFFERENTIAL;
+        p.pr_next_ms = ru->ru_enabled ? s_next_due(ru, &m, &mode) : 0;
+        p.pr_next_mode = mode;
+        store_log_count(s->t, m.mk_diff_seq, &p.pr_backlog);
+        s_first_t f = {0, false};
+        store_log_scan(s->t, m.mk_diff_seq, s_first_change, &f);
+        if (f.found && repl_now_ms() > f.mtime)
+            p.pr_backlog_age_ms = repl_now_ms() - f.mtime;
+        int r = s->cb(s->ctx, &p);
+        if (r)
+            return r;
+    }
+    if (ru->ru_dirs & s->dir_from) {
+        char in[RULES_NAME_MAX + 4];
+        snprintf(in, sizeof(in), "%s@in", ru->ru_name);
+        if (repl_mark_get(s->t, s->peer, in, &m))
+            return 0;
+        repl_pair_t p = {.pr_peer = s->peer,
+                         .pr_rule = ru,
+                         .pr_role = "receives",
+                         .pr_direction = s_dir_name(s->dir_from),
+                         .pr_mark = &m};
+        for (r_recv_t *rv = s->r->recvs; rv; rv = rv->next)
+            if (!strcmp(rv->peer, s->peer) && !strcmp(rv->rule.ru_name, ru->ru_name))
+                p.pr_running = true;
+        return s->cb(s->ctx, &p);
+    }
+    return 0;
+}
+
+int repl_pairs(repl_t *r, repl_pair_cb cb, void *ctx)
+{
+    const char *const *peers = NULL;
+    size_t np = r->io.io_peers(r->io.io_ctx, &peers);
+    /* copy: io_dir_to may reuse the names array */
+    store_txn_t *t;
+    int err = store_txn_begin(r->store, false, &t);
+    if (err)
+        return err;
+    for (size_t i = 0; !err && i < np; i++) {
+        char peer[STORE_NAME_MAX + 1];
+        snprintf(peer, sizeof(peer), "%s", peers[i]);
+        s_pairs_t s = {
+            r, peer, r->io.io_dir_to(r->io.io_ctx, peer), repl_dir_from(r, peer), t, cb, ctx, 0};
+        err = rules_each(t, s_pair_rule, &s);
+        np = r->io.io_peers(r->io.io_ctx, &peers);
+    }
+    store_txn_abort(&t);
+    return err;
+}

@@ -1,0 +1,103 @@
+/*
+ * engine_int.h - state shared by the sender (engine.c) and the receiver
+ * (receiver.c) halves of the replication engine. Not a public header.
+ */
+#ifndef REPL_ENGINE_INT_H
+#define REPL_ENGINE_INT_H
+
+#include "replication/repl.h"
+
+typedef struct r_batch {
+    uint64_t b_no;
+    uint64_t b_upto;   /* differential: last change-log seq the batch covered */
+    repl_key_t b_last; /* complete: last key the batch covered */
+} r_batch_t;
+
+enum r_run_state {
+    R_QUEUED,    /* waiting for the peer's previous run to finish */
+    R_STREAMING, /* OPEN sent; sending batches within the window */
+    R_ENDING,    /* END sent; waiting for DONE */
+};
+
+/* A run this node sends. */
+typedef struct r_run {
+    struct r_run *next;
+    uint64_t id;
+    uint64_t req;
+    char peer[STORE_NAME_MAX + 1];
+    char token[REPL_TOKEN_MAX];
+    rules_rule_t rule;
+    unsigned dir;
+    int mode;
+    char why[REPL_WHY_MAX];
+    int state;
+    store_txn_t *snap; /* complete: the snapshot streamed */
+    size_t prefix_idx; /* complete: index into the sorted prefixes */
+    char prefixes[RULES_PREFIX_MAX][STORE_CLASS_MAX + 1];
+    repl_key_t cursor;   /* complete: last key put in a batch */
+    uint64_t seq_cursor; /* differential: last log seq put in a batch */
+    uint64_t start_seq;  /* complete: log head when the run (first) started */
+    bool eof;
+    r_batch_t inflight[REPL_WINDOW];
+    size_t ninflight;
+    uint64_t next_no;
+    uint64_t sent, applied, skipped, deleted, bytes;
+    uint64_t started_ms, last_ack_ms, end_sent_ms;
+    uint64_t total; /* objects in scope, for progress (estimate) */
+} r_run_t;
+
+/* A run this node receives. */
+typedef struct r_recv {
+    struct r_recv *next;
+    char peer[STORE_NAME_MAX + 1];
+    uint64_t run;
+    rules_rule_t rule; /* prefixes and data classes as the sender sent them */
+    unsigned dir;
+    int mode;
+    char why[REPL_WHY_MAX];
+    char token[REPL_TOKEN_MAX];
+    uint64_t applied, skipped, deleted, refused, bytes, batches;
+    uint64_t started_ms, last_ms;
+} r_recv_t;
+
+/* A REQUEST this node sent and is waiting on. */
+typedef struct r_req {
+    struct r_req *next;
+    char peer[STORE_NAME_MAX + 1];
+    char rule[RULES_NAME_MAX + 1];
+    char token[REPL_TOKEN_MAX];
+    uint64_t req;
+    uint64_t deadline_ms;
+} r_req_t;
+
+struct repl {
+    store_t *store;
+    repl_io_t io;
+    r_run_t *runs;
+    r_recv_t *recvs;
+    r_req_t *reqs;
+    uint64_t next_id;
+    bool starting;    /* s_start_queued is running */
+    store_mpw_t w;    /* frame scratch */
+    store_mpw_t objs; /* batch objects scratch */
+};
+
+void repl_log(repl_t *r, int level, const char *peer, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+int repl_send_msg(repl_t *r, const char *peer, const repl_msg_t *m);
+/* Direction of a run from `from` to `to` as seen from this node. */
+unsigned repl_dir_from(repl_t *r, const char *peer);
+/* Fill names with this node's branch (peer NULL) or a child's. */
+rules_names_t repl_branch(repl_t *r, const char *peer);
+
+/* receiver.c */
+void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m);
+void repl_recv_batch(repl_t *r, const char *peer, const repl_msg_t *m);
+void repl_recv_end(repl_t *r, const char *peer, const repl_msg_t *m);
+void repl_recv_abort(repl_t *r, const char *peer, const repl_msg_t *m);
+void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m);
+void repl_recv_drop_peer(repl_t *r, const char *peer);
+void repl_recv_expire(repl_t *r, uint64_t now);
+void repl_recv_free_all(repl_t *r);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * marks.h - per-peer, per-rule replication state and run history.
+ *
+ * STORE_T_MARKS, key "<peer>\0<rule>" -> msgpack [1, diff_seq, complete_active,
+ * complete_start_seq, cursor_set, cursor_cls, cursor_guid(bin16),
+ * last_diff_ms, last_complete_ms, last_run_ms, last_ok, last_error,
+ * failures, last_mode].
+ *   diff_seq: every change with seq <= diff_seq has been acknowledged by the
+ *     peer (0 = never: the first run must be complete).
+ *   complete_*: a complete run in progress: it started when the log head was
+ *     complete_start_seq and the peer acknowledged everything up to the
+ *     cursor; on success diff_seq becomes complete_start_seq.
+ * Written by the sender, in the same transaction that records each
+ * acknowledgement.
+ *
+ * STORE_T_HISTORY, key be64(ms) be32(counter) -> msgpack [1, peer, rule,
+ * role ("sent"/"received"), mode, why, sent, applied, skipped, deleted,
+ * bytes, duration_ms, ok, error]. At most REPL_HISTORY_MAX entries are kept.
+ */
+#ifndef REPL_MARKS_H
+#define REPL_MARKS_H
+
+#include "replication/proto.h"
+
+#define REPL_HISTORY_MAX 2000
+
+typedef struct repl_mark {
+    uint64_t mk_diff_seq;
+    bool mk_complete_active;
+    uint64_t mk_complete_start_seq;
+    repl_key_t mk_cursor;
+    uint64_t mk_last_diff_ms;
+    uint64_t mk_last_complete_ms;
+    uint64_t mk_last_run_ms;
+    bool mk_last_ok;
+    char mk_last_error[REPL_WHY_MAX];
+    uint32_t mk_failures; /* consecutive */
+    int mk_last_mode;
+} repl_mark_t;
+
+/* Absent marks read as all zero (HS_OK). */
+int repl_mark_get(store_txn_t *t, const char *peer, const char *rule, repl_mark_t *out);
+int repl_mark_put(store_txn_t *t, const char *peer, const char *rule, const repl_mark_t *m);
+int repl_mark_decode(const void *buf, size_t len, repl_mark_t *out);
+
+typedef struct repl_hist {
+    uint64_t h_when_ms;
+    char h_peer[STORE_NAME_MAX + 1];
+    char h_rule[RULES_NAME_MAX + 1];
+    char h_role[12]; /* "sent" or "received" */
+    int h_mode;
+    char h_why[REPL_WHY_MAX];
+    uint64_t h_sent, h_applied, h_skipped, h_deleted, h_bytes, h_ms;
+    bool h_ok;
+    char h_error[REPL_WHY_MAX];
+} repl_hist_t;
+
+int repl_hist_add(store_txn_t *t, const repl_hist_t *h);
+typedef int (*repl_hist_cb)(void *ctx, const repl_hist_t *h);
+/* Newest first. */
+int repl_hist_each(store_txn_t *t, repl_hist_cb cb, void *ctx);
+int repl_hist_decode(const void *buf, size_t len, repl_hist_t *out);
+
+#endif

@@ -1,0 +1,302 @@
+#include "replication/proto.h"
+
+#include "topology/wire.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *repl_mode_name(int mode)
+{
+    return mode == REPL_COMPLETE ? "complete" : mode == REPL_DIFFERENTIAL ? "differential" : "?";
+}
+
+int repl_key_cmp(const repl_key_t *a, const repl_key_t *b)
+{
+    int c = strcmp(a->k_cls, b->k_cls);
+    return c ? c : memcmp(a->k_guid.b, b->k_guid.b, 16);
+}
+
+static void s_key_encode(store_mpw_t *w, const repl_key_t *k)
+{
+    if (!k || !k->k_set) {
+        store_mpw_nil(w);
+        return;
+    }
+    store_mpw_array(w, 2);
+    store_mpw_str(w, k->k_cls);
+    store_mpw_bin(w, k->k_guid.b, 16);
+}
+
+static void s_key_decode(store_mpr_t *r, repl_key_t *k)
+{
+    memset(k, 0, sizeof(*k));
+    if (store_mpr_nil(r))
+        return;
+    if (store_mpr_array(r) != 2) {
+        r->mpr_err = HS_EMALF;
+        return;
+    }
+    store_mpr_str(r, k->k_cls, sizeof(k->k_cls));
+    size_t n;
+    const uint8_t *g = store_mpr_bytes(r, &n);
+    if (!g || n != 16) {
+        r->mpr_err = HS_EMALF;
+        return;
+    }
+    memcpy(k->k_guid.b, g, 16);
+    k->k_set = true;
+}
+
+static void s_strs_encode(store_mpw_t *w, size_t n, const char (*s)[STORE_CLASS_MAX + 1])
+{
+    store_mpw_array(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        store_mpw_str(w, s[i]);
+}
+
+static size_t s_strs_decode(store_mpr_t *r, size_t max, char (*s)[STORE_CLASS_MAX + 1])
+{
+    uint32_t n = store_mpr_array(r);
+    if (n > max) {
+        r->mpr_err = HS_EMALF;
+        return 0;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        store_mpr_str(r, s[i], STORE_CLASS_MAX + 1);
+    return n;
+}
+
+int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
+{
+    switch (m->m_type) {
+    case REPL_OPEN:
+        store_mpw_array(w, 9);
+        store_mpw_uint(w, TOPO_PROTO_VERSION);
+        store_mpw_uint(w, REPL_OPEN);
+        store_mpw_uint(w, m->m_run);
+        store_mpw_str(w, m->m_rule);
+        s_strs_encode(w, m->m_nprefix, m->m_prefix);
+        s_strs_encode(w, m->m_ndataclass, m->m_dataclass);
+        store_mpw_uint(w, (uint64_t)m->m_mode);
+        store_mpw_str(w, m->m_why);
+        store_mpw_str(w, m->m_token);
+        break;
+    case REPL_ACK:
+        store_mpw_array(w, 7);
+        store_mpw_uint(w, TOPO_PROTO_VERSION);
+        store_mpw_uint(w, REPL_ACK);
+        store_mpw_uint(w, m->m_run);
+        store_mpw_uint(w, m->m_no);
+        store_mpw_uint(w, m->m_applied);
+        store_mpw_uint(w, m->m_skipped);
+        store_mpw_uint(w, m->m_deleted);
+        break;
+    case REPL_END:
+        store_mpw_array(w, 5);
+        store_mpw_uint(w, TOPO_PROTO_VERSION);
+        store_mpw_uint(w, REPL_END);
+        store_mpw_uint(w, m->m_run);
+        store_mpw_uint(w, m->m_no);
+        s_key_encode(w, &m->m_from);
+        break;
+    case REPL_DONE:
+        store_mpw_array(w, 8);
+        store_mpw_uint(w, TOPO_PROTO_VERSION);
+        store_mpw_uint(w, REPL_DONE);
+        store_mpw_uint(w, m->m_run);
+        store_mpw_bool(w, m->m_ok);
+        store_mpw_str(w, m->m_why);
+        store_mpw_uint(w, m->m_applied);
+        store_mpw_uint(w, m->m_skipped);
+        store_mpw_uint(w, m->m_deleted);
+        break;
+    case REPL_ABORT:
+        store_mpw_array(w, 4);
+        store_mpw_uint(w, TOPO_PROTO_VERSION);
+        store_mpw_uint(w, REPL_ABORT);
+        store_mpw_uint(w, m->m_run);
+        store_mpw_str(w, m->m_why);
+        break;
+    case REPL_REQUEST:
+        store_mpw_array(w, 5);
+        store_mpw_uint(w, TOPO_PROTO_VERSION);
+        store_mpw_uint(w, REPL_REQUEST);
+        store_mpw_str(w, m->m_rule);
+        store_mpw_uint(w, (uint64_t)m->m_mode);
+        store_mpw_str(w, m->m_token);
+        break;
+    case REPL_REFUSE:
+        store_mpw_array(w, 4);
+        store_mpw_uint(w, TOPO_PROTO_VERSION);
+        store_mpw_uint(w, REPL_REFUSE);
+        store_mpw_str(w, m->m_token);
+        store_mpw_str(w, m->m_why);
+        break;
+    default:
+        return HS_EINVAL;
+    }
+    return store_mpw_error(w);
+}
+
+int repl_batch_encode(store_mpw_t *w, uint64_t run, uint64_t no, uint64_t upto,
+                      const repl_key_t *from, const repl_key_t *to, uint32_t nobj,
+                      const store_mpw_t *objs)
+{
+    store_mpw_array(w, 8);
+    store_mpw_uint(w, TOPO_PROTO_VERSION);
+    store_mpw_uint(w, REPL_BATCH);
+    store_mpw_uint(w, run);
+    store_mpw_uint(w, no);
+    store_mpw_uint(w, upto);
+    s_key_encode(w, from);
+    s_key_encode(w, to);
+    store_mpw_array(w, nobj);
+    store_mpw_raw(w, objs->mpw_buf, objs->mpw_len);
+    return store_mpw_error(w);
+}
+
+void repl_obj_encode(store_mpw_t *w, const store_obj_t *o)
+{
+    store_mpw_array(w, 9);
+    store_mpw_bin(w, o->guid.b, 16);
+    store_mpw_str(w, o->cls);
+    store_mpw_str(w, o->origin);
+    store_mpw_str(w, o->owner);
+    store_mpw_uint(w, o->mtime);
+    store_mpw_uint(w, o->flags);
+    if (store_guid_is_zero(&o->resource))
+        store_mpw_nil(w);
+    else
+        store_mpw_bin(w, o->resource.b, 16);
+    if (o->keys_len)
+        store_mpw_raw(w, o->keys, o->keys_len);
+    else
+        store_mpw_nil(w);
+    if (o->body_len)
+        store_mpw_raw(w, o->body, o->body_len);
+    else
+        store_mpw_nil(w);
+}
+
+int repl_obj_decode(store_mpr_t *r, repl_wire_obj_t *out)
+{
+    memset(&out->o, 0, sizeof(out->o));
+    if (store_mpr_array(r) != 9)
+        return HS_EMALF;
+    size_t n;
+    const uint8_t *g = store_mpr_bytes(r, &n);
+    if (!g || n != 16)
+        return HS_EMALF;
+    memcpy(out->o.guid.b, g, 16);
+    store_mpr_str(r, out->cls, sizeof(out->cls));
+    store_mpr_str(r, out->origin, sizeof(out->origin));
+    store_mpr_str(r, out->owner, sizeof(out->owner));
+    out->o.mtime = store_mpr_uint(r);
+    uint64_t flags = store_mpr_uint(r);
+    if (!store_mpr_nil(r)) {
+        const uint8_t *res = store_mpr_bytes(r, &n);
+        if (!res || n != 16)
+            return HS_EMALF;
+        memcpy(out->o.resource.b, res, 16);
+    }
+    if (!store_mpr_nil(r))
+        out->o.keys = store_mpr_raw(r, &out->o.keys_len);
+    if (!store_mpr_nil(r))
+        out->o.body = store_mpr_raw(r, &out->o.body_len);
+    if (store_mpr_error(r) || flags > (STORE_OBJ_TOMBSTONE | STORE_OBJ_IMPORTED) ||
+        !out->origin[0] || !out->owner[0])
+        return HS_EMALF;
+    out->o.flags = (uint32_t)flags;
+    out->o.cls = out->cls;
+    out->o.origin = out->origin;
+    out->o.owner = out->owner;
+    return HS_OK;
+}
+
+int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    store_mpr_t r;
+    store_mpr_init(&r, buf, len);
+    uint32_t n = store_mpr_array(&r);
+    if (n < 3 || store_mpr_uint(&r) != TOPO_PROTO_VERSION)
+        return HS_EMALF;
+    uint64_t type = store_mpr_uint(&r);
+    if (type != REPL_REQUEST && type != REPL_REFUSE)
+        out->m_run = store_mpr_uint(&r);
+    switch (type) {
+    case REPL_OPEN:
+        if (n != 9)
+            return HS_EMALF;
+        store_mpr_str(&r, out->m_rule, sizeof(out->m_rule));
+        out->m_nprefix = s_strs_decode(&r, RULES_PREFIX_MAX, out->m_prefix);
+        out->m_ndataclass = s_strs_decode(&r, RULES_DATACLASS_MAX, out->m_dataclass);
+        out->m_mode = (int)store_mpr_uint(&r);
+        store_mpr_str(&r, out->m_why, sizeof(out->m_why));
+        store_mpr_str(&r, out->m_token, sizeof(out->m_token));
+        if (out->m_mode != REPL_DIFFERENTIAL && out->m_mode != REPL_COMPLETE)
+            return HS_EMALF;
+        break;
+    case REPL_BATCH:
+        if (n != 8)
+            return HS_EMALF;
+        out->m_no = store_mpr_uint(&r);
+        out->m_upto = store_mpr_uint(&r);
+        s_key_decode(&r, &out->m_from);
+        s_key_decode(&r, &out->m_to);
+        out->m_nobj = store_mpr_array(&r);
+        if (store_mpr_error(&r))
+            return HS_EMALF;
+        out->m_objs = r.mpr_p + r.mpr_pos;
+        out->m_objs_len = len - r.mpr_pos;
+        r.mpr_pos = len; /* objects are read one by one by the applier */
+        break;
+    case REPL_ACK:
+        if (n != 7)
+            return HS_EMALF;
+        out->m_no = store_mpr_uint(&r);
+        out->m_applied = store_mpr_uint(&r);
+        out->m_skipped = store_mpr_uint(&r);
+        out->m_deleted = store_mpr_uint(&r);
+        break;
+    case REPL_END:
+        if (n != 5)
+            return HS_EMALF;
+        out->m_no = store_mpr_uint(&r);
+        s_key_decode(&r, &out->m_from);
+        break;
+    case REPL_DONE:
+        if (n != 8)
+            return HS_EMALF;
+        out->m_ok = store_mpr_bool(&r);
+        store_mpr_str(&r, out->m_why, sizeof(out->m_why));
+        out->m_applied = store_mpr_uint(&r);
+        out->m_skipped = store_mpr_uint(&r);
+        out->m_deleted = store_mpr_uint(&r);
+        break;
+    case REPL_ABORT:
+        if (n != 4)
+            return HS_EMALF;
+        store_mpr_str(&r, out->m_why, sizeof(out->m_why));
+        break;
+    case REPL_REQUEST:
+        if (n != 5)
+            return HS_EMALF;
+        store_mpr_str(&r, out->m_rule, sizeof(out->m_rule));
+        out->m_mode = (int)store_mpr_uint(&r);
+        store_mpr_str(&r, out->m_token, sizeof(out->m_token));
+        if (out->m_mode < 0 || out->m_mode > REPL_COMPLETE)
+            return HS_EMALF;
+        break;
+    case REPL_REFUSE:
+        if (n != 4)
+            return HS_EMALF;
+        store_mpr_str(&r, out->m_token, sizeof(out->m_token));
+        store_mpr_str(&r, out->m_why, sizeof(out->m_why));
+        break;
+    default:
+        return HS_EMALF;
+    }
+    out->m_type = (int)type;
+    return store_mpr_done(&r);
+}

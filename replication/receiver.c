@@ -1,0 +1,450 @@
+/*
+ * receiver.c - the receiving half of a replication run.
+ *
+ * Stateless between batches by design (replication/proto.h): each BATCH is
+ * applied in one write transaction through the family handlers of rules/,
+ * and only then acknowledged. A complete run's batch also removes the
+ * receiver's in-scope objects inside the batch's key range that the batch
+ * does not carry.
+ */
+#include "replication/engine_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define R_RECV_IDLE_MS (10u * 60u * 1000u) /* forget a run silent this long */
+
+static r_recv_t *s_find(repl_t *r, const char *peer, uint64_t run)
+{
+    for (r_recv_t *rv = r->recvs; rv; rv = rv->next)
+        if (rv->run == run && !strcmp(rv->peer, peer))
+            return rv;
+    return NULL;
+}
+
+static void s_free(repl_t *r, r_recv_t *rv)
+{
+    for (r_recv_t **p = &r->recvs; *p; p = &(*p)->next) {
+        if (*p == rv) {
+            *p = rv->next;
+            break;
+        }
+    }
+    free(rv);
+}
+
+void repl_recv_free_all(repl_t *r)
+{
+    while (r->recvs)
+        s_free(r, r->recvs);
+}
+
+static void s_abort(repl_t *r, const char *peer, uint64_t run, const char *why)
+{
+    repl_msg_t m = {.m_type = REPL_ABORT, .m_run = run};
+    snprintf(m.m_why, sizeof(m.m_why), "%s", why);
+    repl_send_msg(r, peer, &m);
+}
+
+/* Record the received run (marks "<rule>@in" and history) and tell a
+ * waiting requester. */
+typedef struct s_rfin {
+    r_recv_t *rv;
+    bool ok;
+    const char *error;
+    uint64_t now;
+} s_rfin_t;
+
+static int s_rfin_txn(store_txn_t *t, void *ctx)
+{
+    s_rfin_t *f = ctx;
+    r_recv_t *rv = f->rv;
+    char in[RULES_NAME_MAX + 4];
+    snprintf(in, sizeof(in), "%s@in", rv->rule.ru_name);
+    repl_mark_t m;
+    int err = repl_mark_get(t, rv->peer, in, &m);
+    if (err)
+        return err;
+    m.mk_last_run_ms = f->now;
+    m.mk_last_mode = rv->mode;
+    m.mk_last_ok = f->ok;
+    m.mk_failures = f->ok ? 0 : m.mk_failures + 1;
+    snprintf(m.mk_last_error, sizeof(m.mk_last_error), "%s", f->ok ? "" : f->error);
+    if (f->ok && rv->mode == REPL_COMPLETE)
+        m.mk_last_complete_ms = f->now;
+    if (f->ok)
+        m.mk_last_diff_ms = f->now;
+    err = repl_mark_put(t, rv->peer, in, &m);
+    if (err)
+        return err;
+    repl_hist_t h = {.h_when_ms = f->now,
+                     .h_mode = rv->mode,
+                     .h_sent = 0,
+                     .h_applied = rv->applied,
+                     .h_skipped = rv->skipped,
+                     .h_deleted = rv->deleted,
+                     .h_bytes = rv->bytes,
+                     .h_ms = f->now - rv->started_ms,
+                     .h_ok = f->ok};
+    snprintf(h.h_peer, sizeof(h.h_peer), "%s", rv->peer);
+    snprintf(h.h_rule, sizeof(h.h_rule), "%s", rv->rule.ru_name);
+    snprintf(h.h_role, sizeof(h.h_role), "received");
+    snprintf(h.h_why, sizeof(h.h_why), "%s", rv->why);
+    snprintf(h.h_error, sizeof(h.h_error), "%s", f->ok ? "" : f->error);
+    return repl_hist_add(t, &h);
+}
+
+static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
+{
+    s_rfin_t f = {rv, ok, error ? error : "", repl_now_ms()};
+    int err = store_write(r->store, s_rfin_txn, &f);
+    if (err)
+        repl_log(r, REPL_LOG_ERROR, rv->peer, "mark-failed", "could not record the run: %s",
+                 hs_strerror(err));
+    repl_log(r, ok ? REPL_LOG_INFO : REPL_LOG_WARN, rv->peer, ok ? "received" : "receive-failed",
+             "rule %s %s (%s): applied %llu skipped %llu deleted %llu refused %llu%s%s",
+             rv->rule.ru_name, repl_mode_name(rv->mode), rv->why, (unsigned long long)rv->applied,
+             (unsigned long long)rv->skipped, (unsigned long long)rv->deleted,
+             (unsigned long long)rv->refused, ok ? "" : ": ", ok ? "" : f.error);
+    uint64_t req = 0;
+    for (r_req_t **p = &r->reqs; *p; p = &(*p)->next) {
+        if (rv->token[0] && !strcmp((*p)->token, rv->token)) {
+            r_req_t *q = *p;
+            req = q->req;
+            *p = q->next;
+            free(q);
+            break;
+        }
+    }
+    if (r->io.io_run_done) {
+        repl_summary_t su = {.su_req = req,
+                             .su_role = "received",
+                             .su_direction = rv->dir == RULES_UP ? "up" : "down",
+                             .su_mode = rv->mode,
+                             .su_applied = rv->applied,
+                             .su_skipped = rv->skipped,
+                             .su_deleted = rv->deleted,
+                             .su_bytes = rv->bytes,
+                             .su_ms = f.now - rv->started_ms,
+                             .su_ok = ok};
+        snprintf(su.su_peer, sizeof(su.su_peer), "%s", rv->peer);
+        snprintf(su.su_rule, sizeof(su.su_rule), "%s", rv->rule.ru_name);
+        snprintf(su.su_why, sizeof(su.su_why), "%s", rv->why);
+        snprintf(su.su_error, sizeof(su.su_error), "%s", ok ? "" : f.error);
+        r->io.io_run_done(r->io.io_ctx, &su);
+    }
+    s_free(r, rv);
+}
+
+void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    unsigned dir = repl_dir_from(r, peer);
+    if (!dir) {
+        s_abort(r, peer, m->m_run, "not linked to this node");
+        return;
+    }
+    /* A new run from the same peer and rule supersedes an unfinished one. */
+    for (r_recv_t *rv = r->recvs, *next; rv; rv = next) {
+        next = rv->next;
+        if (!strcmp(rv->peer, peer) && !strcmp(rv->rule.ru_name, m->m_rule))
+            s_finish(r, rv, false, "superseded by a new run from the sender");
+    }
+    r_recv_t *rv = calloc(1, sizeof(*rv));
+    if (!rv) {
+        s_abort(r, peer, m->m_run, "out of memory");
+        return;
+    }
+    snprintf(rv->peer, sizeof(rv->peer), "%s", peer);
+    rv->run = m->m_run;
+    snprintf(rv->rule.ru_name, sizeof(rv->rule.ru_name), "%s", m->m_rule);
+    memcpy(rv->rule.ru_prefix, m->m_prefix, sizeof(rv->rule.ru_prefix));
+    rv->rule.ru_nprefix = m->m_nprefix;
+    memcpy(rv->rule.ru_dataclass, m->m_dataclass, sizeof(rv->rule.ru_dataclass));
+    rv->rule.ru_ndataclass = m->m_ndataclass;
+    rv->rule.ru_dirs = dir;
+    rv->dir = dir;
+    rv->mode = m->m_mode;
+    snprintf(rv->why, sizeof(rv->why), "%s", m->m_why);
+    snprintf(rv->token, sizeof(rv->token), "%s", m->m_token);
+    rv->started_ms = rv->last_ms = repl_now_ms();
+    rv->next = r->recvs;
+    r->recvs = rv;
+}
+
+/* ---- applying a batch ----------------------------------------------------- */
+
+typedef struct s_apply {
+    repl_t *r;
+    r_recv_t *rv;
+    const repl_msg_t *m;
+    bool to_end; /* END: the range runs to the end of the scope */
+    uint64_t applied, skipped, deleted, refused;
+    store_guid_t *guids; /* objects of this batch, sorted, for range removal */
+    size_t nguids;
+    rules_names_t branch;
+    store_txn_t *t;
+    const char *prefix;
+    int err;
+} s_apply_t;
+
+static int s_str_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static int s_guid_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+/* Is key k inside the range (from, to]? (to unset with to_end: no bound) */
+static bool s_in_range(const s_apply_t *a, const repl_key_t *k)
+{
+    if (a->m->m_from.k_set && repl_key_cmp(k, &a->m->m_from) <= 0)
+        return false;
+    if (a->to_end)
+        return true;
+    return a->m->m_to.k_set && repl_key_cmp(k, &a->m->m_to) <= 0;
+}
+
+/* Remove in-scope objects in the batch's range that it does not carry. We
+ * collect first and delete after the scan, since deleting moves the cursor's
+ * pages under it. */
+typedef struct s_victims {
+    s_apply_t *a;
+    store_guid_t *g;
+    size_t n, cap;
+} s_victims_t;
+
+static int s_collect_victim(void *ctx, const store_obj_t *o)
+{
+    s_victims_t *v = ctx;
+    s_apply_t *a = v->a;
+    repl_key_t k = {.k_set = true, .k_guid = o->guid};
+    snprintf(k.k_cls, sizeof(k.k_cls), "%s", o->cls);
+    if (!a->to_end && a->m->m_to.k_set && repl_key_cmp(&k, &a->m->m_to) > 0)
+        return 1;
+    if (!s_in_range(a, &k) || !rules_recv_scope(&a->rv->rule, a->rv->dir, o, &a->branch))
+        return 0;
+    if (a->nguids && bsearch(o->guid.b, a->guids, a->nguids, sizeof(*a->guids), s_guid_cmp))
+        return 0;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        store_guid_t *g = realloc(v->g, cap * sizeof(*g));
+        if (!g)
+            return HS_ENOMEM;
+        v->g = g;
+        v->cap = cap;
+    }
+    v->g[v->n++] = o->guid;
+    return 0;
+}
+
+static int s_remove_range(s_apply_t *a)
+{
+    if (!a->to_end && !a->m->m_to.k_set)
+        return HS_OK; /* an empty batch covers nothing */
+    char pre[RULES_PREFIX_MAX][STORE_CLASS_MAX + 1];
+    size_t np = a->rv->rule.ru_nprefix;
+    memcpy(pre, a->rv->rule.ru_prefix, sizeof(pre));
+    qsort(pre, np, sizeof(pre[0]), s_str_cmp);
+    s_victims_t v = {a, NULL, 0, 0};
+    int err = HS_OK;
+    for (size_t i = 0; !err && i < np; i++) {
+        const repl_key_t *from = &a->m->m_from;
+        bool resume = from->k_set && !strncmp(from->k_cls, pre[i], strlen(pre[i]));
+        /* skip prefixes entirely before the range */
+        if (from->k_set && !resume && strcmp(pre[i], from->k_cls) < 0)
+            continue;
+        err = store_scan(a->t, pre[i], NULL, 0, resume ? from->k_cls : NULL,
+                         resume ? &from->k_guid : NULL, s_collect_victim, &v);
+    }
+    for (size_t i = 0; !err && i < v.n; i++) {
+        err = store_delete(a->t, &v.g[i], 0);
+        if (err == HS_ENOTFOUND)
+            err = HS_OK;
+        else if (!err)
+            a->deleted++;
+    }
+    free(v.g);
+    return err;
+}
+
+static int s_apply_txn(store_txn_t *t, void *ctx)
+{
+    s_apply_t *a = ctx;
+    a->applied = a->skipped = a->deleted = a->refused = 0;
+    a->nguids = 0;
+    a->t = t;
+    const repl_msg_t *m = a->m;
+    store_mpr_t rd;
+    store_mpr_init(&rd, m->m_objs, m->m_objs_len);
+    for (uint32_t i = 0; i < m->m_nobj; i++) {
+        repl_wire_obj_t wo;
+        if (repl_obj_decode(&rd, &wo))
+            return HS_EMALF;
+        if (a->rv->mode == REPL_COMPLETE)
+            a->guids[a->nguids++] = wo.o.guid;
+        int outcome = RULES_SKIPPED;
+        int err = rules_apply(t, a->rv->dir, &wo.o, &outcome);
+        if (err == HS_EDIRECTION || err == HS_ECLASS || err == HS_EMALF || err == HS_ETOOBIG ||
+            err == HS_EINVAL) {
+            a->refused++;
+            continue;
+        }
+        if (err)
+            return err;
+        if (outcome == RULES_APPLIED)
+            a->applied++;
+        else if (outcome == RULES_DELETED)
+            a->deleted++;
+        else
+            a->skipped++;
+    }
+    if (store_mpr_done(&rd))
+        return HS_EMALF;
+    if (a->rv->mode == REPL_COMPLETE) {
+        qsort(a->guids, a->nguids, sizeof(*a->guids), s_guid_cmp);
+        return s_remove_range(a);
+    }
+    return HS_OK;
+}
+
+void repl_recv_batch(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    r_recv_t *rv = s_find(r, peer, m->m_run);
+    if (!rv) {
+        s_abort(r, peer, m->m_run, "unknown run (the receiver restarted?): start again");
+        return;
+    }
+    if (m->m_nobj > REPL_BATCH_OBJECTS * 4) {
+        s_finish(r, rv, false, "batch too large");
+        s_abort(r, peer, m->m_run, "batch too large");
+        return;
+    }
+    s_apply_t a = {.r = r, .rv = rv, .m = m};
+    a.branch = repl_branch(r, rv->dir == RULES_UP ? peer : NULL);
+    if (m->m_nobj && !(a.guids = malloc(m->m_nobj * sizeof(*a.guids)))) {
+        s_abort(r, peer, m->m_run, "out of memory");
+        return;
+    }
+    int err = store_write(r->store, s_apply_txn, &a);
+    free(a.guids);
+    if (err) {
+        char why[REPL_WHY_MAX - 32];
+        snprintf(why, sizeof(why), "the receiver could not apply batch %llu: %s",
+                 (unsigned long long)m->m_no, hs_strerror(err));
+        s_abort(r, peer, m->m_run, why);
+        s_finish(r, rv, false, why);
+        return;
+    }
+    rv->applied += a.applied;
+    rv->skipped += a.skipped;
+    rv->deleted += a.deleted;
+    rv->refused += a.refused;
+    rv->bytes += m->m_objs_len;
+    rv->batches++;
+    rv->last_ms = repl_now_ms();
+    if (a.refused)
+        repl_log(r, REPL_LOG_WARN, peer, "refused-objects",
+                 "rule %s: %llu objects refused (wrong direction or invalid)", rv->rule.ru_name,
+                 (unsigned long long)a.refused);
+    repl_msg_t ack = {.m_type = REPL_ACK,
+                      .m_run = m->m_run,
+                      .m_no = m->m_no,
+                      .m_applied = a.applied,
+                      .m_skipped = a.skipped,
+                      .m_deleted = a.deleted};
+    repl_send_msg(r, peer, &ack);
+}
+
+void repl_recv_end(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    r_recv_t *rv = s_find(r, peer, m->m_run);
+    if (!rv) {
+        s_abort(r, peer, m->m_run, "unknown run (the receiver restarted?): start again");
+        return;
+    }
+    uint64_t deleted = 0;
+    if (rv->mode == REPL_COMPLETE) {
+        s_apply_t a = {.r = r, .rv = rv, .m = m, .to_end = true};
+        a.branch = repl_branch(r, rv->dir == RULES_UP ? peer : NULL);
+        int err = store_write(r->store, s_apply_txn, &a);
+        if (err) {
+            char why[REPL_WHY_MAX - 32];
+            snprintf(why, sizeof(why), "the receiver could not finish: %s", hs_strerror(err));
+            s_abort(r, peer, m->m_run, why);
+            s_finish(r, rv, false, why);
+            return;
+        }
+        deleted = a.deleted;
+        rv->deleted += deleted;
+    }
+    repl_msg_t done = {.m_type = REPL_DONE, .m_run = m->m_run, .m_ok = true, .m_deleted = deleted};
+    repl_send_msg(r, peer, &done);
+    s_finish(r, rv, true, NULL);
+}
+
+void repl_recv_abort(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    r_recv_t *rv = s_find(r, peer, m->m_run);
+    if (rv) {
+        char why[REPL_WHY_MAX - 32];
+        snprintf(why, sizeof(why), "the sender aborted: %.180s", m->m_why);
+        s_finish(r, rv, false, why);
+    }
+}
+
+void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    for (r_req_t **p = &r->reqs; *p; p = &(*p)->next) {
+        r_req_t *q = *p;
+        if (strcmp(q->token, m->m_token) != 0 || strcmp(q->peer, peer) != 0)
+            continue;
+        *p = q->next;
+        if (r->io.io_run_done) {
+            repl_summary_t su = {.su_req = q->req, .su_role = "received", .su_ok = false};
+            snprintf(su.su_peer, sizeof(su.su_peer), "%s", peer);
+            snprintf(su.su_rule, sizeof(su.su_rule), "%s", q->rule);
+            snprintf(su.su_error, sizeof(su.su_error), "%s", m->m_why);
+            r->io.io_run_done(r->io.io_ctx, &su);
+        }
+        free(q);
+        return;
+    }
+}
+
+void repl_recv_drop_peer(repl_t *r, const char *peer)
+{
+    for (r_recv_t *rv = r->recvs, *next; rv; rv = next) {
+        next = rv->next;
+        if (!strcmp(rv->peer, peer))
+            s_finish(r, rv, false, "the link went down");
+    }
+    for (r_req_t **p = &r->reqs; *p;) {
+        r_req_t *q = *p;
+        if (strcmp(q->peer, peer) != 0) {
+            p = &q->next;
+            continue;
+        }
+        *p = q->next;
+        if (r->io.io_run_done) {
+            repl_summary_t su = {.su_req = q->req, .su_role = "received", .su_ok = false};
+            snprintf(su.su_peer, sizeof(su.su_peer), "%s", peer);
+            snprintf(su.su_rule, sizeof(su.su_rule), "%s", q->rule);
+            snprintf(su.su_error, sizeof(su.su_error), "the link went down");
+            r->io.io_run_done(r->io.io_ctx, &su);
+        }
+        free(q);
+    }
+}
+
+void repl_recv_expire(repl_t *r, uint64_t now)
+{
+    for (r_recv_t *rv = r->recvs, *next; rv; rv = next) {
+        next = rv->next;
+        if (now - rv->last_ms > R_RECV_IDLE_MS)
+            s_finish(r, rv, false, "the sender went silent");
+    }
+}

@@ -1,0 +1,103 @@
+/*
+ * repl.h - the replication engine: runs rules against adjacent peers.
+ *
+ * The engine knows nothing of sockets or of object families: the broker
+ * gives it a repl_io_t (send a frame, what a peer is to us, our branch),
+ * feeds it frames and ticks, and gets run results back; rules/ decides what
+ * is in scope and how objects are applied. Protocol: replication/proto.h.
+ *
+ * Scheduling: for every peer and every enabled rule this node sends on in
+ * that peer's direction, a differential run is due ru_every_ms after the
+ * last one and a complete run ru_complete_every_ms after the last complete
+ * one (or at once when no watermark exists yet). A failed run is retried
+ * with backoff (2 s doubling to 60 s). One run per peer at a time; others
+ * wait their turn.
+ */
+#ifndef REPL_REPL_H
+#define REPL_REPL_H
+
+#include "replication/marks.h"
+
+typedef struct repl repl_t;
+
+/* Outcome of one run, sender or receiver side. */
+typedef struct repl_summary {
+    uint64_t su_req; /* the request id given to repl_start/repl_request */
+    char su_peer[STORE_NAME_MAX + 1];
+    char su_rule[RULES_NAME_MAX + 1];
+    const char *su_role;      /* "sent" or "received" */
+    const char *su_direction; /* "down" or "up" */
+    int su_mode;
+    char su_why[REPL_WHY_MAX];
+    uint64_t su_sent, su_applied, su_skipped, su_deleted, su_bytes, su_ms;
+    bool su_ok;
+    char su_error[REPL_WHY_MAX];
+    bool su_dry_run;
+    uint64_t su_estimate_bytes;
+} repl_summary_t;
+
+typedef struct repl_io {
+    void *io_ctx;
+    /* Send one frame to peer; HS_OK or an error (the run then fails). */
+    int (*io_send)(void *ctx, const char *peer, const void *buf, size_t len);
+    /* RULES_DOWN if peer is our child, RULES_UP if our parent, 0 otherwise. */
+    unsigned (*io_dir_to)(void *ctx, const char *peer);
+    bool (*io_peer_up)(void *ctx, const char *peer);
+    /* Branch names: of this node (peer NULL: self first, then subtree) or of
+     * a child peer (the child first, then its subtree). The array stays valid
+     * until the next call. */
+    size_t (*io_branch)(void *ctx, const char *peer, const char *const **names);
+    /* Every peer name, for scheduling. Valid until the next call. */
+    size_t (*io_peers)(void *ctx, const char *const **names);
+    void (*io_run_done)(void *ctx, const repl_summary_t *s);
+    void (*io_log)(void *ctx, int level, const char *peer, const char *event, const char *msg);
+} repl_io_t;
+
+/* level values for io_log (same order as broker/log.h) */
+enum { REPL_LOG_DEBUG, REPL_LOG_INFO, REPL_LOG_WARN, REPL_LOG_ERROR };
+
+/* Wall clock in ms since the epoch, as the engine stamps runs. */
+uint64_t repl_now_ms(void);
+
+/* Owned engine; store and io are borrowed and must outlive it. */
+repl_t *repl_new(store_t *s, const repl_io_t *io);
+void repl_destroy(repl_t **r);
+
+/* Timers: schedules, retries, timeouts, and pumping batches. */
+void repl_tick(repl_t *r);
+
+/* A replication frame (type >= 16) from peer. Malformed frames return
+ * HS_EMALF (the caller logs them); nothing is applied from them. */
+int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len);
+
+/* The link to peer went down: its runs fail now (and resume later). */
+void repl_peer_down(repl_t *r, const char *peer);
+
+/* Queue a run now as sender. mode 0 = the mode the schedule would pick.
+ * dry_run computes what would be sent and reports it at once. req is
+ * passed back in the summary. HS_ENOTFOUND (rule), HS_EDIRECTION (rule does
+ * not send that way), HS_EDISABLED. */
+int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry_run, uint64_t req);
+
+/* Ask peer to send rule to us now; the summary arrives when its run ends. */
+int repl_request(repl_t *r, const char *peer, const char *rule, int mode, uint64_t req);
+
+/* Per (peer, rule) state for status: called for every pair this node sends
+ * on, and for pairs it receives on that have history. */
+typedef struct repl_pair {
+    const char *pr_peer;
+    const rules_rule_t *pr_rule;
+    const char *pr_role;      /* "sends" or "receives" */
+    const char *pr_direction; /* "down" or "up" */
+    const repl_mark_t *pr_mark;
+    bool pr_running;
+    uint64_t pr_next_ms; /* wall clock of the next scheduled run (sender) */
+    int pr_next_mode;
+    uint64_t pr_backlog; /* change-log entries not yet acknowledged */
+    uint64_t pr_backlog_age_ms;
+    uint64_t pr_progress_done, pr_progress_total;
+} repl_pair_t;
+typedef int (*repl_pair_cb)(void *ctx, const repl_pair_t *p);
+int repl_pairs(repl_t *r, repl_pair_cb cb, void *ctx);
+
+#endif

@@ -1,0 +1,358 @@
+#include "rules/rules.h"
+
+#include "store/mp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- family handlers ---------------------------------------------------- */
+
+static bool s_item_sendable(const store_obj_t *o, unsigned dir)
+{
+    (void)dir;
+    return strcmp(o->cls, "item.server_job") != 0 && strncmp(o->cls, "item.server_job.", 16) != 0;
+}
+
+static bool s_resource_sendable(const store_obj_t *o, unsigned dir)
+{
+    /* Imported resources (AD import, data connector) stay where they were
+     * imported: never up. */
+    return !(dir == RULES_UP && (o->flags & STORE_OBJ_IMPORTED));
+}
+
+static const rules_family_t s_families[] = {
+    {"item", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, s_item_sendable, NULL},
+    {"security", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, NULL, NULL},
+    {"resource", RULES_DOWN | RULES_UP, RULES_KEY_OWNER, RULES_BY_MTIME, s_resource_sendable, NULL},
+    {"dataclass", RULES_DOWN | RULES_UP, RULES_KEY_OWNER, RULES_BY_MTIME, s_resource_sendable,
+     NULL},
+    {"package", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, NULL, NULL},
+    {"event", RULES_DOWN | RULES_UP, RULES_KEY_ORIGIN, RULES_BY_SEQ, NULL, NULL},
+};
+
+const rules_family_t *rules_family_of(const char *cls)
+{
+    char fam[16];
+    if (store_class_family(cls, fam, sizeof(fam)) >= sizeof(fam))
+        return NULL;
+    for (size_t i = 0; i < sizeof(s_families) / sizeof(s_families[0]); i++)
+        if (!strcmp(fam, s_families[i].fam_name))
+            return &s_families[i];
+    return NULL;
+}
+
+/* ---- rule records ------------------------------------------------------- */
+
+#define S_DAY (24ull * 3600 * 1000)
+
+typedef struct s_default {
+    const char *name;
+    const char *prefixes[2];
+    unsigned dirs;
+    bool enabled, always_complete;
+} s_default_t;
+
+static const s_default_t s_defaults[] = {
+    {"items", {"item.", NULL}, RULES_DOWN, true, false},
+    {"security", {"security.", NULL}, RULES_DOWN, true, true},
+    {"resources", {"resource.", "dataclass."}, RULES_DOWN | RULES_UP, true, false},
+    {"packages", {"package", NULL}, RULES_DOWN, true, false},
+    {"events", {"event.", NULL}, RULES_DOWN | RULES_UP, false, false},
+};
+
+static size_t s_key(char *k, size_t cap, const char *name)
+{
+    int n = snprintf(k, cap, "h/%s", name);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+int rules_encode(const rules_rule_t *r, uint8_t **out, size_t *len)
+{
+    store_mpw_t w;
+    store_mpw_init(&w);
+    store_mpw_array(&w, 10);
+    store_mpw_uint(&w, 1); /* record version */
+    store_mpw_str(&w, r->ru_name);
+    store_mpw_array(&w, (uint32_t)r->ru_nprefix);
+    for (size_t i = 0; i < r->ru_nprefix; i++)
+        store_mpw_str(&w, r->ru_prefix[i]);
+    store_mpw_uint(&w, r->ru_dirs);
+    store_mpw_bool(&w, r->ru_enabled);
+    store_mpw_bool(&w, r->ru_always_complete);
+    store_mpw_uint(&w, r->ru_every_ms);
+    store_mpw_uint(&w, r->ru_complete_every_ms);
+    store_mpw_uint(&w, r->ru_verify_pct);
+    store_mpw_array(&w, (uint32_t)r->ru_ndataclass);
+    for (size_t i = 0; i < r->ru_ndataclass; i++)
+        store_mpw_str(&w, r->ru_dataclass[i]);
+    int err = store_mpw_error(&w);
+    if (err) {
+        store_mpw_free(&w);
+        return err;
+    }
+    *out = w.mpw_buf;
+    *len = w.mpw_len;
+    return HS_OK;
+}
+
+int rules_decode(const void *buf, size_t len, rules_rule_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    store_mpr_t r;
+    store_mpr_init(&r, buf, len);
+    if (store_mpr_array(&r) != 10 || store_mpr_uint(&r) != 1)
+        return HS_EMALF;
+    store_mpr_str(&r, out->ru_name, sizeof(out->ru_name));
+    uint32_t n = store_mpr_array(&r);
+    if (n > RULES_PREFIX_MAX)
+        return HS_EMALF;
+    for (uint32_t i = 0; i < n; i++)
+        store_mpr_str(&r, out->ru_prefix[i], sizeof(out->ru_prefix[i]));
+    out->ru_nprefix = n;
+    out->ru_dirs = (unsigned)store_mpr_uint(&r);
+    out->ru_enabled = store_mpr_bool(&r);
+    out->ru_always_complete = store_mpr_bool(&r);
+    out->ru_every_ms = store_mpr_uint(&r);
+    out->ru_complete_every_ms = store_mpr_uint(&r);
+    out->ru_verify_pct = (unsigned)store_mpr_uint(&r);
+    n = store_mpr_array(&r);
+    if (n > RULES_DATACLASS_MAX)
+        return HS_EMALF;
+    for (uint32_t i = 0; i < n; i++)
+        store_mpr_str(&r, out->ru_dataclass[i], sizeof(out->ru_dataclass[i]));
+    out->ru_ndataclass = n;
+    int err = store_mpr_done(&r);
+    if (!err &&
+        (!out->ru_name[0] || out->ru_dirs == 0 || out->ru_dirs > 3 || out->ru_verify_pct > 100))
+        err = HS_EMALF;
+    return err;
+}
+
+int rules_put(store_txn_t *t, const rules_rule_t *r)
+{
+    char k[RULES_NAME_MAX + 3];
+    size_t kl = s_key(k, sizeof(k), r->ru_name);
+    if (!kl)
+        return HS_EINVAL;
+    uint8_t *v;
+    size_t vl;
+    int err = rules_encode(r, &v, &vl);
+    if (err)
+        return err;
+    err = store_kv_put(t, STORE_T_RULES, k, kl, v, vl);
+    free(v);
+    return err;
+}
+
+int rules_get(store_txn_t *t, const char *name, rules_rule_t *out)
+{
+    char k[RULES_NAME_MAX + 3];
+    size_t kl = s_key(k, sizeof(k), name);
+    if (!kl)
+        return HS_ENOTFOUND;
+    const void *v;
+    size_t vl;
+    int err = store_kv_get(t, STORE_T_RULES, k, kl, &v, &vl);
+    return err ? err : rules_decode(v, vl, out);
+}
+
+typedef struct s_each {
+    rules_cb cb;
+    void *ctx;
+    size_t n;
+} s_each_t;
+
+static int s_each_one(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (void)k;
+    (void)kl;
+    s_each_t *e = ctx;
+    rules_rule_t r;
+    if (rules_decode(v, vl, &r))
+        return 0;
+    e->n++;
+    return e->cb ? e->cb(e->ctx, &r) : 0;
+}
+
+int rules_each(store_txn_t *t, rules_cb cb, void *ctx)
+{
+    s_each_t e = {cb, ctx, 0};
+    return store_kv_scan(t, STORE_T_RULES, "h/", 2, s_each_one, &e);
+}
+
+int rules_ensure_defaults(store_txn_t *t)
+{
+    s_each_t e = {NULL, NULL, 0};
+    int err = store_kv_scan(t, STORE_T_RULES, "h/", 2, s_each_one, &e);
+    if (err || e.n)
+        return err;
+    for (size_t i = 0; i < sizeof(s_defaults) / sizeof(s_defaults[0]); i++) {
+        const s_default_t *d = &s_defaults[i];
+        rules_rule_t r;
+        memset(&r, 0, sizeof(r));
+        snprintf(r.ru_name, sizeof(r.ru_name), "%s", d->name);
+        for (size_t j = 0; j < 2 && d->prefixes[j]; j++)
+            snprintf(r.ru_prefix[r.ru_nprefix++], sizeof(r.ru_prefix[0]), "%s", d->prefixes[j]);
+        r.ru_dirs = d->dirs;
+        r.ru_enabled = d->enabled;
+        r.ru_always_complete = d->always_complete;
+        r.ru_every_ms = S_DAY;
+        r.ru_complete_every_ms = 30 * S_DAY;
+        err = rules_put(t, &r);
+        if (err)
+            return err;
+    }
+    return HS_OK;
+}
+
+/* ---- scope -------------------------------------------------------------- */
+
+bool rules_carries(const rules_rule_t *r, const char *cls)
+{
+    bool match = false;
+    for (size_t i = 0; i < r->ru_nprefix && !match; i++)
+        match = strncmp(cls, r->ru_prefix[i], strlen(r->ru_prefix[i])) == 0;
+    if (!match)
+        return false;
+    if (r->ru_ndataclass && strncmp(cls, "dataclass.", 10) == 0) {
+        for (size_t i = 0; i < r->ru_ndataclass; i++)
+            if (!strcmp(cls + 10, r->ru_dataclass[i]) || !strcmp(cls, r->ru_dataclass[i]))
+                return true;
+        return false;
+    }
+    return true;
+}
+
+bool rules_names_has(const rules_names_t *n, const char *name)
+{
+    for (size_t i = 0; i < n->rn_count; i++)
+        if (!strcmp(n->rn_names[i], name))
+            return true;
+    return false;
+}
+
+static const char *s_scope_key(const rules_family_t *f, const store_obj_t *o)
+{
+    return f->fam_key == RULES_KEY_OWNER ? o->owner : o->origin;
+}
+
+bool rules_send_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
+                      const rules_names_t *mine)
+{
+    const rules_family_t *f = rules_family_of(o->cls);
+    if (!f || !(f->fam_dirs & dir) || !(r->ru_dirs & dir) || !rules_carries(r, o->cls))
+        return false;
+    if (f->fam_sendable && !f->fam_sendable(o, dir))
+        return false;
+    const char *k = s_scope_key(f, o);
+    if (dir == RULES_UP)
+        return rules_names_has(mine, k);
+    /* down: our own data (mine[0] is this node) and what came from above,
+     * never what came from below */
+    return !strcmp(k, mine->rn_names[0]) || !rules_names_has(mine, k);
+}
+
+bool rules_recv_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
+                      const rules_names_t *branch)
+{
+    const rules_family_t *f = rules_family_of(o->cls);
+    if (!f || !(f->fam_dirs & dir) || !rules_carries(r, o->cls))
+        return false;
+    if (f->fam_sendable && !f->fam_sendable(o, dir))
+        return false;
+    const char *k = s_scope_key(f, o);
+    return dir == RULES_UP ? rules_names_has(branch, k) : !rules_names_has(branch, k);
+}
+
+/* ---- apply -------------------------------------------------------------- */
+
+static int s_default_apply(store_txn_t *t, const rules_family_t *f, store_obj_t *o,
+                           const store_obj_t *cur, int *outcome)
+{
+    if (f->fam_diff_by == RULES_BY_MTIME && cur && cur->mtime > o->mtime) {
+        *outcome = RULES_SKIPPED; /* the local copy changed later: newest wins */
+        return HS_OK;
+    }
+    if (o->flags & STORE_OBJ_TOMBSTONE) {
+        if (!cur || (cur->flags & STORE_OBJ_TOMBSTONE)) {
+            *outcome = RULES_SKIPPED;
+            return HS_OK;
+        }
+        int err = store_delete(t, &o->guid, o->mtime);
+        *outcome = RULES_DELETED;
+        return err;
+    }
+    bool changed = false;
+    int err = store_put(t, o, &changed);
+    *outcome = changed ? RULES_APPLIED : RULES_SKIPPED;
+    return err;
+}
+
+int rules_apply(store_txn_t *t, unsigned dir, store_obj_t *o, int *outcome)
+{
+    *outcome = RULES_SKIPPED;
+    const rules_family_t *f = rules_family_of(o->cls);
+    if (!f)
+        return HS_ECLASS;
+    if (!(f->fam_dirs & dir) || (f->fam_sendable && !f->fam_sendable(o, dir)))
+        return HS_EDIRECTION;
+    if (!(o->flags & STORE_OBJ_TOMBSTONE)) {
+        int err = store_obj_check(o);
+        if (err)
+            return err;
+    }
+    store_obj_t cur;
+    int err = store_get(t, &o->guid, &cur);
+    if (err && err != HS_ENOTFOUND)
+        return err;
+    const store_obj_t *curp = err ? NULL : &cur;
+    if (f->fam_apply)
+        return f->fam_apply(t, o, curp, outcome);
+    return s_default_apply(t, f, o, curp, outcome);
+}
+
+/* ---- durations ---------------------------------------------------------- */
+
+int rules_parse_duration(const char *s, uint64_t *ms)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || v == 0)
+        return HS_EINVAL;
+    uint64_t mul;
+    if (!strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "s"))
+        mul = 1000;
+    else if (!strcmp(end, "m"))
+        mul = 60000;
+    else if (!strcmp(end, "h"))
+        mul = 3600000;
+    else if (!strcmp(end, "d"))
+        mul = S_DAY;
+    else
+        return HS_EINVAL;
+    if (v > UINT64_MAX / mul / 2)
+        return HS_EINVAL;
+    *ms = v * mul;
+    return HS_OK;
+}
+
+void rules_format_duration(uint64_t ms, char *out, size_t outlen)
+{
+    static const struct {
+        uint64_t mul;
+        const char *unit;
+    } units[] = {{S_DAY, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+    if (ms == 0) {
+        snprintf(out, outlen, "never");
+        return;
+    }
+    for (size_t i = 0; i < 5; i++) {
+        if (ms % units[i].mul == 0) {
+            snprintf(out, outlen, "%llu%s", (unsigned long long)(ms / units[i].mul), units[i].unit);
+            return;
+        }
+    }
+}

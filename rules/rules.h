@@ -1,0 +1,133 @@
+/*
+ * rules.h - what flows where: object-family handlers and replication rules.
+ *
+ * Family handlers (one row per family in rules/families.c; adding a family
+ * is one row and, if it merges specially, one handler file) tell the
+ * replication engine, which holds no family-specific logic:
+ *   - which directions the family may flow (down, up);
+ *   - whose object it is for scoping (the owner for resources and data
+ *     classes, the origin for everything else);
+ *   - how differential runs compare (content hash, last-changed time, seq);
+ *   - whether one object may be sent at all (item.server_job never;
+ *     imported resources never up);
+ *   - how an incoming object is applied over the local copy.
+ *
+ * Hierarchy replication rules (STORE_T_RULES, key "h/<name>") are named,
+ * carry their class prefixes, schedule and options, can be disabled and
+ * re-enabled without losing any of that, and are created with the defaults
+ * of the spec at init:
+ *
+ *   name       classes               dir      diff by        default
+ *   items      item.                 down     content hash   on
+ *   security   security.             down     always complete on
+ *   resources  resource. dataclass.  up+down  last change    on
+ *   packages   package               down     content hash   on
+ *   events     event.                up+down  sequence       off
+ *
+ * Scope. For a run from node S to adjacent node D in direction dir, with
+ * MINE = {S} + S's subtree (what S owns in its branch):
+ *   down: S sends what is not owned/originated in its own subtree below S
+ *         (its own data and what came from above), never a child's data to
+ *         that child's siblings;
+ *   up:   S sends only what is owned/originated in MINE.
+ * The receiver of a complete run removes the objects the sender would have
+ * sent but did not: down, those not in the receiver's MINE; up, those in
+ * the sender's MINE as the receiver knows it.
+ */
+#ifndef RULES_RULES_H
+#define RULES_RULES_H
+
+#include "store/store.h"
+
+#define RULES_DOWN 0x1u
+#define RULES_UP 0x2u
+
+#define RULES_NAME_MAX 32
+#define RULES_PREFIX_MAX 8
+#define RULES_DATACLASS_MAX 32
+
+enum rules_diff_by { RULES_BY_HASH = 1, RULES_BY_MTIME = 2, RULES_BY_SEQ = 3 };
+enum rules_key_field { RULES_KEY_ORIGIN = 1, RULES_KEY_OWNER = 2 };
+
+/* One object family's handler. */
+typedef struct rules_family {
+    const char *fam_name; /* "item", "resource", ... (store_class_family) */
+    unsigned fam_dirs;    /* RULES_DOWN | RULES_UP */
+    int fam_key;          /* RULES_KEY_* */
+    int fam_diff_by;      /* RULES_BY_* */
+    /* May this object be sent in direction dir at all? NULL = yes. */
+    bool (*fam_sendable)(const store_obj_t *o, unsigned dir);
+    /* Apply an incoming object (o: from the wire; cur: the local copy or NULL).
+     * Sets *outcome to RULES_APPLIED, RULES_SKIPPED (local copy is the same
+     * or newer). NULL = the default (store_put, newest-wins by mtime for
+     * RULES_BY_MTIME families, the sender wins otherwise). */
+    int (*fam_apply)(store_txn_t *t, store_obj_t *o, const store_obj_t *cur, int *outcome);
+} rules_family_t;
+
+enum rules_outcome { RULES_APPLIED = 1, RULES_SKIPPED = 2, RULES_DELETED = 3 };
+
+/* Handler of a class's family, or NULL for a class no rule may carry. */
+const rules_family_t *rules_family_of(const char *cls);
+
+/* ---- replication rules ------------------------------------------------- */
+
+typedef struct rules_rule {
+    char ru_name[RULES_NAME_MAX + 1];
+    size_t ru_nprefix;
+    char ru_prefix[RULES_PREFIX_MAX][STORE_CLASS_MAX + 1];
+    unsigned ru_dirs; /* RULES_DOWN | RULES_UP */
+    bool ru_enabled;
+    bool ru_always_complete;
+    uint64_t ru_every_ms;          /* differential interval */
+    uint64_t ru_complete_every_ms; /* complete interval (0 = never on schedule) */
+    unsigned ru_verify_pct;        /* 0..100: share of data verified per run */
+    size_t ru_ndataclass;          /* data classes carried (0 = all) */
+    char ru_dataclass[RULES_DATACLASS_MAX][STORE_CLASS_MAX + 1];
+} rules_rule_t;
+
+/* Create the default rules if no rule exists yet (write txn). */
+int rules_ensure_defaults(store_txn_t *t);
+
+int rules_get(store_txn_t *t, const char *name, rules_rule_t *out); /* HS_ENOTFOUND */
+int rules_put(store_txn_t *t, const rules_rule_t *r);
+typedef int (*rules_cb)(void *ctx, const rules_rule_t *r);
+int rules_each(store_txn_t *t, rules_cb cb, void *ctx);
+
+/* Encode/decode a rule record (decode is fuzzed). */
+int rules_encode(const rules_rule_t *r, uint8_t **out, size_t *len);
+int rules_decode(const void *buf, size_t len, rules_rule_t *out);
+
+/* Does rule r carry class cls at all (prefix and data-class selection)? */
+bool rules_carries(const rules_rule_t *r, const char *cls);
+
+/* A set of node names (this node's branch, or a peer's). */
+typedef struct rules_names {
+    size_t rn_count;
+    const char *const *rn_names; /* borrowed */
+} rules_names_t;
+
+bool rules_names_has(const rules_names_t *n, const char *name);
+
+/* Sender side: may o be sent over rule r in direction dir, where mine is the
+ * sender's branch ({sender} + its subtree)? */
+bool rules_send_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
+                      const rules_names_t *mine);
+
+/* Receiver side of a complete run: is local object o one the sender is
+ * responsible for (so it is removed if the sender no longer has it)? For
+ * down, branch is the receiver's {self} + subtree; for up, the sender's. */
+bool rules_recv_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
+                      const rules_names_t *branch);
+
+/* Apply one incoming object through its family handler. o->flags may carry
+ * STORE_OBJ_TOMBSTONE (then o->mtime is the deletion time). *outcome is a
+ * rules_outcome. Errors: store errors; HS_EDIRECTION if the family may not
+ * arrive from that direction (dir is the run's direction). */
+int rules_apply(store_txn_t *t, unsigned dir, store_obj_t *o, int *outcome);
+
+/* Parse "5m", "1h", "1d", "30d", "10s", "500ms" into ms. HS_OK/HS_EINVAL. */
+int rules_parse_duration(const char *s, uint64_t *ms);
+/* Format ms as the shortest of those forms (out: 24 bytes). */
+void rules_format_duration(uint64_t ms, char *out, size_t outlen);
+
+#endif
