@@ -476,7 +476,8 @@ static void s_on_join(broker_t *b, const uint8_t *rid, size_t rlen, const char *
     /* Reply on the connection the JOIN came in on (the link may not exist). */
     b_link_t *parent = s_link_find(b, TOPO_ROLE_PARENT, NULL, key);
     b_link_t tmp = {.role = TOPO_ROLE_PARENT};
-    reply.m_nrel = s_tree_for(b, parent ? parent : &tmp, &reply.m_rel);
+    if (reply.m_ok) /* a refused peer learns nothing about the tree */
+        reply.m_nrel = s_tree_for(b, parent ? parent : &tmp, &reply.m_rel);
     snprintf(reply.m_name, sizeof(reply.m_name), "%s", b->id.id_name);
     store_mpw_reset(&b->w);
     if (topo_msg_encode(&reply, &b->w) == HS_OK &&

@@ -801,8 +801,26 @@ static uint64_t s_store_bytes(const char *dir)
  */
 static int s_status_broker(broker_cli_t *c, json_t *j)
 {
-    (void)c;
-    (void)j;
+    json_t *st;
+    int err = broker_cli_links_json(c, &st);
+    if (err)
+        return broker_cli_fail(c, "%s", broker_cli_why(err));
+    if (j) {
+        json_object_set(j, "broker", json_object_get(st, "broker"));
+        json_object_set(j, "fingerprint", json_object_get(st, "fingerprint"));
+        json_object_set(j, "links", json_object_get(st, "links"));
+        json_t *pairs = json_object_get(st, "replication");
+        json_object_set(j, "replication", pairs ? pairs : json_array());
+    } else {
+        printf("\n");
+        broker_cli_links_print(st);
+        json_t *pairs = json_object_get(st, "replication");
+        if (pairs) {
+            printf("\n");
+            broker_cli_repl_print(pairs);
+        }
+    }
+    json_decref(st);
     return BROKER_CLI_OK;
 }
 

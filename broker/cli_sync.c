@@ -3,7 +3,7 @@
  */
 #include "broker/cli.h"
 #include "broker/ctl.h"
-#include "replication/marks.h"
+#include "replication/repl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,4 +209,80 @@ int broker_cli_history(broker_cli_t *c, int argc, char **argv)
         rc = broker_cli_print_json(c, h.all, false);
     json_decref(h.all);
     return err ? broker_cli_fail(c, "%s", broker_cli_why(err)) : rc;
+}
+
+/* ---- status table ------------------------------------------------------- */
+
+static int s_rank(const json_t *p)
+{
+    const json_t *last = json_object_get(p, "last_run");
+    if (json_is_object(last) && !json_is_true(json_object_get(last, "ok")))
+        return 0; /* failing first */
+    if (json_is_true(json_object_get(p, "running")))
+        return 1;
+    if (!json_is_true(json_object_get(p, "enabled")))
+        return 3;
+    return 2;
+}
+
+static void s_ago(uint64_t when, uint64_t now, char *out, size_t n)
+{
+    if (!when) {
+        snprintf(out, n, "never");
+        return;
+    }
+    bool future = when > now;
+    uint64_t d = (future ? when - now : now - when) / 1000;
+    const char *unit = "s";
+    if (d >= 2 * 86400) {
+        d /= 86400;
+        unit = "d";
+    } else if (d >= 7200) {
+        d /= 3600;
+        unit = "h";
+    } else if (d >= 120) {
+        d /= 60;
+        unit = "m";
+    }
+    snprintf(out, n, future ? "in %llu%s" : "%llu%s ago", (unsigned long long)d, unit);
+}
+
+void broker_cli_repl_print(json_t *pairs)
+{
+    uint64_t now = repl_now_ms();
+    printf("%-14s %-10s %-4s %-8s %-10s %-22s %-18s %-9s %s\n", "PEER", "RULE", "DIR", "ROLE",
+           "STATE", "LAST RUN", "NEXT RUN", "BACKLOG", "LAST ERROR");
+    for (int rank = 0; rank < 4; rank++) {
+        size_t i;
+        json_t *p;
+        json_array_foreach(pairs, i, p)
+        {
+            if (s_rank(p) != rank)
+                continue;
+            const json_t *last = json_object_get(p, "last_run");
+            char lastbuf[64] = "never", next[32] = "-", backlog[32] = "-";
+            if (json_is_object(last)) {
+                char ago[32];
+                s_ago((uint64_t)s_int(last, "when"), now, ago, sizeof(ago));
+                snprintf(lastbuf, sizeof(lastbuf), "%s %s%s", ago, s_str(last, "mode"),
+                         json_is_true(json_object_get(last, "ok")) ? "" : " FAILED");
+            }
+            if (json_is_integer(json_object_get(p, "next_run"))) {
+                uint64_t nx = (uint64_t)s_int(p, "next_run");
+                if (nx <= now)
+                    snprintf(next, sizeof(next), "due (%s)", s_str(p, "next_mode"));
+                else
+                    s_ago(nx, now, next, sizeof(next));
+            }
+            if (json_object_get(p, "backlog"))
+                snprintf(backlog, sizeof(backlog), "%lld", (long long)s_int(p, "backlog"));
+            const char *state = json_is_true(json_object_get(p, "running"))    ? "running"
+                                : !json_is_true(json_object_get(p, "enabled")) ? "disabled"
+                                : rank == 0                                    ? "failing"
+                                                                               : "ok";
+            printf("%-14s %-10s %-4s %-8s %-10s %-22s %-18s %-9s %s\n", s_str(p, "peer"),
+                   s_str(p, "rule"), s_str(p, "direction"), s_str(p, "role"), state, lastbuf, next,
+                   backlog, json_is_object(last) ? s_str(last, "error") : "");
+        }
+    }
 }

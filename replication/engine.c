@@ -316,8 +316,12 @@ static int s_pump(repl_t *r, r_run_t *run)
         int err = s_fill(r, run, &f);
         if (err)
             return err;
-        if (f.nobj == 0 && run->eof)
-            break; /* nothing more: END covers the rest */
+        /* Nothing more to send: a complete run's END covers the rest; a
+         * differential run still sends an empty batch when it examined log
+         * entries, so their acknowledgement moves the watermark past them. */
+        if (f.nobj == 0 && run->eof &&
+            (run->mode == REPL_COMPLETE || f.last_seq == run->seq_cursor))
+            break;
         r_batch_t *b = &run->inflight[run->ninflight];
         b->b_no = ++run->next_no;
         if (run->mode == REPL_DIFFERENTIAL) {
@@ -896,17 +900,32 @@ typedef struct s_pairs {
     int err;
 } s_pairs_t;
 
-typedef struct s_first {
-    uint64_t mtime;
-    bool found;
-} s_first_t;
+/* Backlog: changes after the watermark that this rule would send, counted
+ * up to R_BACKLOG_CAP (status shows the cap as a lower bound). */
+#define R_BACKLOG_CAP 100000
 
-static int s_first_change(void *ctx, const store_change_t *c)
+typedef struct s_backlog {
+    const rules_rule_t *rule;
+    unsigned dir;
+    rules_names_t mine;
+    store_txn_t *t;
+    uint64_t n, examined, oldest;
+} s_backlog_t;
+
+static int s_backlog_change(void *ctx, const store_change_t *c)
 {
-    s_first_t *f = ctx;
-    f->mtime = c->mtime;
-    f->found = true;
-    return 1;
+    s_backlog_t *b = ctx;
+    if (++b->examined > R_BACKLOG_CAP)
+        return 1;
+    if (!rules_carries(b->rule, c->cls))
+        return 0;
+    store_obj_t o;
+    if (store_get(b->t, &c->guid, &o) == HS_OK && rules_send_scope(b->rule, b->dir, &o, &b->mine)) {
+        if (!b->oldest || c->mtime < b->oldest)
+            b->oldest = c->mtime;
+        b->n++;
+    }
+    return 0;
 }
 
 static int s_pair_rule(void *ctx, const rules_rule_t *ru)
@@ -931,11 +950,12 @@ static int s_pair_rule(void *ctx, const rules_rule_t *ru)
         int mode = REPL_DIFFERENTIAL;
         p.pr_next_ms = ru->ru_enabled ? s_next_due(ru, &m, &mode) : 0;
         p.pr_next_mode = mode;
-        store_log_count(s->t, m.mk_diff_seq, &p.pr_backlog);
-        s_first_t f = {0, false};
-        store_log_scan(s->t, m.mk_diff_seq, s_first_change, &f);
-        if (f.found && repl_now_ms() > f.mtime)
-            p.pr_backlog_age_ms = repl_now_ms() - f.mtime;
+        s_backlog_t bl = {.rule = ru, .dir = s->dir_to, .mine = repl_branch(s->r, NULL), .t = s->t};
+        if (ru->ru_enabled)
+            store_log_scan(s->t, m.mk_diff_seq, s_backlog_change, &bl);
+        p.pr_backlog = bl.n;
+        if (bl.oldest && repl_now_ms() > bl.oldest)
+            p.pr_backlog_age_ms = repl_now_ms() - bl.oldest;
         int r = s->cb(s->ctx, &p);
         if (r)
             return r;
