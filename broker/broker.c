@@ -27,7 +27,7 @@
 #define B_HB_MS 1000
 #define B_DOWN_MS 3000
 #define B_JOIN_MS 10000
-#define B_DRAIN_BUDGET 512 /* messages per socket per pass before yielding */
+#define B_DRAIN_SLICE_MS 20 /* longest stretch of socket work before timers run */
 
 enum b_state {
     B_JOINING, /* JOIN sent, waiting for JOINED */
@@ -782,6 +782,7 @@ typedef struct s_sync {
     broker_t *b;
     b_job_t *job;
     const char *peer_filter, *rule_filter;
+    unsigned dir_filter; /* RULES_UP, RULES_DOWN or both */
     bool complete, dry_run;
     json_t *skipped;
     size_t matched_rules;
@@ -808,7 +809,7 @@ static int s_sync_rule(void *ctx, const rules_rule_t *ru)
             why = "link down";
         for (int pass = 0; pass < 2; pass++) {
             unsigned dir = pass ? from : to;
-            if (!(ru->ru_dirs & dir))
+            if (!(ru->ru_dirs & dir) || !(sy->dir_filter & dir))
                 continue;
             if (pass && sy->dry_run)
                 continue; /* a dry run covers what this node would send */
@@ -850,10 +851,14 @@ static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
                    job,
                    json_string_value(json_object_get(req, "peer")),
                    json_string_value(json_object_get(req, "rule")),
+                   RULES_UP | RULES_DOWN,
                    json_is_true(json_object_get(req, "complete")),
                    json_is_true(json_object_get(req, "dry_run")),
                    json_array(),
                    0};
+    const char *dirs = json_string_value(json_object_get(req, "direction"));
+    if (dirs)
+        sy.dir_filter = !strcmp(dirs, "up") ? RULES_UP : RULES_DOWN;
     if (sy.peer_filter && !s_peer(b, sy.peer_filter)) {
         json_decref(sy.skipped);
         s_job_reply(b, job); /* frees the job; send the error instead */
@@ -970,27 +975,34 @@ static int s_link_one(broker_t *b, b_link_t *l)
 }
 
 /* ZeroMQ signals readiness edge-triggered through ZMQ_FD: after any send or
- * receive, every socket has to be checked again until none has input. */
+ * receive, every socket has to be checked again until none has input. Each
+ * pass takes at most one message from every socket, so six children sending
+ * at once are served in turn; after B_DRAIN_SLICE_MS the loop yields (the
+ * drain event is made active again) so timers and heartbeats are never
+ * starved by a flood of batches. */
 static void s_drain(broker_t *b)
 {
-    for (int pass = 0; pass < 64; pass++) {
+    uint64_t start = s_mono_ms();
+    for (;;) {
         int handled = 0;
-        for (int i = 0; i < B_DRAIN_BUDGET && s_readable(b->zap); i++)
+        if (s_readable(b->zap))
             handled += s_zap_one(b);
-        for (int i = 0; i < B_DRAIN_BUDGET && s_readable(b->router); i++)
-            handled += s_router_one(b);
-        for (int i = 0; i < B_DRAIN_BUDGET && s_readable(b->ctl); i++)
+        if (s_readable(b->ctl))
             handled += s_ctl_one(b);
+        if (s_readable(b->router))
+            handled += s_router_one(b);
         for (b_link_t *l = b->links, *next; l; l = next) {
             next = l->next; /* a handler may free l */
-            if (l->sock)
-                for (int i = 0; i < B_DRAIN_BUDGET && l->sock && s_readable(l->sock); i++)
-                    handled += s_link_one(b, l);
+            if (l->sock && s_readable(l->sock))
+                handled += s_link_one(b, l);
         }
         if (!handled)
             return;
+        if (s_mono_ms() - start >= B_DRAIN_SLICE_MS) {
+            event_active(b->ev_drain, EV_READ, 0); /* come back after timers */
+            return;
+        }
     }
-    event_active(b->ev_drain, EV_READ, 0); /* more work: come back after other events */
 }
 
 static void s_on_sock(evutil_socket_t fd, short what, void *arg)

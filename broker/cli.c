@@ -208,8 +208,8 @@ static const broker_cli_cmd_t s_commands[] = {
      "    --dataclass NAME           carry only these data classes (repeatable; replaces\n"
      "                               the list)\n"},
     {"sync", broker_cli_sync, "run replication now and wait for it",
-     "hsync sync -d DIR [--peer NAME] [--rule NAME] [--complete] [--dry-run] [--timeout S]\n"
-     "           [--json]",
+     "hsync sync -d DIR [--peer NAME] [--rule NAME] [--direction up|down] [--complete]\n"
+     "           [--dry-run] [--timeout S] [--json]",
      "DESCRIPTION\n"
      "    Run every enabled rule with every linked peer now (or only --peer, --rule),\n"
      "    in both directions: this node sends where it is the source and asks the\n"
@@ -222,6 +222,7 @@ static const broker_cli_cmd_t s_commands[] = {
      "OPTIONS\n"
      "    --peer NAME    only the link to NAME\n"
      "    --rule NAME    only this rule\n"
+     "    --direction D  only runs toward the parent (up) or the children (down)\n"
      "    --complete     complete runs (the destination ends up with exactly the source's\n"
      "                   scope) instead of differential ones\n"
      "    --dry-run      say what this node would send (mode, objects, estimated bytes)\n"

@@ -64,8 +64,9 @@ int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
     static const struct option lo[] = {
         {"peer", required_argument, NULL, 'p'},    {"rule", required_argument, NULL, 'r'},
         {"complete", no_argument, NULL, 'C'},      {"dry-run", no_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 't'}, BROKER_CLI_COMMON_OPTIONS};
-    const char *peer = NULL, *rule = NULL;
+        {"timeout", required_argument, NULL, 't'}, {"direction", required_argument, NULL, 'D'},
+        BROKER_CLI_COMMON_OPTIONS};
+    const char *peer = NULL, *rule = NULL, *direction = NULL;
     bool complete = false, dry = false;
     long timeout = 3600;
     int o;
@@ -80,6 +81,11 @@ int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
             complete = true;
         else if (o == 'n')
             dry = true;
+        else if (o == 'D') {
+            if (strcmp(optarg, "up") != 0 && strcmp(optarg, "down") != 0)
+                return broker_cli_usage(c, "--direction takes up or down");
+            direction = optarg;
+        }
         else if (o == 't') {
             char *end;
             timeout = strtol(optarg, &end, 10);
@@ -97,6 +103,8 @@ int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
         json_object_set_new(req, "peer", json_string(peer));
     if (rule)
         json_object_set_new(req, "rule", json_string(rule));
+    if (direction)
+        json_object_set_new(req, "direction", json_string(direction));
     json_t *resp = NULL;
     int err = broker_ctl_call(c->cli_dir, req, (int)timeout * 1000, &resp, NULL, NULL);
     json_decref(req);

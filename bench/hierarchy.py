@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""The 1x6x35k reference run: real brokers on loopback, figures as JSON.
+
+    python3 bench/hierarchy.py [--scale 1.0] [--out bench-result.json] [--keep]
+
+Sets up a parent and six children (separate `hsync serve` processes, each
+with its own LMDB store, linked by invites over CURVE), generates the
+reference data deterministically (per child 35,000 computers x (1 computer +
+4 data-class rows of about 300 bytes) = 175,000 records; scaled by --scale),
+and measures:
+  fan_in      complete replication of every child into the parent, until the
+              parent's digest per owner equals each child's
+  fan_out     complete replication of the parent's own records down to all six
+  diff_1pct   a differential run after changing 1% of the records on every
+              child, and the same at 10x smaller data (cost follows the change)
+  memory      peak resident set of each broker (VmHWM from /proc; LMDB's map
+              is file-backed and counted only for the pages touched)
+  wire        replication bytes per record (from the runs' byte counts)
+Prints a human summary and writes every figure, the machine and the git
+revision to --out. Asserts nothing: figures only.
+"""
+import argparse, json, os, shutil, subprocess, sys, threading, time, uuid, random
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+H = os.path.join(ROOT, "build", "hsync")
+DCS = ["hardware", "software", "network", "disk"]
+
+
+def sh(*args, check=True, inp=None):
+    r = subprocess.run([H, *args], capture_output=True, text=True, input=inp)
+    if check and r.returncode != 0:
+        sys.exit(f"bench: hsync {' '.join(args)} failed: {r.stderr.strip()}")
+    return r.stdout
+
+
+def digest(d, cls, owner=None):
+    a = ["digest", "-d", d, "--class", cls]
+    if owner:
+        a += ["--owner", owner]
+    return sh(*a).strip()
+
+
+def gen(path, node_id, computers, owner_tag, variant=0):
+    """Deterministic reference data: computers and their data-class rows."""
+    rnd = random.Random(node_id * 7919 + variant)
+    pad = "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(260))
+    n = 0
+    with open(path, "w") as f:
+        for i in range(computers):
+            g = uuid.UUID(int=(node_id << 100) | (i << 8))
+            f.write(json.dumps({"class": "resource.computer", "guid": str(g),
+                                "keys": {"serial": f"SN-{owner_tag}-{i:06d}"},
+                                "body": {"name": f"pc-{owner_tag}-{i}", "os": "Windows 11",
+                                         "v": variant}}) + "\n")
+            n += 1
+            for k, dc in enumerate(DCS):
+                g2 = uuid.UUID(int=(node_id << 100) | (i << 8) | (k + 1))
+                f.write(json.dumps({"class": f"dataclass.{dc}", "guid": str(g2),
+                                    "resource": str(g),
+                                    "body": {"row": i, "v": variant, "data": pad}}) + "\n")
+                n += 1
+    return n
+
+
+def gen_changes(path, node_id, computers, owner_tag, share):
+    """Rewrite `share` of one data class's rows (spread over all computers)."""
+    step = max(1, int(1 / share))
+    n = 0
+    with open(path, "w") as f:
+        for i in range(0, computers, step):
+            for k, dc in enumerate(DCS):
+                g = uuid.UUID(int=(node_id << 100) | (i << 8))
+                g2 = uuid.UUID(int=(node_id << 100) | (i << 8) | (k + 1))
+                f.write(json.dumps({"class": f"dataclass.{dc}", "guid": str(g2),
+                                    "resource": str(g),
+                                    "body": {"row": i, "v": 1, "data": "changed"}}) + "\n")
+                n += 1
+                if n >= int(computers * 5 * share):
+                    return n
+    return n
+
+
+def wait(cond, seconds, what):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    sys.exit(f"bench: timed out waiting for {what}")
+
+
+def peak_rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+
+
+class RssSampler(threading.Thread):
+    """Peak anonymous resident memory (RssAnon: heap, stacks; not LMDB's
+    file-backed map) of each broker, sampled every 100 ms."""
+
+    def __init__(self, procs):
+        super().__init__(daemon=True)
+        self.procs, self.peak, self.done = procs, {n: 0 for n in procs}, False
+
+    def run(self):
+        while not self.done:
+            for n, p in self.procs.items():
+                try:
+                    with open(f"/proc/{p.pid}/status") as f:
+                        for line in f:
+                            if line.startswith("RssAnon:"):
+                                self.peak[n] = max(self.peak[n], int(line.split()[1]))
+                except OSError:
+                    pass
+            time.sleep(0.1)
+
+    def stop(self):
+        self.done = True
+        self.join()
+
+
+def history_bytes(d, role):
+    out = json.loads(sh("history", "-d", d, "--json", "--limit", "1000"))
+    return sum(r["bytes"] for r in out if r["role"] == role and r["ok"])
+
+
+def idle(d):
+    st = json.loads(sh("status", "-d", d, "--json"))
+    return not any(p.get("running") for p in st.get("replication", []))
+
+
+def run_sync(d, *extra):
+    out = sh("sync", "-d", d, "--json", *extra)
+    return json.loads(out)
+
+
+class Hierarchy:
+    def __init__(self, base, port, computers):
+        self.base, self.port, self.computers = base, port, computers
+        self.procs = {}
+        self.nodes = ["parent"] + [f"child{i}" for i in range(1, 7)]
+
+    def d(self, n):
+        return os.path.join(self.base, n)
+
+    def start(self, n):
+        log = open(os.path.join(self.base, n + ".log"), "w")
+        p = subprocess.Popen([H, "serve", "-d", self.d(n)], stderr=log)
+        self.procs[n] = p
+        wait(lambda: os.path.exists(os.path.join(self.d(n), "ctl.sock")), 10, f"{n} to start")
+
+    def stop(self):
+        for p in self.procs.values():
+            p.terminate()
+        for p in self.procs.values():
+            p.wait(timeout=30)
+
+    def setup(self):
+        shutil.rmtree(self.base, ignore_errors=True)
+        os.makedirs(self.base)
+        for i, n in enumerate(self.nodes):
+            sh("init", "-d", self.d(n), "--name", n, "--listen",
+               f"tcp://127.0.0.1:{self.port + 10 * i}")
+            # nothing moves until the benchmark says so
+            for rule in ["items", "security", "resources", "packages"]:
+                sh("rule", "disable", "-d", self.d(n), rule)
+        for n in self.nodes:
+            self.start(n)
+        for n in self.nodes[1:]:
+            tok = sh("invite", "-d", self.d(n)).strip()
+            sh("hierarchy", "add-child", "-d", self.d("parent"), tok)
+
+
+def bench(scale, base, port, keep):
+    computers = max(10, int(35000 * scale))
+    h = Hierarchy(base, port, computers)
+    h.setup()
+    res = {"scale": scale, "computers_per_child": computers}
+    try:
+        # data on each child, and the parent's own for fan-out
+        t0 = time.time()
+        per_child = 0
+        for i, n in enumerate(h.nodes[1:], 1):
+            f = os.path.join(base, f"{n}.ndjson")
+            per_child = gen(f, i, computers, n)
+            sh("import", "-d", h.d(n), f)
+        fpar = os.path.join(base, "parent.ndjson")
+        parent_records = gen(fpar, 99, computers * 6, "parent")
+        sh("import", "-d", h.d("parent"), fpar)
+        res["records_per_child"] = per_child
+        res["parent_own_records"] = parent_records
+        res["load_seconds"] = round(time.time() - t0, 2)
+
+        # 1. fan-in: enabling the children's rule starts each child's first
+        # (complete) run up; done when the parent's digest per owner equals
+        # each child's.
+        sampler = RssSampler(h.procs)
+        sampler.start()
+        t0 = time.time()
+        for n in h.nodes[1:]:
+            sh("rule", "enable", "-d", h.d(n), "resources")
+        want = {n: digest(h.d(n), "", n) for n in h.nodes[1:]}
+        wait(lambda: all(digest(h.d("parent"), "", n) == want[n] for n in h.nodes[1:]), 3600,
+             "fan-in")
+        fan_in_s = time.time() - t0
+        total = per_child * 6
+        wire = history_bytes(h.d("parent"), "received")
+        res["fan_in"] = {"records": total, "seconds": round(fan_in_s, 3),
+                         "records_per_s": round(total / fan_in_s), "digests_equal": True,
+                         "wire_bytes_per_record": round(wire / total, 1) if total else None}
+
+        # 2. fan-out: enabling the parent's rule starts its complete runs down
+        t0 = time.time()
+        sh("rule", "enable", "-d", h.d("parent"), "resources")
+        want = digest(h.d("parent"), "", "parent")
+        wait(lambda: all(digest(h.d(n), "", "parent") == want for n in h.nodes[1:]), 3600,
+             "fan-out")
+        fan_out_s = time.time() - t0
+        deliveries = parent_records * 6
+        res["fan_out"] = {"records": parent_records, "deliveries": deliveries,
+                          "seconds": round(fan_out_s, 3),
+                          "deliveries_per_s": round(deliveries / fan_out_s), "digests_equal": True}
+        wait(lambda: all(idle(h.d(n)) for n in h.nodes), 600, "runs to end")
+
+        # 3. 1% differential, changes spread over all children: each child
+        # runs `hsync sync --direction up` at once; done when all have ended.
+        changed = 0
+        for i, n in enumerate(h.nodes[1:], 1):
+            f = os.path.join(base, f"{n}.changes.ndjson")
+            changed += gen_changes(f, i, computers, n, 0.01)
+            sh("import", "-d", h.d(n), f)
+        t0 = time.time()
+        procs = [subprocess.Popen([H, "sync", "-d", h.d(n), "--rule", "resources", "--direction",
+                                   "up", "--json"], stdout=subprocess.PIPE, text=True)
+                 for n in h.nodes[1:]]
+        outs = [json.loads(p.communicate()[0]) for p in procs]
+        diff_s = time.time() - t0
+        runs = [r for o in outs for r in o["runs"]]
+        moved = sum(r.get("sent", 0) for r in runs)
+        modes = sorted({r.get("mode") for r in runs})
+        ok = all(digest(h.d("parent"), "", n) == digest(h.d(n), "", n) for n in h.nodes[1:])
+        res["diff_1pct"] = {"changed": changed, "sent": moved, "modes": modes,
+                            "seconds": round(diff_s, 3), "digests_equal": ok}
+        sampler.stop()
+        res["memory_peak_anon_kb"] = sampler.peak
+
+        # 5. memory and disk
+        res["memory_peak_rss_kb"] = {n: peak_rss_kb(p.pid) for n, p in h.procs.items()}
+        res["store_bytes"] = {n: os.path.getsize(os.path.join(h.d(n), "store", "data.mdb"))
+                              for n in h.nodes}
+    finally:
+        if not keep:
+            h.stop()
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--dir", default="/tmp/hsync-bench")
+    ap.add_argument("--port", type=int, default=29600)
+    ap.add_argument("--out", default="bench-result.json")
+    ap.add_argument("--keep", action="store_true")
+    a = ap.parse_args()
+    if not os.path.exists(H):
+        sys.exit("bench: build first (bash .ci/build build)")
+    res = bench(a.scale, a.dir, a.port, a.keep)
+    if a.scale >= 0.5:  # the same differential at 10x smaller data
+        small = bench(a.scale / 10, a.dir + "-small", a.port + 200, False)
+        res["diff_1pct_small_data"] = small["diff_1pct"]
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True).stdout.strip()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    res["machine"] = {"cores": os.cpu_count(), "memory_gib": round(mem / 2**30, 1)}
+    res["git"] = rev
+    with open(a.out, "w") as f:
+        json.dump(res, f, indent=2)
+    fi, fo, df = res["fan_in"], res["fan_out"], res["diff_1pct"]
+    print(f"fan-in   {fi['records']:>9} records  {fi['seconds']:8.2f} s  "
+          f"{fi['records_per_s']:>8} records/s   digests equal: {fi['digests_equal']}")
+    print(f"fan-out  {fo['deliveries']:>9} delivered {fo['seconds']:7.2f} s  "
+          f"{fo['deliveries_per_s']:>8} deliveries/s digests equal: {fo['digests_equal']}")
+    print(f"diff 1%  {df['changed']:>9} changed   {df['seconds']:8.3f} s  modes {df['modes']}")
+    if "diff_1pct_small_data" in res:
+        ds = res["diff_1pct_small_data"]
+        print(f"diff 1% at 1/10 data {ds['changed']:>6} changed {ds['seconds']:8.3f} s")
+    print(f"wire     {fi['wire_bytes_per_record']} bytes/record")
+    print(f"memory   peak anonymous RSS kB {res['memory_peak_anon_kb']}")
+    print(f"figures: {a.out}")
+
+
+if __name__ == "__main__":
+    main()
