@@ -3,6 +3,7 @@
 #include "broker/ctl.h"
 #include "broker/log.h"
 #include "replication/repl.h"
+#include "store/epoch.h"
 #include "rules/rules.h"
 #include "store/mp.h"
 #include "topology/identity.h"
@@ -72,6 +73,8 @@ typedef struct broker {
     int lockfd;
     store_mpw_t w;
     repl_t *repl;
+    char epoch[STORE_EPOCH_LEN + 1];
+    uint64_t epoch_marked;
     /* scratch for repl_io: names handed to the engine */
     const char **names;
     size_t names_cap;
@@ -242,7 +245,8 @@ static size_t s_tree_for(broker_t *b, b_link_t *to, topo_rel_t **out)
         /* path from the root down to this node: the parent's path, then us */
         b_link_t *p = s_link_find(b, TOPO_ROLE_PARENT, NULL, NULL);
         if (p) {
-            memcpy(rel, p->rel, p->nrel * sizeof(*rel));
+            if (p->nrel)
+                memcpy(rel, p->rel, p->nrel * sizeof(*rel));
             n = p->nrel;
         }
         snprintf(rel[n].rel_name, sizeof(rel[n].rel_name), "%s", b->id.id_name);
@@ -258,7 +262,8 @@ static size_t s_tree_for(broker_t *b, b_link_t *to, topo_rel_t **out)
             snprintf(rel[n].rel_key, sizeof(rel[n].rel_key), "%s", c->key);
             snprintf(rel[n].rel_parent, sizeof(rel[n].rel_parent), "%s", b->id.id_name);
             n++;
-            memcpy(rel + n, c->rel, c->nrel * sizeof(*rel));
+            if (c->nrel) /* c->rel is NULL without relatives */
+                memcpy(rel + n, c->rel, c->nrel * sizeof(*rel));
             n += c->nrel;
         }
     }
@@ -740,7 +745,7 @@ static json_t *s_summary_json(const repl_summary_t *su)
     return j;
 }
 
-static void s_job_reply(broker_t *b, b_job_t *job)
+static void s_job_unlink(broker_t *b, b_job_t *job)
 {
     for (b_job_t **p = &b->jobs; *p; p = &(*p)->next) {
         if (*p == job) {
@@ -748,6 +753,19 @@ static void s_job_reply(broker_t *b, b_job_t *job)
             break;
         }
     }
+}
+
+/* Forget a job without answering (the caller answers with an error). */
+static void s_job_drop(broker_t *b, b_job_t *job)
+{
+    s_job_unlink(b, job);
+    json_decref(job->runs);
+    free(job);
+}
+
+static void s_job_reply(broker_t *b, b_job_t *job)
+{
+    s_job_unlink(b, job);
     bool ok = true;
     size_t i;
     json_t *r;
@@ -783,7 +801,7 @@ typedef struct s_sync {
     b_job_t *job;
     const char *peer_filter, *rule_filter;
     unsigned dir_filter; /* RULES_UP, RULES_DOWN or both */
-    bool complete, dry_run;
+    bool complete, dry_run, reconcile;
     json_t *skipped;
     size_t matched_rules;
 } s_sync_t;
@@ -815,7 +833,7 @@ static int s_sync_rule(void *ctx, const rules_rule_t *ru)
                 continue; /* a dry run covers what this node would send */
             int err = HS_OK;
             if (!why) {
-                int mode = sy->complete ? REPL_COMPLETE : 0;
+                int mode = sy->complete ? REPL_COMPLETE : sy->reconcile ? REPL_RECONCILE : 0;
                 sy->job->pending++;
                 err = pass ? repl_request(b->repl, l->name, ru->ru_name, mode, sy->job->id)
                            : repl_start(b->repl, l->name, ru->ru_name, mode, sy->dry_run,
@@ -847,21 +865,21 @@ static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
     job->started_ms = repl_now_ms();
     job->next = b->jobs;
     b->jobs = job;
-    s_sync_t sy = {b,
-                   job,
-                   json_string_value(json_object_get(req, "peer")),
-                   json_string_value(json_object_get(req, "rule")),
-                   RULES_UP | RULES_DOWN,
-                   json_is_true(json_object_get(req, "complete")),
-                   json_is_true(json_object_get(req, "dry_run")),
-                   json_array(),
-                   0};
+    s_sync_t sy = {.b = b,
+                   .job = job,
+                   .peer_filter = json_string_value(json_object_get(req, "peer")),
+                   .rule_filter = json_string_value(json_object_get(req, "rule")),
+                   .dir_filter = RULES_UP | RULES_DOWN,
+                   .complete = json_is_true(json_object_get(req, "complete")),
+                   .dry_run = json_is_true(json_object_get(req, "dry_run")),
+                   .skipped = json_array()};
+    sy.reconcile = json_is_true(json_object_get(req, "reconcile"));
     const char *dirs = json_string_value(json_object_get(req, "direction"));
     if (dirs)
         sy.dir_filter = !strcmp(dirs, "up") ? RULES_UP : RULES_DOWN;
     if (sy.peer_filter && !s_peer(b, sy.peer_filter)) {
         json_decref(sy.skipped);
-        s_job_reply(b, job); /* frees the job; send the error instead */
+        s_job_drop(b, job);
         s_ctl_error(b, rid, rlen, "'%s' is neither this node's parent nor one of its children",
                     sy.peer_filter);
         return;
@@ -878,7 +896,7 @@ static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
     json_t *skipped = sy.skipped;
     if (!err && sy.rule_filter && !sy.matched_rules) {
         json_decref(skipped);
-        s_job_reply(b, job);
+        s_job_drop(b, job);
         s_ctl_error(b, rid, rlen, "no rule named '%s' (see 'hsync rule ls')", sy.rule_filter);
         return;
     }
@@ -1250,6 +1268,10 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
         }
     }
     repl_tick(b->repl);
+    if (now - b->epoch_marked >= 1000) {
+        b->epoch_marked = now;
+        store_epoch_mark(b->store);
+    }
     s_drain(b);
 }
 
@@ -1293,6 +1315,21 @@ static int s_boot_txn(store_txn_t *t, void *ctx)
     return err;
 }
 
+/* The store's epoch: a restored or copied store takes a new one (and every
+ * watermark acknowledged under the old one is reconciled). */
+static int s_epoch(broker_t *b)
+{
+    const char *why = NULL;
+    int err = store_epoch_check(b->store, b->epoch, &why);
+    if (err)
+        broker_log(BROKER_LOG_ERROR, NULL, "epoch-failed", "cannot check the store epoch: %s",
+                   hs_strerror(err));
+    else if (why)
+        broker_log(strcmp(why, "new store") ? BROKER_LOG_WARN : BROKER_LOG_INFO, NULL, "new-epoch",
+                   "store epoch %s: %s", b->epoch, why);
+    return err;
+}
+
 static int s_socket_event(broker_t *b, void *sock, struct event **ev)
 {
     int fd;
@@ -1316,6 +1353,8 @@ static int s_start(broker_t *b)
     int err = store_open(b->dir, 0, &b->store);
     if (!err)
         err = store_write(b->store, s_boot_txn, b);
+    if (!err)
+        err = s_epoch(b);
     if (err) {
         broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot open the node at %s: %s", b->dir,
                    hs_strerror(err));

@@ -208,8 +208,8 @@ static const broker_cli_cmd_t s_commands[] = {
      "    --dataclass NAME           carry only these data classes (repeatable; replaces\n"
      "                               the list)\n"},
     {"sync", broker_cli_sync, "run replication now and wait for it",
-     "hsync sync -d DIR [--peer NAME] [--rule NAME] [--direction up|down] [--complete]\n"
-     "           [--dry-run] [--timeout S] [--json]",
+     "hsync sync -d DIR [--peer NAME] [--rule NAME] [--direction up|down]\n"
+     "           [--complete|--reconcile] [--dry-run] [--timeout S] [--json]",
      "DESCRIPTION\n"
      "    Run every enabled rule with every linked peer now (or only --peer, --rule),\n"
      "    in both directions: this node sends where it is the source and asks the\n"
@@ -225,6 +225,9 @@ static const broker_cli_cmd_t s_commands[] = {
      "    --direction D  only runs toward the parent (up) or the children (down)\n"
      "    --complete     complete runs (the destination ends up with exactly the source's\n"
      "                   scope) instead of differential ones\n"
+     "    --reconcile    compare bucketed hashes of both sides and exchange only the\n"
+     "                   objects of differing buckets (what a node restored from an old\n"
+     "                   copy, or back after a long absence, gets by itself)\n"
      "    --dry-run      say what this node would send (mode, objects, estimated bytes)\n"
      "                   without sending\n"
      "    --timeout S    stop waiting after S seconds (default 3600); runs go on\n"},

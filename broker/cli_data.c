@@ -7,6 +7,7 @@
  */
 #include "broker/cli.h"
 #include "rules/rules.h"
+#include "store/epoch.h"
 #include "topology/identity.h"
 
 #include "broker/json.h"
@@ -273,6 +274,11 @@ int broker_cli_init(broker_cli_t *c, int argc, char **argv)
         return broker_cli_fail(c, "cannot create the store in %s: %s", c->cli_dir,
                                broker_cli_why(err));
     err = store_write(s, s_init_fn, &in);
+    if (!err) { /* the store's first epoch, and its marker beside the store */
+        char epoch[STORE_EPOCH_LEN + 1];
+        const char *why;
+        err = store_epoch_check(s, epoch, &why);
+    }
     store_close(&s);
     if (err == HS_EEXIST)
         return broker_cli_fail(c,

@@ -62,12 +62,12 @@ static void s_print_runs(const json_t *runs, bool dry)
 int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"peer", required_argument, NULL, 'p'},    {"rule", required_argument, NULL, 'r'},
-        {"complete", no_argument, NULL, 'C'},      {"dry-run", no_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 't'}, {"direction", required_argument, NULL, 'D'},
-        BROKER_CLI_COMMON_OPTIONS};
+        {"peer", required_argument, NULL, 'p'},      {"rule", required_argument, NULL, 'r'},
+        {"complete", no_argument, NULL, 'C'},        {"reconcile", no_argument, NULL, 'R'},
+        {"dry-run", no_argument, NULL, 'n'},         {"timeout", required_argument, NULL, 't'},
+        {"direction", required_argument, NULL, 'D'}, BROKER_CLI_COMMON_OPTIONS};
     const char *peer = NULL, *rule = NULL, *direction = NULL;
-    bool complete = false, dry = false;
+    bool complete = false, dry = false, reconcile = false;
     long timeout = 3600;
     int o;
     while ((o = broker_cli_opt(c, argc, argv, lo)) != BROKER_CLI_END) {
@@ -79,14 +79,15 @@ int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
             rule = optarg;
         else if (o == 'C')
             complete = true;
+        else if (o == 'R')
+            reconcile = true;
         else if (o == 'n')
             dry = true;
         else if (o == 'D') {
             if (strcmp(optarg, "up") != 0 && strcmp(optarg, "down") != 0)
                 return broker_cli_usage(c, "--direction takes up or down");
             direction = optarg;
-        }
-        else if (o == 't') {
+        } else if (o == 't') {
             char *end;
             timeout = strtol(optarg, &end, 10);
             if (*end || timeout <= 0 || timeout > 86400)
@@ -95,6 +96,8 @@ int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
     }
     if (optind != argc)
         return broker_cli_usage(c, "unexpected argument '%s'", argv[optind]);
+    if (complete && reconcile)
+        return broker_cli_usage(c, "--complete and --reconcile exclude each other");
     int rc = broker_cli_need_dir(c);
     if (rc)
         return rc;
@@ -103,6 +106,8 @@ int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
         json_object_set_new(req, "peer", json_string(peer));
     if (rule)
         json_object_set_new(req, "rule", json_string(rule));
+    if (reconcile)
+        json_object_set_new(req, "reconcile", json_true());
     if (direction)
         json_object_set_new(req, "direction", json_string(direction));
     json_t *resp = NULL;

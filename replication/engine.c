@@ -13,6 +13,8 @@
  */
 #include "replication/engine_int.h"
 
+#include "store/epoch.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +139,16 @@ static int s_finish_txn(store_txn_t *t, void *ctx)
     if (f->ok) {
         m.mk_failures = 0;
         m.mk_last_diff_ms = f->now;
+        /* the watermark now holds under both nodes' current epochs */
+        snprintf(m.mk_own_epoch, sizeof(m.mk_own_epoch), "%s", run->own_epoch);
+        snprintf(m.mk_peer_epoch, sizeof(m.mk_peer_epoch), "%s", run->peer_epoch);
+        m.mk_peer_head = run->peer_head;
+        if (run->mode == REPL_RECONCILE) {
+            if (run->vcount < REPL_BUCKETS)
+                m.mk_verify_next = (run->vfirst + run->vcount) % REPL_BUCKETS;
+            else if (run->start_seq > m.mk_diff_seq)
+                m.mk_diff_seq = run->start_seq; /* a full reconcile is as good as complete */
+        }
         if (run->mode == REPL_COMPLETE) {
             if (run->start_seq > m.mk_diff_seq)
                 m.mk_diff_seq = run->start_seq;
@@ -255,7 +267,9 @@ static int s_fill_obj(void *ctx, const store_obj_t *o)
     f->last_key.k_guid = o->guid;
     f->last_key.k_set = true;
     f->examined++;
-    if (rules_send_scope(&f->run->rule, f->run->dir, o, &f->mine)) {
+    if ((f->run->mode != REPL_RECONCILE ||
+         repl_bucket_set_has(&f->run->plan, repl_bucket_of(&o->guid))) &&
+        rules_send_scope(&f->run->rule, f->run->dir, o, &f->mine)) {
         repl_obj_encode(&f->r->objs, o);
         f->nobj++;
     }
@@ -419,6 +433,48 @@ static r_run_t *s_run_find_peer(repl_t *r, const char *peer, bool active_only)
     return NULL;
 }
 
+/* Take the snapshot a complete or reconcile run streams from. */
+static void s_snapshot(r_run_t *run, store_txn_t *t, const repl_mark_t *m)
+{
+    run->snap = t;
+    run->prefix_idx = 0;
+    memset(&run->cursor, 0, sizeof(run->cursor));
+    if (run->mode == REPL_COMPLETE && m->mk_complete_active) {
+        run->start_seq = m->mk_complete_start_seq;
+        run->cursor = m->mk_cursor;
+        for (; run->cursor.k_set && run->prefix_idx < run->rule.ru_nprefix; run->prefix_idx++) {
+            const char *pre = run->prefixes[run->prefix_idx];
+            if (!strncmp(run->cursor.k_cls, pre, strlen(pre)))
+                break;
+        }
+        if (run->cursor.k_set)
+            snprintf(run->why + strlen(run->why), sizeof(run->why) - strlen(run->why),
+                     "; resuming after %s", run->cursor.k_cls);
+    } else {
+        run->start_seq = store_log_head(t);
+    }
+}
+
+static int s_send_open(repl_t *r, r_run_t *run)
+{
+    repl_msg_t om = {.m_type = REPL_OPEN,
+                     .m_run = run->id,
+                     .m_mode = run->mode,
+                     .m_nprefix = run->rule.ru_nprefix,
+                     .m_ndataclass = run->rule.ru_ndataclass,
+                     .m_vfirst = run->vfirst,
+                     .m_vcount = run->vcount};
+    snprintf(om.m_rule, sizeof(om.m_rule), "%s", run->rule.ru_name);
+    memcpy(om.m_prefix, run->prefixes, sizeof(om.m_prefix));
+    memcpy(om.m_dataclass, run->rule.ru_dataclass, sizeof(om.m_dataclass));
+    snprintf(om.m_why, sizeof(om.m_why), "%s", run->why);
+    snprintf(om.m_token, sizeof(om.m_token), "%s", run->token);
+    int err = repl_send_msg(r, run->peer, &om);
+    if (!err)
+        run->bytes += r->w.mpw_len;
+    return err;
+}
+
 static int s_open(repl_t *r, r_run_t *run)
 {
     repl_mark_t m;
@@ -427,50 +483,109 @@ static int s_open(repl_t *r, r_run_t *run)
     if (err)
         return err;
     err = repl_mark_get(t, run->peer, run->rule.ru_name, &m);
+    if (!err && store_epoch_get(t, run->own_epoch) != HS_OK)
+        run->own_epoch[0] = '\0';
     if (err) {
         store_txn_abort(&t);
         return err;
     }
-    if (run->mode == REPL_COMPLETE) {
-        run->snap = t; /* one consistent snapshot for the whole run */
-        if (m.mk_complete_active) {
-            run->start_seq = m.mk_complete_start_seq;
-            run->cursor = m.mk_cursor;
-            for (run->prefix_idx = 0; run->cursor.k_set && run->prefix_idx < run->rule.ru_nprefix;
-                 run->prefix_idx++) {
-                const char *pre = run->prefixes[run->prefix_idx];
-                if (!strncmp(run->cursor.k_cls, pre, strlen(pre)))
-                    break;
-            }
-            if (run->cursor.k_set)
-                snprintf(run->why + strlen(run->why), sizeof(run->why) - strlen(run->why),
-                         "; resuming after %s", run->cursor.k_cls);
-        } else {
-            run->start_seq = store_log_head(t);
-        }
+    if (run->mode != REPL_DIFFERENTIAL) {
+        s_snapshot(run, t, &m); /* one consistent snapshot for the whole run */
     } else {
         run->seq_cursor = m.mk_diff_seq;
         store_txn_abort(&t);
     }
-    run->state = R_STREAMING;
-    run->started_ms = repl_now_ms();
-    repl_msg_t om = {.m_type = REPL_OPEN,
-                     .m_run = run->id,
-                     .m_mode = run->mode,
-                     .m_nprefix = run->rule.ru_nprefix,
-                     .m_ndataclass = run->rule.ru_ndataclass};
-    snprintf(om.m_rule, sizeof(om.m_rule), "%s", run->rule.ru_name);
-    memcpy(om.m_prefix, run->prefixes, sizeof(om.m_prefix));
-    memcpy(om.m_dataclass, run->rule.ru_dataclass, sizeof(om.m_dataclass));
-    snprintf(om.m_why, sizeof(om.m_why), "%s", run->why);
-    snprintf(om.m_token, sizeof(om.m_token), "%s", run->token);
-    err = repl_send_msg(r, run->peer, &om);
+    run->state = R_OPENING;
+    run->started_ms = run->last_ack_ms = repl_now_ms();
+    err = s_send_open(r, run);
     if (err)
         return err;
-    run->bytes += r->w.mpw_len;
     repl_log(r, REPL_LOG_INFO, run->peer, "run-start", "rule %s %s %s: %s", run->rule.ru_name,
              s_dir_name(run->dir), repl_mode_name(run->mode), run->why);
-    return s_pump(r, run);
+    return HS_OK;
+}
+
+/* Why the watermark cannot be trusted any more, or NULL. */
+static const char *s_mark_stale(const repl_mark_t *m, const r_run_t *run, const repl_msg_t *o)
+{
+    if (!m->mk_last_complete_ms)
+        return NULL; /* no watermark at all: the run is complete anyway */
+    if (m->mk_peer_epoch[0] && strcmp(m->mk_peer_epoch, o->m_epoch) != 0)
+        return "the peer's store epoch changed since its watermark (restored or copied)";
+    if (m->mk_peer_head && o->m_head < m->mk_peer_head && !strcmp(m->mk_peer_epoch, o->m_epoch))
+        return "the peer's change log went backwards (restored from an older copy)";
+    if (m->mk_own_epoch[0] && strcmp(m->mk_own_epoch, run->own_epoch) != 0)
+        return "this node's store epoch changed since the watermark (restored or copied)";
+    return NULL;
+}
+
+static void s_on_opened(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    r_run_t *run = NULL;
+    for (r_run_t *x = r->runs; x; x = x->next)
+        if (x->id == m->m_run && !strcmp(x->peer, peer))
+            run = x;
+    if (!run || run->state != R_OPENING)
+        return;
+    snprintf(run->peer_epoch, sizeof(run->peer_epoch), "%s", m->m_epoch);
+    run->peer_head = m->m_head;
+    run->last_ack_ms = repl_now_ms();
+    int err = HS_OK;
+    if (run->mode == REPL_DIFFERENTIAL) {
+        repl_mark_t mk;
+        store_txn_t *t;
+        err = store_txn_begin(r->store, false, &t);
+        if (!err)
+            err = repl_mark_get(t, run->peer, run->rule.ru_name, &mk);
+        const char *stale = err ? NULL : s_mark_stale(&mk, run, m);
+        if (stale) {
+            /* the differential would trust a watermark that means nothing now */
+            repl_log(r, REPL_LOG_WARN, peer, "watermark-invalid", "rule %s: %s: reconciling",
+                     run->rule.ru_name, stale);
+            snprintf(run->why, sizeof(run->why), "%s", stale);
+            run->mode = REPL_RECONCILE;
+            run->vfirst = 0;
+            run->vcount = REPL_BUCKETS;
+            s_snapshot(run, t, &mk);
+            err = s_send_open(r, run); /* same run id: the peer switches mode */
+            if (err)
+                s_run_finish(r, run, false, hs_strerror(err));
+            return;
+        }
+        store_txn_abort(&t);
+    } else if (run->mode == REPL_RECONCILE) {
+        repl_buckets_t *theirs = malloc(sizeof(*theirs)), *ours = malloc(sizeof(*ours));
+        err = theirs && ours ? HS_OK : HS_ENOMEM;
+        if (!err && (!m->m_bin || repl_buckets_decode(m->m_bin, m->m_bin_len, theirs)))
+            err = HS_EPROTO;
+        rules_names_t mine = repl_branch(r, NULL);
+        if (!err)
+            err =
+                repl_buckets_compute(run->snap, &run->rule, run->dir, REPL_SIDE_SEND, &mine, ours);
+        if (!err) {
+            run->differing = repl_buckets_diff(ours, theirs, run->vfirst, run->vcount, &run->plan);
+            snprintf(run->why + strlen(run->why), sizeof(run->why) - strlen(run->why),
+                     "; %llu of %u buckets differ", (unsigned long long)run->differing,
+                     run->vcount);
+            repl_msg_t pm = {.m_type = REPL_PLAN,
+                             .m_run = run->id,
+                             .m_bin = run->plan.bs_bits,
+                             .m_bin_len = sizeof(run->plan.bs_bits)};
+            err = repl_send_msg(r, peer, &pm);
+            if (!err)
+                run->bytes += r->w.mpw_len;
+        }
+        free(theirs);
+        free(ours);
+        if (!err && run->differing == 0)
+            run->eof = true; /* nothing differs: straight to END */
+    }
+    if (!err) {
+        run->state = R_STREAMING;
+        err = s_pump(r, run);
+    }
+    if (err)
+        s_run_finish(r, run, false, hs_strerror(err));
 }
 
 /* Pick the mode a run should use now, and say why. */
@@ -492,6 +607,10 @@ static int s_pick_mode(const rules_rule_t *ru, const repl_mark_t *m, uint64_t no
     if (asked == REPL_COMPLETE) {
         snprintf(why, whylen, "complete run requested");
         return REPL_COMPLETE;
+    }
+    if (asked == REPL_RECONCILE) {
+        snprintf(why, whylen, "reconcile requested");
+        return REPL_RECONCILE;
     }
     if (asked == 0 && ru->ru_complete_every_ms &&
         now >= m->mk_last_complete_ms + ru->ru_complete_every_ms) {
@@ -519,6 +638,8 @@ static int s_queue(repl_t *r, const char *peer, const rules_rule_t *ru, unsigned
     memcpy(run->prefixes, ru->ru_prefix, sizeof(run->prefixes));
     qsort(run->prefixes, ru->ru_nprefix, sizeof(run->prefixes[0]), s_cmp_str);
     run->state = R_QUEUED;
+    run->vfirst = 0;
+    run->vcount = REPL_BUCKETS;
     /* append: runs to one peer go in order */
     r_run_t **p = &r->runs;
     while (*p)
@@ -656,7 +777,9 @@ static int s_ack_txn(store_txn_t *t, void *ctx)
     int err = repl_mark_get(t, a->run->peer, a->run->rule.ru_name, &m);
     if (err)
         return err;
-    if (a->run->mode == REPL_DIFFERENTIAL) {
+    if (a->run->mode == REPL_RECONCILE) {
+        return HS_OK; /* an interrupted reconcile starts over: it only moves differences */
+    } else if (a->run->mode == REPL_DIFFERENTIAL) {
         m.mk_diff_seq = a->b->b_upto;
     } else {
         m.mk_complete_active = true;
@@ -752,6 +875,12 @@ int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len)
         break;
     case REPL_REFUSE:
         repl_recv_refuse(r, peer, &m);
+        break;
+    case REPL_OPENED:
+        s_on_opened(r, peer, &m);
+        break;
+    case REPL_PLAN:
+        repl_recv_plan(r, peer, &m);
         break;
     }
     return HS_OK;
@@ -858,6 +987,8 @@ void repl_tick(repl_t *r)
         if (run->state == R_STREAMING && run->ninflight &&
             now - run->last_ack_ms > R_ACK_TIMEOUT_MS)
             s_run_finish(r, run, false, "the peer stopped acknowledging batches");
+        else if (run->state == R_OPENING && now - run->last_ack_ms > R_ACK_TIMEOUT_MS)
+            s_run_finish(r, run, false, "the peer did not answer the start of the run");
         else if (run->state == R_ENDING && now - run->end_sent_ms > R_ACK_TIMEOUT_MS)
             s_run_finish(r, run, false, "the peer did not confirm the end of the run");
     }

@@ -5,6 +5,7 @@
 #ifndef REPL_ENGINE_INT_H
 #define REPL_ENGINE_INT_H
 
+#include "replication/buckets.h"
 #include "replication/repl.h"
 
 typedef struct r_batch {
@@ -15,6 +16,7 @@ typedef struct r_batch {
 
 enum r_run_state {
     R_QUEUED,    /* waiting for the peer's previous run to finish */
+    R_OPENING,   /* OPEN sent; waiting for OPENED (epoch, buckets) */
     R_STREAMING, /* OPEN sent; sending batches within the window */
     R_ENDING,    /* END sent; waiting for DONE */
 };
@@ -44,6 +46,13 @@ typedef struct r_run {
     uint64_t sent, applied, skipped, deleted, bytes;
     uint64_t started_ms, last_ack_ms, end_sent_ms;
     uint64_t total; /* objects in scope, for progress (estimate) */
+    /* reconcile */
+    uint32_t vfirst, vcount; /* bucket window (verification); 0,4096 = all */
+    repl_bucket_set_t plan;  /* buckets whose objects are sent */
+    uint64_t differing;      /* buckets that differed */
+    char own_epoch[REPL_EPOCH_MAX];
+    char peer_epoch[REPL_EPOCH_MAX];
+    uint64_t peer_head;
 } r_run_t;
 
 /* A run this node receives. */
@@ -58,6 +67,11 @@ typedef struct r_recv {
     char token[REPL_TOKEN_MAX];
     uint64_t applied, skipped, deleted, refused, bytes, batches;
     uint64_t started_ms, last_ms;
+    /* reconcile: the buckets being repaired and the guids received */
+    bool have_plan;
+    repl_bucket_set_t plan;
+    store_guid_t *got;
+    size_t ngot, capgot;
 } r_recv_t;
 
 /* A REQUEST this node sent and is waiting on. */
@@ -92,6 +106,7 @@ rules_names_t repl_branch(repl_t *r, const char *peer);
 
 /* receiver.c */
 void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m);
+void repl_recv_plan(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_batch(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_end(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_abort(repl_t *r, const char *peer, const repl_msg_t *m);

@@ -20,7 +20,7 @@ int repl_mark_decode(const void *buf, size_t len, repl_mark_t *out)
     memset(out, 0, sizeof(*out));
     store_mpr_t r;
     store_mpr_init(&r, buf, len);
-    if (store_mpr_array(&r) != 14 || store_mpr_uint(&r) != 1)
+    if (store_mpr_array(&r) != 18 || store_mpr_uint(&r) != 1)
         return HS_EMALF;
     out->mk_diff_seq = store_mpr_uint(&r);
     out->mk_complete_active = store_mpr_bool(&r);
@@ -40,6 +40,10 @@ int repl_mark_decode(const void *buf, size_t len, repl_mark_t *out)
     store_mpr_str(&r, out->mk_last_error, sizeof(out->mk_last_error));
     out->mk_failures = (uint32_t)store_mpr_uint(&r);
     out->mk_last_mode = (int)store_mpr_uint(&r);
+    store_mpr_str(&r, out->mk_own_epoch, sizeof(out->mk_own_epoch));
+    store_mpr_str(&r, out->mk_peer_epoch, sizeof(out->mk_peer_epoch));
+    out->mk_verify_next = (uint32_t)store_mpr_uint(&r);
+    out->mk_peer_head = store_mpr_uint(&r);
     return store_mpr_done(&r);
 }
 
@@ -66,7 +70,7 @@ int repl_mark_put(store_txn_t *t, const char *peer, const char *rule, const repl
         return HS_EINVAL;
     store_mpw_t w;
     store_mpw_init(&w);
-    store_mpw_array(&w, 14);
+    store_mpw_array(&w, 18);
     store_mpw_uint(&w, 1);
     store_mpw_uint(&w, m->mk_diff_seq);
     store_mpw_bool(&w, m->mk_complete_active);
@@ -81,6 +85,10 @@ int repl_mark_put(store_txn_t *t, const char *peer, const char *rule, const repl
     store_mpw_str(&w, m->mk_last_error);
     store_mpw_uint(&w, m->mk_failures);
     store_mpw_uint(&w, (uint64_t)m->mk_last_mode);
+    store_mpw_str(&w, m->mk_own_epoch);
+    store_mpw_str(&w, m->mk_peer_epoch);
+    store_mpw_uint(&w, m->mk_verify_next);
+    store_mpw_uint(&w, m->mk_peer_head);
     int err = store_mpw_error(&w);
     if (!err)
         err = store_kv_put(t, STORE_T_MARKS, k, kl, w.mpw_buf, w.mpw_len);

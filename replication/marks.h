@@ -4,7 +4,13 @@
  * STORE_T_MARKS, key "<peer>\0<rule>" -> msgpack [1, diff_seq, complete_active,
  * complete_start_seq, cursor_set, cursor_cls, cursor_guid(bin16),
  * last_diff_ms, last_complete_ms, last_run_ms, last_ok, last_error,
- * failures, last_mode].
+ * failures, last_mode, own_epoch, peer_epoch, verify_next, peer_head].
+ *   own_epoch, peer_epoch: the store epochs of both nodes when the watermark
+ *     was last acknowledged; if either changed since, the watermark says
+ *     nothing about the peer's data and the next run reconciles.
+ *   verify_next: first bucket of the next verification window.
+ *   peer_head: the peer's change-log head at its last run; a lower head
+ *     under the same epoch means the peer was rolled back.
  *   diff_seq: every change with seq <= diff_seq has been acknowledged by the
  *     peer (0 = never: the first run must be complete).
  *   complete_*: a complete run in progress: it started when the log head was
@@ -36,6 +42,10 @@ typedef struct repl_mark {
     char mk_last_error[REPL_WHY_MAX];
     uint32_t mk_failures; /* consecutive */
     int mk_last_mode;
+    char mk_own_epoch[REPL_EPOCH_MAX];
+    char mk_peer_epoch[REPL_EPOCH_MAX];
+    uint32_t mk_verify_next;
+    uint64_t mk_peer_head; /* the peer's log head when it last opened a run */
 } repl_mark_t;
 
 /* Absent marks read as all zero (HS_OK). */

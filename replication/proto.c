@@ -7,7 +7,16 @@
 
 const char *repl_mode_name(int mode)
 {
-    return mode == REPL_COMPLETE ? "complete" : mode == REPL_DIFFERENTIAL ? "differential" : "?";
+    switch (mode) {
+    case REPL_COMPLETE:
+        return "complete";
+    case REPL_DIFFERENTIAL:
+        return "differential";
+    case REPL_RECONCILE:
+        return "reconcile";
+    default:
+        return "?";
+    }
 }
 
 int repl_key_cmp(const repl_key_t *a, const repl_key_t *b)
@@ -70,7 +79,7 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
 {
     switch (m->m_type) {
     case REPL_OPEN:
-        store_mpw_array(w, 9);
+        store_mpw_array(w, 11);
         store_mpw_uint(w, TOPO_PROTO_VERSION);
         store_mpw_uint(w, REPL_OPEN);
         store_mpw_uint(w, m->m_run);
@@ -80,6 +89,27 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
         store_mpw_uint(w, (uint64_t)m->m_mode);
         store_mpw_str(w, m->m_why);
         store_mpw_str(w, m->m_token);
+        store_mpw_uint(w, m->m_vfirst);
+        store_mpw_uint(w, m->m_vcount);
+        break;
+    case REPL_OPENED:
+        store_mpw_array(w, 6);
+        store_mpw_uint(w, TOPO_PROTO_VERSION);
+        store_mpw_uint(w, REPL_OPENED);
+        store_mpw_uint(w, m->m_run);
+        store_mpw_str(w, m->m_epoch);
+        store_mpw_uint(w, m->m_head);
+        if (m->m_bin)
+            store_mpw_bin(w, m->m_bin, m->m_bin_len);
+        else
+            store_mpw_nil(w);
+        break;
+    case REPL_PLAN:
+        store_mpw_array(w, 4);
+        store_mpw_uint(w, TOPO_PROTO_VERSION);
+        store_mpw_uint(w, REPL_PLAN);
+        store_mpw_uint(w, m->m_run);
+        store_mpw_bin(w, m->m_bin, m->m_bin_len);
         break;
     case REPL_ACK:
         store_mpw_array(w, 7);
@@ -226,7 +256,7 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
         out->m_run = store_mpr_uint(&r);
     switch (type) {
     case REPL_OPEN:
-        if (n != 9)
+        if (n != 11)
             return HS_EMALF;
         store_mpr_str(&r, out->m_rule, sizeof(out->m_rule));
         out->m_nprefix = s_strs_decode(&r, RULES_PREFIX_MAX, out->m_prefix);
@@ -234,8 +264,23 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
         out->m_mode = (int)store_mpr_uint(&r);
         store_mpr_str(&r, out->m_why, sizeof(out->m_why));
         store_mpr_str(&r, out->m_token, sizeof(out->m_token));
-        if (out->m_mode != REPL_DIFFERENTIAL && out->m_mode != REPL_COMPLETE)
+        out->m_vfirst = (uint32_t)store_mpr_uint(&r);
+        out->m_vcount = (uint32_t)store_mpr_uint(&r);
+        if (out->m_mode < REPL_DIFFERENTIAL || out->m_mode > REPL_RECONCILE)
             return HS_EMALF;
+        break;
+    case REPL_OPENED:
+        if (n != 6)
+            return HS_EMALF;
+        store_mpr_str(&r, out->m_epoch, sizeof(out->m_epoch));
+        out->m_head = store_mpr_uint(&r);
+        if (!store_mpr_nil(&r))
+            out->m_bin = store_mpr_bytes(&r, &out->m_bin_len);
+        break;
+    case REPL_PLAN:
+        if (n != 4)
+            return HS_EMALF;
+        out->m_bin = store_mpr_bytes(&r, &out->m_bin_len);
         break;
     case REPL_BATCH:
         if (n != 8)
@@ -285,7 +330,7 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
         store_mpr_str(&r, out->m_rule, sizeof(out->m_rule));
         out->m_mode = (int)store_mpr_uint(&r);
         store_mpr_str(&r, out->m_token, sizeof(out->m_token));
-        if (out->m_mode < 0 || out->m_mode > REPL_COMPLETE)
+        if (out->m_mode < 0 || out->m_mode > REPL_RECONCILE)
             return HS_EMALF;
         break;
     case REPL_REFUSE:

@@ -4,7 +4,10 @@
  * Frames ride the secure link (topology/wire.h: every frame is a msgpack
  * array [version=1, type, ...]); replication owns types 16 and up.
  *
- *   OPEN    S->D [1,16, run, rule, prefixes[], dataclasses[], mode, why, token]
+ *   OPEN    S->D [1,16, run, rule, prefixes[], dataclasses[], mode, why, token,
+ *                 vfirst, vcount]
+ *   OPENED  D->S [1,24, run, epoch, head, buckets(bin)|nil]
+ *   PLAN    S->D [1,25, run, buckets-to-repair(bin bitmap)]
  *   BATCH   S->D [1,17, run, no, upto_seq, from, to, objects[]]
  *   ACK     D->S [1,18, run, no, applied, skipped, deleted]
  *   END     S->D [1,19, run, no, from]
@@ -22,9 +25,15 @@
  *
  * Session (S = sender, D = receiver):
  *
- *   S: OPEN --> BATCH 1..n (at most REPL_WINDOW unacknowledged) --> END
- *   D: applies each BATCH in one LMDB transaction, commits, then ACKs it;
- *      after END, replies DONE.
+ *   S: OPEN --(OPENED)--> [PLAN] BATCH 1..n (at most REPL_WINDOW
+ *      unacknowledged) --> END
+ *   D: answers OPEN with its store epoch (and, for a reconcile, the bucket
+ *      vector of its side of the scope: replication/buckets.h); applies each
+ *      BATCH in one LMDB transaction, commits, then ACKs it; after END,
+ *      replies DONE.
+ *   S: if D's epoch is not the one its watermark was acknowledged under, or
+ *      D's log head went backwards (D was restored or copied), a differential
+ *      run turns into a reconcile (S sends OPEN again, same run id).
  *   S: on each ACK commits the new watermark (differential: upto_seq, the
  *      last change-log sequence the batch covered; complete: the batch's last
  *      key) in one transaction; on DONE records the run in history.
@@ -34,6 +43,12 @@
  * end). D removes its in-scope objects inside the range that the batch does
  * not carry, so after DONE it holds exactly S's scope, and needs no state of
  * its own between batches.
+ *
+ * Reconcile runs compare bucket vectors: S sends PLAN (the buckets that
+ * differ, within [vfirst, vfirst+vcount) for a verification run), then every
+ * in-scope object of those buckets; after END, D removes its in-scope
+ * objects in those buckets that S did not send. Cost follows the difference
+ * (plus one scan of the scope on each side).
  *
  * Resume: D keeps nothing; S keeps the acknowledged watermark/cursor. A run
  * cut off (link down, ACK timeout, either side killed) ends as failed; the
@@ -60,9 +75,13 @@ enum repl_frame {
     REPL_ABORT = 21,
     REPL_REQUEST = 22,
     REPL_REFUSE = 23,
+    REPL_OPENED = 24,
+    REPL_PLAN = 25,
 };
 
-enum repl_mode { REPL_DIFFERENTIAL = 1, REPL_COMPLETE = 2 };
+enum repl_mode { REPL_DIFFERENTIAL = 1, REPL_COMPLETE = 2, REPL_RECONCILE = 3 };
+
+#define REPL_EPOCH_MAX 40
 
 const char *repl_mode_name(int mode);
 
@@ -86,6 +105,11 @@ typedef struct repl_msg {
     size_t m_ndataclass;
     char m_dataclass[RULES_DATACLASS_MAX][STORE_CLASS_MAX + 1];
     int m_mode;
+    uint32_t m_vfirst, m_vcount;  /* OPEN: bucket window of a reconcile */
+    char m_epoch[REPL_EPOCH_MAX]; /* OPENED: receiver's store epoch */
+    uint64_t m_head;              /* OPENED: receiver's change-log head */
+    const uint8_t *m_bin;         /* OPENED buckets, PLAN bitmap (borrowed) */
+    size_t m_bin_len;
     char m_why[REPL_WHY_MAX];
     char m_token[REPL_TOKEN_MAX];
     uint64_t m_no;

@@ -9,6 +9,8 @@
  */
 #include "replication/engine_int.h"
 
+#include "store/epoch.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,7 @@ static void s_free(repl_t *r, r_recv_t *rv)
             break;
         }
     }
+    free(rv->got);
     free(rv);
 }
 
@@ -137,11 +140,53 @@ static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
     s_free(r, rv);
 }
 
+/* Answer OPEN: our epoch and head, and for a reconcile our bucket vector. */
+static void s_opened(repl_t *r, const char *peer, r_recv_t *rv)
+{
+    repl_msg_t om = {.m_type = REPL_OPENED, .m_run = rv->run};
+    store_txn_t *t;
+    int err = store_txn_begin(r->store, false, &t);
+    if (err) {
+        s_abort(r, peer, rv->run, hs_strerror(err));
+        return;
+    }
+    if (store_epoch_get(t, om.m_epoch) != HS_OK)
+        om.m_epoch[0] = '\0';
+    om.m_head = store_log_head(t);
+    uint8_t *wire = NULL;
+    if (rv->mode == REPL_RECONCILE) {
+        repl_buckets_t *b = malloc(sizeof(*b));
+        wire = malloc(REPL_BUCKETS_WIRE);
+        rules_names_t branch = repl_branch(r, rv->dir == RULES_UP ? peer : NULL);
+        err = b && wire ? repl_buckets_compute(t, &rv->rule, rv->dir, REPL_SIDE_RECV, &branch, b)
+                        : HS_ENOMEM;
+        if (!err) {
+            repl_buckets_encode(b, wire);
+            om.m_bin = wire;
+            om.m_bin_len = REPL_BUCKETS_WIRE;
+        }
+        free(b);
+    }
+    store_txn_abort(&t);
+    if (err)
+        s_abort(r, peer, rv->run, hs_strerror(err));
+    else
+        repl_send_msg(r, peer, &om);
+    free(wire);
+}
+
 void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
 {
     unsigned dir = repl_dir_from(r, peer);
     if (!dir) {
         s_abort(r, peer, m->m_run, "not linked to this node");
+        return;
+    }
+    r_recv_t *same = s_find(r, peer, m->m_run);
+    if (same) { /* the sender switched the run's mode (to reconcile) */
+        same->mode = m->m_mode;
+        snprintf(same->why, sizeof(same->why), "%s", m->m_why);
+        s_opened(r, peer, same);
         return;
     }
     /* A new run from the same peer and rule supersedes an unfinished one. */
@@ -170,6 +215,19 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
     rv->started_ms = rv->last_ms = repl_now_ms();
     rv->next = r->recvs;
     r->recvs = rv;
+    s_opened(r, peer, rv);
+}
+
+void repl_recv_plan(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    r_recv_t *rv = s_find(r, peer, m->m_run);
+    if (!rv || rv->mode != REPL_RECONCILE || !m->m_bin ||
+        m->m_bin_len != sizeof(rv->plan.bs_bits)) {
+        s_abort(r, peer, m->m_run, "unexpected or malformed reconcile plan");
+        return;
+    }
+    memcpy(rv->plan.bs_bits, m->m_bin, m->m_bin_len);
+    rv->have_plan = true;
 }
 
 /* ---- applying a batch ----------------------------------------------------- */
@@ -271,6 +329,58 @@ static int s_remove_range(s_apply_t *a)
     return err;
 }
 
+/* End of a reconcile: remove in-scope objects of the repaired buckets that
+ * the sender did not send (it no longer has them). */
+typedef struct s_unsent {
+    s_apply_t *a;
+    store_guid_t *g;
+    size_t n, cap;
+} s_unsent_t;
+
+static int s_unsent_one(void *ctx, const store_obj_t *o)
+{
+    s_unsent_t *u = ctx;
+    s_apply_t *a = u->a;
+    r_recv_t *rv = a->rv;
+    if (!repl_bucket_set_has(&rv->plan, repl_bucket_of(&o->guid)) ||
+        !rules_recv_scope(&rv->rule, rv->dir, o, &a->branch))
+        return 0;
+    if (rv->ngot && bsearch(o->guid.b, rv->got, rv->ngot, sizeof(*rv->got), s_guid_cmp))
+        return 0;
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? u->cap * 2 : 64;
+        store_guid_t *g = realloc(u->g, cap * sizeof(*g));
+        if (!g)
+            return HS_ENOMEM;
+        u->g = g;
+        u->cap = cap;
+    }
+    u->g[u->n++] = o->guid;
+    return 0;
+}
+
+static int s_remove_unsent(s_apply_t *a)
+{
+    r_recv_t *rv = a->rv;
+    if (!rv->have_plan)
+        return HS_OK;
+    if (rv->ngot)
+        qsort(rv->got, rv->ngot, sizeof(*rv->got), s_guid_cmp);
+    s_unsent_t u = {a, NULL, 0, 0};
+    int err = HS_OK;
+    for (size_t i = 0; !err && i < rv->rule.ru_nprefix; i++)
+        err = store_scan(a->t, rv->rule.ru_prefix[i], NULL, 0, NULL, NULL, s_unsent_one, &u);
+    for (size_t i = 0; !err && i < u.n; i++) {
+        err = store_delete(a->t, &u.g[i], 0);
+        if (err == HS_ENOTFOUND)
+            err = HS_OK;
+        else if (!err)
+            a->deleted++;
+    }
+    free(u.g);
+    return err;
+}
+
 static int s_apply_txn(store_txn_t *t, void *ctx)
 {
     s_apply_t *a = ctx;
@@ -284,8 +394,14 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
         repl_wire_obj_t wo;
         if (repl_obj_decode(&rd, &wo))
             return HS_EMALF;
-        if (a->rv->mode == REPL_COMPLETE)
+        if (a->rv->mode != REPL_DIFFERENTIAL)
             a->guids[a->nguids++] = wo.o.guid;
+        /* Only what the sender is responsible for may arrive: up, objects
+         * owned in the sender's branch; down, nothing owned in ours. */
+        if (!rules_recv_scope(&a->rv->rule, a->rv->dir, &wo.o, &a->branch)) {
+            a->refused++;
+            continue;
+        }
         int outcome = RULES_SKIPPED;
         int err = rules_apply(t, a->rv->dir, &wo.o, &outcome);
         if (err == HS_EDIRECTION || err == HS_ECLASS || err == HS_EMALF || err == HS_ETOOBIG ||
@@ -305,9 +421,12 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
     if (store_mpr_done(&rd))
         return HS_EMALF;
     if (a->rv->mode == REPL_COMPLETE) {
-        qsort(a->guids, a->nguids, sizeof(*a->guids), s_guid_cmp);
+        if (a->nguids) /* guids is NULL for an empty batch: qsort wants a pointer */
+            qsort(a->guids, a->nguids, sizeof(*a->guids), s_guid_cmp);
         return s_remove_range(a);
     }
+    if (a->rv->mode == REPL_RECONCILE && a->to_end)
+        return s_remove_unsent(a);
     return HS_OK;
 }
 
@@ -330,8 +449,8 @@ void repl_recv_batch(repl_t *r, const char *peer, const repl_msg_t *m)
         return;
     }
     int err = store_write(r->store, s_apply_txn, &a);
-    free(a.guids);
     if (err) {
+        free(a.guids);
         char why[REPL_WHY_MAX - 32];
         snprintf(why, sizeof(why), "the receiver could not apply batch %llu: %s",
                  (unsigned long long)m->m_no, hs_strerror(err));
@@ -339,6 +458,23 @@ void repl_recv_batch(repl_t *r, const char *peer, const repl_msg_t *m)
         s_finish(r, rv, false, why);
         return;
     }
+    if (rv->mode == REPL_RECONCILE && a.nguids) {
+        if (rv->ngot + a.nguids > rv->capgot) {
+            size_t cap = (rv->ngot + a.nguids) * 2;
+            store_guid_t *g = realloc(rv->got, cap * sizeof(*g));
+            if (!g) {
+                free(a.guids);
+                s_abort(r, peer, m->m_run, "out of memory");
+                s_finish(r, rv, false, "out of memory");
+                return;
+            }
+            rv->got = g;
+            rv->capgot = cap;
+        }
+        memcpy(rv->got + rv->ngot, a.guids, a.nguids * sizeof(*a.guids));
+        rv->ngot += a.nguids;
+    }
+    free(a.guids);
     rv->applied += a.applied;
     rv->skipped += a.skipped;
     rv->deleted += a.deleted;
@@ -367,7 +503,7 @@ void repl_recv_end(repl_t *r, const char *peer, const repl_msg_t *m)
         return;
     }
     uint64_t deleted = 0;
-    if (rv->mode == REPL_COMPLETE) {
+    if (rv->mode != REPL_DIFFERENTIAL) {
         s_apply_t a = {.r = r, .rv = rv, .m = m, .to_end = true};
         a.branch = repl_branch(r, rv->dir == RULES_UP ? peer : NULL);
         int err = store_write(r->store, s_apply_txn, &a);

@@ -83,8 +83,10 @@ int topo_peer_decode(const void *buf, size_t len, topo_peer_t *out)
             return HS_ENOMEM;
     }
     for (uint32_t i = 0; i < n; i++) {
-        if (store_mpr_array(&r) != 3)
-            break;
+        if (store_mpr_array(&r) != 3) { /* a relative is [name, key, parent] */
+            topo_peer_clear(out);
+            return HS_EMALF;
+        }
         store_mpr_str(&r, out->pe_rel[i].rel_name, sizeof(out->pe_rel[i].rel_name));
         store_mpr_str(&r, out->pe_rel[i].rel_key, sizeof(out->pe_rel[i].rel_key));
         store_mpr_str(&r, out->pe_rel[i].rel_parent, sizeof(out->pe_rel[i].rel_parent));

@@ -60,8 +60,10 @@ int topo_msg_decode(const void *buf, size_t len, topo_msg_t *out)
         return HS_ENOMEM;
     out->m_nrel = n;
     for (uint32_t i = 0; i < n && !store_mpr_error(&r); i++) {
-        if (store_mpr_array(&r) != 3)
-            break;
+        if (store_mpr_array(&r) != 3) { /* a relative is [name, key, parent] */
+            topo_msg_clear(out);
+            return HS_EMALF;
+        }
         store_mpr_str(&r, out->m_rel[i].rel_name, sizeof(out->m_rel[i].rel_name));
         store_mpr_str(&r, out->m_rel[i].rel_key, sizeof(out->m_rel[i].rel_key));
         store_mpr_str(&r, out->m_rel[i].rel_parent, sizeof(out->m_rel[i].rel_parent));

@@ -70,8 +70,9 @@ TEST(test_guid_bad_guids_rejected)
         "0123abcd045670089ef00a1b02c3d4e5f6789",  /* no dashes, 37 */
         "0123abcd456789ef0a1b2c3d4e5f6789",       /* no dashes, 32 */
         "{0123abcd-4567-89ef-0a1b-2c3d4e5f6789}", /* braced */
-        "0123abcd-4567-89ef-0a1b-2c3d4e5f\xc3\xa9"
-        "89",
+        /* split in two, or \xa9 would take "89" as hex digits */
+        ("0123abcd-4567-89ef-0a1b-2c3d4e5f\xc3\xa9"
+         "89"),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         store_guid_t g;

@@ -51,7 +51,7 @@ hb_pick_base() {
 hb_pick_base
 
 hb_cleanup() {
-    local n pid
+    local n pid f
     for n in "${!HB_PID[@]}"; do
         kill -TERM "${HB_PID[$n]}" 2>/dev/null
     done
@@ -64,6 +64,13 @@ hb_cleanup() {
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
+    if [ "$HS_FAIL" -gt 0 ]; then # the brokers' side of the story
+        for f in "$HB_T"/*.log; do
+            [ -f "$f" ] || continue
+            echo "---- ${f##*/} (last 40 lines)" >&2
+            tail -n 40 "$f" >&2
+        done
+    fi
     hs_cleanup
 }
 trap hb_cleanup EXIT
@@ -167,3 +174,20 @@ hb_log_has() { grep -qF -- "$2" "$(hb_log "$1")" 2>/dev/null; }
 # hb_probe ARGS...: run hsync_probe (see tests/tools/hsync_probe.c), output in
 # HS_OUT; the exit status (0 reply, 3 none) is checked against the first arg.
 hb_probe() { expect_exit "$1" "$HSYNC_PROBE" "${@:2}"; }
+
+# hb_done: fail if a sanitizer reported anything in a broker's log, then
+# hs_done (summary line, exit status).
+hb_done() {
+    local f
+    for f in "$HB_T"/*.log; do
+        [ -f "$f" ] || continue
+        if grep -qE "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$f"; then
+            fail "sanitizer report in ${f##*/}"
+            grep -E -A30 "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$f" |
+                head -n 60 >&2
+        else
+            pass
+        fi
+    done
+    hs_done
+}

@@ -98,7 +98,7 @@ test_leave_removes_both_sides() {
     wait_for 5 hb_log_has p "the child removed the link; its key is revoked"
     expect_exit 1 hs hierarchy leave -d "$(hb_dir c7)"
     assert_eq "hsync: hierarchy: this node has no parent" "$HS_ERR"
-    # The parent remembers nothing of it after a restart either.
+    # The parent has forgotten it.
     expect_exit 1 hs hierarchy remove-child -d "$(hb_dir p)" c7
     assert_contains "$HS_ERR" "'c7' is not a child of this node"
 }
@@ -106,7 +106,7 @@ test_leave_removes_both_sides() {
 test_links_survive_kill9_and_restart() {
     hb_kill9 c1
     wait_for 10 hb_state_is p c1 down
-    assert_eq "up" "$(hb_state p c2)" "siblings stay up"
+    wait_for 5 hb_state_is p c2 up # siblings stay up
     # Offline, the dead child still has its link on disk.
     expect_exit 0 hs hierarchy show -d "$(hb_dir c1)" --json
     assert_eq "not running" "$(json_get "$HS_OUT" 'j["broker"]')"
@@ -135,4 +135,4 @@ test_second_parent_refused
 test_self_as_child_refused
 test_leave_removes_both_sides
 test_links_survive_kill9_and_restart
-hs_done
+hb_done

@@ -53,7 +53,7 @@ test_token_works_once() {
     expect_exit 1 hs hierarchy add-child -d "$(hb_dir ta)" "$tok"
     assert_eq "hsync: hierarchy: 'tc' is already a child of this node" "$HS_ERR"
     assert_eq "child:tc" "$(hb_links ta)"
-    [ -n "$spare" ]
+    assert_contains "$spare" "hsync1." "spare invite"
 }
 
 test_expired_token_refused() {
@@ -141,4 +141,4 @@ test_expired_token_refused
 test_expired_token_without_other_invites
 test_tampered_token_refused
 test_cycle_three_levels_refused
-hs_done
+hb_done
