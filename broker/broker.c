@@ -12,6 +12,7 @@
 #include "topology/wire.h"
 
 #include <event2/event.h>
+#include <openssl/rand.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -38,6 +39,12 @@ enum b_state {
 
 static const char *const s_state_names[] = {"joining", "down", "up"};
 
+/* Link health from consecutive failed replication runs (any rule, either
+ * way): degraded after HSYNC_DEGRADED_AFTER (3), failed after
+ * HSYNC_FAILED_AFTER (10); one successful run makes it ok again. */
+enum b_health { B_HEALTH_OK, B_HEALTH_DEGRADED, B_HEALTH_FAILED };
+static const char *const s_health_names[] = {"ok", "degraded", "failed"};
+
 typedef struct b_link b_link_t;
 struct b_link {
     b_link_t *next;
@@ -54,7 +61,10 @@ struct b_link {
     uint64_t up_since;  /* wall clock ms */
     uint64_t last_seen; /* wall clock ms of the last frame */
     size_t nrel;
-    topo_rel_t *rel; /* path (parent) or subtree (child), as the peer told us */
+    topo_rel_t *rel;              /* path (parent) or subtree (child), as the peer told us */
+    int health;                   /* B_HEALTH_*, from consecutive failed runs */
+    char session[TOPO_TOKEN_MAX]; /* the peer's session id, from its heartbeats */
+    uint32_t failures;
     /* while JOINING */
     uint64_t join_deadline;
     uint8_t ctl_rid[256];
@@ -75,6 +85,8 @@ typedef struct broker {
     repl_t *repl;
     char epoch[STORE_EPOCH_LEN + 1];
     uint64_t epoch_marked;
+    uint32_t degraded_after, failed_after;
+    char session[33]; /* random per start: peers notice a restart */
     /* scratch for repl_io: names handed to the engine */
     const char **names;
     size_t names_cap;
@@ -107,6 +119,14 @@ static uint64_t s_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint32_t s_env_u32(const char *name, uint32_t dflt)
+{
+    const char *v = getenv(name);
+    char *end;
+    unsigned long n = v && *v ? strtoul(v, &end, 10) : 0;
+    return v && *v && !*end && n > 0 && n < 1000000 ? (uint32_t)n : dflt;
 }
 
 /* ---- links -------------------------------------------------------------- */
@@ -286,6 +306,7 @@ static int s_send_msg(broker_t *b, b_link_t *l, topo_msg_t *m)
 static void s_send_hb(broker_t *b, b_link_t *l)
 {
     topo_msg_t m = {.m_type = TOPO_MSG_HB};
+    snprintf(m.m_token, sizeof(m.m_token), "%s", b->session);
     m.m_nrel = s_tree_for(b, l, &m.m_rel);
     s_send_msg(b, l, &m);
     free(m.m_rel);
@@ -427,6 +448,16 @@ static void s_on_hb(broker_t *b, b_link_t *l, const topo_msg_t *m)
                    "peer with the key of '%s' claims to be '%s': frame dropped", l->name,
                    m->m_name);
         return;
+    }
+    if (m->m_token[0] && strcmp(l->session, m->m_token) != 0) {
+        if (l->session[0]) {
+            /* the peer restarted: what was in flight to it is gone; fail those
+             * runs now (they resume) instead of waiting for their timeout */
+            broker_log(BROKER_LOG_INFO, l->name, "peer-restarted",
+                       "the peer restarted (new session)");
+            repl_peer_down(b->repl, l->name);
+        }
+        snprintf(l->session, sizeof(l->session), "%s", m->m_token);
     }
     s_alive(b, l);
     if (!s_rel_equal(l, m)) {
@@ -722,6 +753,25 @@ static size_t s_io_peers(void *ctx, const char *const **out)
     return n;
 }
 
+static bool s_io_elsewhere(void *ctx, const char *peer, const char *name)
+{
+    broker_t *b = ctx;
+    if (!strcmp(name, b->id.id_name))
+        return true;
+    for (b_link_t *l = b->links; l; l = l->next) {
+        if (l->state == B_JOINING || !strcmp(l->name, peer))
+            continue;
+        if (l->role == TOPO_ROLE_CHILD && !strcmp(l->name, name))
+            return true;
+        if (l->role != TOPO_ROLE_PARENT && l->role != TOPO_ROLE_CHILD)
+            continue;
+        for (size_t i = 0; i < l->nrel; i++) /* the parent's path, another child's subtree */
+            if (!strcmp(l->rel[i].rel_name, name))
+                return true;
+    }
+    return false;
+}
+
 static void s_io_log(void *ctx, int level, const char *peer, const char *event, const char *msg)
 {
     (void)ctx;
@@ -834,12 +884,23 @@ static int s_sync_rule(void *ctx, const rules_rule_t *ru)
             int err = HS_OK;
             if (!why) {
                 int mode = sy->complete ? REPL_COMPLETE : sy->reconcile ? REPL_RECONCILE : 0;
-                sy->job->pending++;
-                err = pass ? repl_request(b->repl, l->name, ru->ru_name, mode, sy->job->id)
-                           : repl_start(b->repl, l->name, ru->ru_name, mode, sy->dry_run,
-                                        sy->job->id);
-                if (err)
-                    sy->job->pending--;
+                size_t queued = 0;
+                if (pass) {
+                    err = repl_request(b->repl, l->name, ru->ru_name, mode, sy->job->id);
+                    queued = err ? 0 : 1;
+                } else if (sy->dry_run) {
+                    /* a dry run reports during the call: count it first */
+                    sy->job->pending++;
+                    err =
+                        repl_start(b->repl, l->name, ru->ru_name, mode, true, sy->job->id, &queued);
+                    if (err)
+                        sy->job->pending--;
+                    queued = 0;
+                } else {
+                    err = repl_start(b->repl, l->name, ru->ru_name, mode, false, sy->job->id,
+                                     &queued);
+                }
+                sy->job->pending += queued;
             }
             if (why || err)
                 json_array_append_new(sy->skipped, json_pack("{s:s,s:s,s:s,s:s}", "peer", l->name,
@@ -1108,6 +1169,8 @@ static json_t *s_status_json(broker_t *b)
             json_object_set_new(j, "last_seen_ms_ago", json_null());
         if (l->state == B_UP)
             json_object_set_new(j, "up_since", json_integer((json_int_t)l->up_since));
+        json_object_set_new(j, "health", json_string(s_health_names[l->health]));
+        json_object_set_new(j, "failures", json_integer((json_int_t)l->failures));
         json_object_set_new(j, l->role == TOPO_ROLE_PARENT ? "path" : "subtree",
                             s_rel_json(l->rel, l->nrel));
         json_array_append_new(links, j);
@@ -1238,6 +1301,24 @@ static int s_ctl_one(broker_t *b)
 
 /* ---- timer and signals -------------------------------------------------- */
 
+static void s_health(broker_t *b)
+{
+    for (b_link_t *l = b->links; l; l = l->next) {
+        if (l->state == B_JOINING)
+            continue;
+        l->failures = repl_link_failures(b->repl, l->name);
+        int h = l->failures >= b->failed_after     ? B_HEALTH_FAILED
+                : l->failures >= b->degraded_after ? B_HEALTH_DEGRADED
+                                                   : B_HEALTH_OK;
+        if (h == l->health)
+            continue;
+        broker_log(h == B_HEALTH_OK ? BROKER_LOG_INFO : BROKER_LOG_WARN, l->name, "link-health",
+                   "link health %s -> %s (%u consecutive failed runs)", s_health_names[l->health],
+                   s_health_names[h], l->failures);
+        l->health = h;
+    }
+}
+
 static void s_on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -1271,6 +1352,7 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
     if (now - b->epoch_marked >= 1000) {
         b->epoch_marked = now;
         store_epoch_mark(b->store);
+        s_health(b);
     }
     s_drain(b);
 }
@@ -1366,6 +1448,7 @@ static int s_start(broker_t *b)
                     .io_peer_up = s_io_peer_up,
                     .io_branch = s_io_branch,
                     .io_peers = s_io_peers,
+                    .io_elsewhere = s_io_elsewhere,
                     .io_run_done = s_io_run_done,
                     .io_log = s_io_log};
     b->repl = repl_new(b->store, &io);
@@ -1469,6 +1552,11 @@ int broker_serve(const char *dir)
     if (!b)
         return HS_ENOMEM;
     b->lockfd = -1;
+    uint8_t sid[16];
+    RAND_bytes(sid, sizeof(sid));
+    store_hex(sid, sizeof(sid), b->session);
+    b->degraded_after = s_env_u32("HSYNC_DEGRADED_AFTER", 3);
+    b->failed_after = s_env_u32("HSYNC_FAILED_AFTER", 10);
     snprintf(b->dir, sizeof(b->dir), "%s", dir);
     store_mpw_init(&b->w);
     signal(SIGPIPE, SIG_IGN);

@@ -140,8 +140,8 @@ static void s_print_tree(json_t *st)
         printf("\n");
     }
     printf("node:      %s (%s)\n", node, json_string_value(json_object_get(st, "fingerprint")));
-    printf("%-8s %-16s %-8s %-10s %-20s %s\n", "ROLE", "NAME", "STATE", "LAST SEEN", "KEY",
-           "ENDPOINT");
+    printf("%-8s %-16s %-8s %-9s %-10s %-20s %s\n", "ROLE", "NAME", "STATE", "HEALTH", "LAST SEEN",
+           "KEY", "ENDPOINT");
     json_array_foreach(links, i, l)
     {
         json_t *seen = json_object_get(l, "last_seen_ms_ago");
@@ -149,9 +149,11 @@ static void s_print_tree(json_t *st)
         if (json_is_integer(seen))
             snprintf(ago, sizeof(ago), "%.1fs ago", (double)json_integer_value(seen) / 1000.0);
         const char *ep = json_string_value(json_object_get(l, "endpoint"));
-        printf("%-8s %-16s %-8s %-10s %-20s %s\n", json_string_value(json_object_get(l, "role")),
+        const char *health = json_string_value(json_object_get(l, "health"));
+        printf("%-8s %-16s %-8s %-9s %-10s %-20s %s\n",
+               json_string_value(json_object_get(l, "role")),
                json_string_value(json_object_get(l, "name")),
-               json_string_value(json_object_get(l, "state")), ago,
+               json_string_value(json_object_get(l, "state")), health ? health : "-", ago,
                json_string_value(json_object_get(l, "fingerprint")), ep && *ep ? ep : "-");
         json_t *sub = json_object_get(l, "subtree");
         size_t j;

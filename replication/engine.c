@@ -469,6 +469,9 @@ static int s_send_open(repl_t *r, r_run_t *run)
     memcpy(om.m_dataclass, run->rule.ru_dataclass, sizeof(om.m_dataclass));
     snprintf(om.m_why, sizeof(om.m_why), "%s", run->why);
     snprintf(om.m_token, sizeof(om.m_token), "%s", run->token);
+    rules_names_t mine = repl_branch(r, NULL);
+    om.m_branch_names = mine.rn_names;
+    om.m_nbranch = mine.rn_count;
     int err = repl_send_msg(r, run->peer, &om);
     if (!err)
         run->bytes += r->w.mpw_len;
@@ -650,8 +653,32 @@ static int s_queue(repl_t *r, const char *peer, const rules_rule_t *ru, unsigned
     return HS_OK;
 }
 
-int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry_run, uint64_t req)
+/* Data verification: after a differential run of a rule with --verify p,
+ * a reconcile over the next p% of buckets (rotating, so 100/p runs cover the
+ * whole scope) finds and repairs objects that differ although no change said
+ * so (a corrupted copy, a change that bypassed the log). */
+static int s_queue_verify(repl_t *r, const char *peer, const rules_rule_t *ru, unsigned dir,
+                          const repl_mark_t *m, uint64_t req)
 {
+    if (!ru->ru_verify_pct)
+        return 0;
+    uint32_t count = (uint32_t)((REPL_BUCKETS * ru->ru_verify_pct + 99) / 100);
+    uint32_t first = m->mk_verify_next % REPL_BUCKETS;
+    char why[REPL_WHY_MAX];
+    snprintf(why, sizeof(why), "verification of buckets %u-%u (%u%% of the scope)", first,
+             (first + count - 1) % REPL_BUCKETS, ru->ru_verify_pct);
+    r_run_t *run = NULL;
+    if (s_queue(r, peer, ru, dir, REPL_RECONCILE, why, req, NULL, &run))
+        return 0;
+    run->vfirst = first;
+    run->vcount = count;
+    return 1;
+}
+
+int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry_run, uint64_t req,
+               size_t *queued)
+{
+    *queued = 0;
     unsigned dir = r->io.io_dir_to(r->io.io_ctx, peer);
     if (!dir)
         return HS_ENOTFOUND;
@@ -682,6 +709,7 @@ int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry
         store_txn_abort(&t);
         if (err)
             return err;
+        *queued = 1;
         repl_summary_t su = {.su_req = req,
                              .su_role = "would send",
                              .su_direction = s_dir_name(dir),
@@ -697,7 +725,13 @@ int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry
         return HS_OK;
     }
     store_txn_abort(&t);
-    return s_queue(r, peer, &ru, dir, picked, why, req, NULL, NULL);
+    err = s_queue(r, peer, &ru, dir, picked, why, req, NULL, NULL);
+    if (err)
+        return err;
+    *queued = 1;
+    if (picked == REPL_DIFFERENTIAL)
+        *queued += (size_t)s_queue_verify(r, peer, &ru, dir, &m, req);
+    return HS_OK;
 }
 
 int repl_request(repl_t *r, const char *peer, const char *rule, int mode, uint64_t req)
@@ -760,6 +794,8 @@ static void s_on_request(repl_t *r, const char *peer, const repl_msg_t *m)
     char full[300];
     snprintf(full, sizeof(full), "requested by %s; %s", peer, mwhy);
     s_queue(r, peer, &ru, dir, mode, full, 0, m->m_token, NULL);
+    if (mode == REPL_DIFFERENTIAL)
+        s_queue_verify(r, peer, &ru, dir, &mk, 0);
     s_start_queued(r);
 }
 
@@ -975,6 +1011,8 @@ static int s_sched_rule(void *ctx, const rules_rule_t *ru)
     snprintf(full, sizeof(full), "%s%s",
              m.mk_failures ? "retry after failure; " : "schedule: ", why);
     s_queue(s->r, s->peer, ru, s->dir, picked, full, 0, NULL, NULL);
+    if (picked == REPL_DIFFERENTIAL)
+        s_queue_verify(s->r, s->peer, ru, s->dir, &m, 0);
     return 0;
 }
 
@@ -985,11 +1023,11 @@ void repl_tick(repl_t *r)
     for (r_run_t *run = r->runs, *next; run; run = next) {
         next = run->next;
         if (run->state == R_STREAMING && run->ninflight &&
-            now - run->last_ack_ms > R_ACK_TIMEOUT_MS)
+            now > run->last_ack_ms + R_ACK_TIMEOUT_MS)
             s_run_finish(r, run, false, "the peer stopped acknowledging batches");
-        else if (run->state == R_OPENING && now - run->last_ack_ms > R_ACK_TIMEOUT_MS)
+        else if (run->state == R_OPENING && now > run->last_ack_ms + R_ACK_TIMEOUT_MS)
             s_run_finish(r, run, false, "the peer did not answer the start of the run");
-        else if (run->state == R_ENDING && now - run->end_sent_ms > R_ACK_TIMEOUT_MS)
+        else if (run->state == R_ENDING && now > run->end_sent_ms + R_ACK_TIMEOUT_MS)
             s_run_finish(r, run, false, "the peer did not confirm the end of the run");
     }
     for (r_req_t **p = &r->reqs; *p;) {
@@ -1128,4 +1166,25 @@ int repl_pairs(repl_t *r, repl_pair_cb cb, void *ctx)
     }
     store_txn_abort(&t);
     return err;
+}
+
+typedef struct s_fail {
+    const char *peer;
+    uint32_t worst;
+} s_fail_t;
+
+static int s_fail_one(void *ctx, const repl_pair_t *p)
+{
+    s_fail_t *f = ctx;
+    if (!strcmp(p->pr_peer, f->peer) && p->pr_rule->ru_enabled &&
+        p->pr_mark->mk_failures > f->worst)
+        f->worst = p->pr_mark->mk_failures;
+    return 0;
+}
+
+uint32_t repl_link_failures(repl_t *r, const char *peer)
+{
+    s_fail_t f = {peer, 0};
+    repl_pairs(r, s_fail_one, &f);
+    return f.worst;
 }

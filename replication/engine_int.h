@@ -68,6 +68,9 @@ typedef struct r_recv {
     uint64_t applied, skipped, deleted, refused, bytes, batches;
     uint64_t started_ms, last_ms;
     /* reconcile: the buckets being repaired and the guids received */
+    char (*branch)[STORE_NAME_MAX + 1]; /* up runs: the sender's branch, owned */
+    const char **branch_ptrs;
+    size_t nbranch;
     bool have_plan;
     repl_bucket_set_t plan;
     store_guid_t *got;

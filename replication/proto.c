@@ -3,6 +3,7 @@
 #include "topology/wire.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *repl_mode_name(int mode)
@@ -79,7 +80,7 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
 {
     switch (m->m_type) {
     case REPL_OPEN:
-        store_mpw_array(w, 11);
+        store_mpw_array(w, 12);
         store_mpw_uint(w, TOPO_PROTO_VERSION);
         store_mpw_uint(w, REPL_OPEN);
         store_mpw_uint(w, m->m_run);
@@ -91,6 +92,9 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
         store_mpw_str(w, m->m_token);
         store_mpw_uint(w, m->m_vfirst);
         store_mpw_uint(w, m->m_vcount);
+        store_mpw_array(w, (uint32_t)m->m_nbranch);
+        for (size_t i = 0; i < m->m_nbranch; i++)
+            store_mpw_str(w, m->m_branch_names[i]);
         break;
     case REPL_OPENED:
         store_mpw_array(w, 6);
@@ -243,6 +247,29 @@ int repl_obj_decode(store_mpr_t *r, repl_wire_obj_t *out)
     return HS_OK;
 }
 
+int repl_branch_decode(const repl_msg_t *m, char (**names)[STORE_NAME_MAX + 1], size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    store_mpr_t r;
+    store_mpr_init(&r, m->m_branch, m->m_branch_len);
+    uint32_t cnt = store_mpr_array(&r);
+    if (store_mpr_error(&r) || cnt > REPL_BRANCH_MAX)
+        return HS_EMALF;
+    char(*out)[STORE_NAME_MAX + 1] = cnt ? calloc(cnt, sizeof(*out)) : NULL;
+    if (cnt && !out)
+        return HS_ENOMEM;
+    for (uint32_t i = 0; i < cnt; i++)
+        store_mpr_str(&r, out[i], sizeof(out[i]));
+    if (store_mpr_done(&r)) {
+        free(out);
+        return HS_EMALF;
+    }
+    *names = out;
+    *n = cnt;
+    return HS_OK;
+}
+
 int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -256,7 +283,7 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
         out->m_run = store_mpr_uint(&r);
     switch (type) {
     case REPL_OPEN:
-        if (n != 11)
+        if (n != 12)
             return HS_EMALF;
         store_mpr_str(&r, out->m_rule, sizeof(out->m_rule));
         out->m_nprefix = s_strs_decode(&r, RULES_PREFIX_MAX, out->m_prefix);
@@ -266,6 +293,7 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
         store_mpr_str(&r, out->m_token, sizeof(out->m_token));
         out->m_vfirst = (uint32_t)store_mpr_uint(&r);
         out->m_vcount = (uint32_t)store_mpr_uint(&r);
+        out->m_branch = store_mpr_raw(&r, &out->m_branch_len);
         if (out->m_mode < REPL_DIFFERENTIAL || out->m_mode > REPL_RECONCILE)
             return HS_EMALF;
         break;

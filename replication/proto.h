@@ -5,7 +5,10 @@
  * array [version=1, type, ...]); replication owns types 16 and up.
  *
  *   OPEN    S->D [1,16, run, rule, prefixes[], dataclasses[], mode, why, token,
- *                 vfirst, vcount]
+ *                 vfirst, vcount, branch[]]
+ *           branch: the sender's {self + subtree} names (up runs: the owners
+ *           it sends for); D accepts it unless it names nodes D knows to be
+ *           elsewhere (itself, its ancestors, its other children's branches).
  *   OPENED  D->S [1,24, run, epoch, head, buckets(bin)|nil]
  *   PLAN    S->D [1,25, run, buckets-to-repair(bin bitmap)]
  *   BATCH   S->D [1,17, run, no, upto_seq, from, to, objects[]]
@@ -105,7 +108,11 @@ typedef struct repl_msg {
     size_t m_ndataclass;
     char m_dataclass[RULES_DATACLASS_MAX][STORE_CLASS_MAX + 1];
     int m_mode;
-    uint32_t m_vfirst, m_vcount;  /* OPEN: bucket window of a reconcile */
+    uint32_t m_vfirst, m_vcount; /* OPEN: bucket window of a reconcile */
+    const uint8_t *m_branch;     /* OPEN: raw msgpack array of names (borrowed) */
+    size_t m_branch_len;
+    const char *const *m_branch_names; /* encode only: names to send */
+    size_t m_nbranch;
     char m_epoch[REPL_EPOCH_MAX]; /* OPENED: receiver's store epoch */
     uint64_t m_head;              /* OPENED: receiver's change-log head */
     const uint8_t *m_bin;         /* OPENED buckets, PLAN bitmap (borrowed) */
@@ -125,6 +132,11 @@ typedef struct repl_msg {
 
 /* Decode any replication frame (untrusted; fuzzed). HS_OK or HS_EMALF. */
 int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out);
+
+#define REPL_BRANCH_MAX 1024
+
+/* Names of an OPEN's branch, into an owned array (free it). */
+int repl_branch_decode(const repl_msg_t *m, char (**names)[STORE_NAME_MAX + 1], size_t *n);
 
 /* Encode a frame other than BATCH from m (fields as the type needs). */
 int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w);

@@ -34,6 +34,8 @@ static void s_free(repl_t *r, r_recv_t *rv)
         }
     }
     free(rv->got);
+    free(rv->branch);
+    free(rv->branch_ptrs);
     free(rv);
 }
 
@@ -140,6 +142,17 @@ static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
     s_free(r, rv);
 }
 
+/* Whose objects this run may bring: up, the sender's declared branch; down,
+ * everything but our own branch. */
+static rules_names_t s_recv_branch(repl_t *r, const r_recv_t *rv)
+{
+    if (rv->dir == RULES_UP) {
+        rules_names_t n = {rv->nbranch, rv->branch_ptrs};
+        return n;
+    }
+    return repl_branch(r, NULL);
+}
+
 /* Answer OPEN: our epoch and head, and for a reconcile our bucket vector. */
 static void s_opened(repl_t *r, const char *peer, r_recv_t *rv)
 {
@@ -157,7 +170,7 @@ static void s_opened(repl_t *r, const char *peer, r_recv_t *rv)
     if (rv->mode == REPL_RECONCILE) {
         repl_buckets_t *b = malloc(sizeof(*b));
         wire = malloc(REPL_BUCKETS_WIRE);
-        rules_names_t branch = repl_branch(r, rv->dir == RULES_UP ? peer : NULL);
+        rules_names_t branch = s_recv_branch(r, rv);
         err = b && wire ? repl_buckets_compute(t, &rv->rule, rv->dir, REPL_SIDE_RECV, &branch, b)
                         : HS_ENOMEM;
         if (!err) {
@@ -213,6 +226,37 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
     snprintf(rv->why, sizeof(rv->why), "%s", m->m_why);
     snprintf(rv->token, sizeof(rv->token), "%s", m->m_token);
     rv->started_ms = rv->last_ms = repl_now_ms();
+    if (dir == RULES_UP) {
+        /* the child's branch as it declares it (it may know of nodes below
+         * it that we have not heard of yet), unless it claims nodes that we
+         * know to be elsewhere */
+        const char *bad = NULL;
+        int err = repl_branch_decode(m, &rv->branch, &rv->nbranch);
+        if (!err && (rv->nbranch == 0 || strcmp(rv->branch[0], peer) != 0))
+            err = HS_EPROTO;
+        for (size_t i = 0; !err && i < rv->nbranch && !bad; i++)
+            if (r->io.io_elsewhere && r->io.io_elsewhere(r->io.io_ctx, peer, rv->branch[i]))
+                bad = rv->branch[i];
+        if (!err && !bad && !(rv->branch_ptrs = malloc(rv->nbranch * sizeof(char *))))
+            err = HS_ENOMEM;
+        if (err || bad) {
+            char why[REPL_WHY_MAX];
+            if (bad)
+                snprintf(why, sizeof(why),
+                         "the sender claims node '%s', which is elsewhere in "
+                         "the hierarchy",
+                         bad);
+            else
+                snprintf(why, sizeof(why), "bad branch in OPEN: %s", hs_strerror(err));
+            repl_log(r, REPL_LOG_WARN, peer, "run-refused", "%s", why);
+            s_abort(r, peer, m->m_run, why);
+            free(rv->branch);
+            free(rv);
+            return;
+        }
+        for (size_t i = 0; i < rv->nbranch; i++)
+            rv->branch_ptrs[i] = rv->branch[i];
+    }
     rv->next = r->recvs;
     r->recvs = rv;
     s_opened(r, peer, rv);
@@ -443,7 +487,7 @@ void repl_recv_batch(repl_t *r, const char *peer, const repl_msg_t *m)
         return;
     }
     s_apply_t a = {.r = r, .rv = rv, .m = m};
-    a.branch = repl_branch(r, rv->dir == RULES_UP ? peer : NULL);
+    a.branch = s_recv_branch(r, rv);
     if (m->m_nobj && !(a.guids = malloc(m->m_nobj * sizeof(*a.guids)))) {
         s_abort(r, peer, m->m_run, "out of memory");
         return;
@@ -505,7 +549,7 @@ void repl_recv_end(repl_t *r, const char *peer, const repl_msg_t *m)
     uint64_t deleted = 0;
     if (rv->mode != REPL_DIFFERENTIAL) {
         s_apply_t a = {.r = r, .rv = rv, .m = m, .to_end = true};
-        a.branch = repl_branch(r, rv->dir == RULES_UP ? peer : NULL);
+        a.branch = s_recv_branch(r, rv);
         int err = store_write(r->store, s_apply_txn, &a);
         if (err) {
             char why[REPL_WHY_MAX - 32];

@@ -49,6 +49,10 @@ typedef struct repl_io {
     size_t (*io_branch)(void *ctx, const char *peer, const char *const **names);
     /* Every peer name, for scheduling. Valid until the next call. */
     size_t (*io_peers)(void *ctx, const char *const **names);
+    /* Is node `name` known to be somewhere other than in peer's branch (this
+     * node, an ancestor, another child's branch)? Guards what a child may
+     * claim to own. */
+    bool (*io_elsewhere)(void *ctx, const char *peer, const char *name);
     void (*io_run_done)(void *ctx, const repl_summary_t *s);
     void (*io_log)(void *ctx, int level, const char *peer, const char *event, const char *msg);
 } repl_io_t;
@@ -73,14 +77,21 @@ int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len);
 /* The link to peer went down: its runs fail now (and resume later). */
 void repl_peer_down(repl_t *r, const char *peer);
 
-/* Queue a run now as sender. mode 0 = the mode the schedule would pick.
- * dry_run computes what would be sent and reports it at once. req is
- * passed back in the summary. HS_ENOTFOUND (rule), HS_EDIRECTION (rule does
- * not send that way), HS_EDISABLED. */
-int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry_run, uint64_t req);
+/* Queue a run now as sender. mode 0 = the mode the schedule would pick
+ * (REPL_COMPLETE or REPL_RECONCILE to force one). dry_run computes what
+ * would be sent and reports it at once. req is passed back in the summary
+ * of every run queued; *queued says how many (a differential run of a rule
+ * with data verification is followed by a verification run). HS_ENOTFOUND
+ * (rule), HS_EDIRECTION (rule does not send that way), HS_EDISABLED. */
+int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry_run, uint64_t req,
+               size_t *queued);
 
 /* Ask peer to send rule to us now; the summary arrives when its run ends. */
 int repl_request(repl_t *r, const char *peer, const char *rule, int mode, uint64_t req);
+
+/* Most consecutive failed runs of any enabled rule on the link to peer
+ * (sent or received): the link's health. */
+uint32_t repl_link_failures(repl_t *r, const char *peer);
 
 /* Per (peer, rule) state for status: called for every pair this node sends
  * on, and for pairs it receives on that have history. */

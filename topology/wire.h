@@ -9,10 +9,12 @@
  * broker.
  *
  * Link frames: [1, type, name, key, token, ok, why, rels]
- *   HB      both ways every second. name = sender. rels = for a parent->child
- *           heartbeat the path from the root down to the sender; for a
- *           child->parent heartbeat the sender's subtree. (A child is never
- *           sent its siblings.)
+ *   HB      both ways every second. name = sender. token = the sender's
+ *           session id, new at every broker start: a new one means the peer
+ *           restarted (and lost what was in flight). rels = for a
+ *           parent->child heartbeat the path from the root down to the sender;
+ *           for a child->parent heartbeat the sender's subtree. (A child is
+ *           never sent its siblings.)
  *   JOIN    parent -> child over a fresh connection: token = the child's
  *           invite, key = parent's public key, rels = the parent's path.
  *   JOINED  child -> parent: ok, why (refusal reason), rels = child subtree.
