@@ -301,6 +301,16 @@ int rules_apply(store_txn_t *t, unsigned dir, store_obj_t *o, int *outcome)
         int err = store_obj_check(o);
         if (err)
             return err;
+        if (!f->fam_apply) {
+            /* s_default_apply for a live object in one lookup of the store:
+             * newest wins by mtime (RULES_BY_MTIME), else the sender wins. */
+            bool changed = false;
+            unsigned fl =
+                STORE_PUT_CHECKED | (f->fam_diff_by == RULES_BY_MTIME ? STORE_PUT_NEWER : 0u);
+            err = store_put_ex(t, o, fl, &changed);
+            *outcome = changed ? RULES_APPLIED : RULES_SKIPPED;
+            return err;
+        }
     }
     store_obj_t cur;
     int err = store_get(t, &o->guid, &cur);

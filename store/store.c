@@ -86,6 +86,17 @@ typedef struct s_agg {
     uint8_t sum[32];
 } s_agg_t;
 
+/* A cursor of the cls or own index kept at one class (owner and class): the
+ * objects of one class are time-ordered too, so each class has its own point
+ * of insertion, and one cursor per class keeps every insert next to the last. */
+#define S_PLACES 4
+#define S_PLACE_MAX (STORE_NAME_MAX + 1 + STORE_CLASS_MAX + 1)
+typedef struct s_place {
+    MDB_cursor *c;
+    size_t plen;
+    uint8_t prefix[S_PLACE_MAX];
+} s_place_t;
+
 struct store_txn {
     store_t *s;
     MDB_txn *txn;
@@ -93,6 +104,9 @@ struct store_txn {
     int err; /* sticky */
     bool seq_loaded, seq_dirty;
     uint64_t seq;
+    MDB_cursor *cur[S_FIXED];     /* one long-lived cursor per object sub-database */
+    s_place_t place[2][S_PLACES]; /* cls, own: cursors per class (owner+class) */
+    unsigned place_next[2];
     size_t naggs;
     s_agg_t aggs[S_AGG_CACHE];
 };
@@ -742,6 +756,26 @@ int store_txn_begin(store_t *s, bool write, store_txn_t **out)
 
 static int s_agg_flush(store_txn_t *t);
 
+/* Close the transaction's cursors; LMDB frees write cursors at the end of
+ * their transaction but not read ones, so close both kinds before it ends. */
+static void s_cursors_close(store_txn_t *t)
+{
+    for (int i = 0; i < S_FIXED; i++) {
+        if (t->cur[i]) {
+            mdb_cursor_close(t->cur[i]);
+            t->cur[i] = NULL;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < S_PLACES; j++) {
+            if (t->place[i][j].c) {
+                mdb_cursor_close(t->place[i][j].c);
+                t->place[i][j].c = NULL;
+            }
+        }
+    }
+}
+
 int store_txn_commit(store_txn_t **tp)
 {
     store_txn_t *t = *tp;
@@ -757,6 +791,7 @@ int store_txn_commit(store_txn_t **tp)
         MDB_val k = {3, (void *)"seq"}, d = {8, v};
         err = s_mdb_err(mdb_put(t->txn, t->s->dbi[S_FIXED + STORE_T_META], &k, &d, 0));
     }
+    s_cursors_close(t);
     if (err) {
         mdb_txn_abort(t->txn);
         free(t);
@@ -771,6 +806,7 @@ void store_txn_abort(store_txn_t **tp)
 {
     if (!tp || !*tp)
         return;
+    s_cursors_close(*tp);
     mdb_txn_abort((*tp)->txn);
     free(*tp);
     *tp = NULL;
@@ -824,10 +860,49 @@ int store_read(store_t *s, store_txn_fn fn, void *ctx)
 
 /* ---- raw access --------------------------------------------------------- */
 
+/*
+ * The object sub-databases (obj, cls, own, key, log, agg) are reached through
+ * one cursor each, kept open for the transaction. LMDB's cursor lookup first
+ * checks the page the cursor is on, so a key next to the previous one (guids
+ * are time-ordered, the log is appended) costs a couple of compares instead
+ * of a walk from the root that searches the dirty-page list at every level.
+ * LMDB keeps every cursor of a transaction valid across writes through others.
+ */
+static MDB_cursor *s_cursor(store_txn_t *t, int db)
+{
+    if (db >= S_FIXED)
+        return NULL;
+    if (!t->cur[db] && mdb_cursor_open(t->txn, t->s->dbi[db], &t->cur[db]) != MDB_SUCCESS)
+        t->cur[db] = NULL;
+    return t->cur[db];
+}
+
+/* The cursor of index db (S_CLS or S_OWN) for keys whose class part is the
+ * first plen bytes of key (everything but the guid). */
+static MDB_cursor *s_place_cursor(store_txn_t *t, int db, const uint8_t *key, size_t plen)
+{
+    int d = db == S_CLS ? 0 : 1;
+    s_place_t *pl = t->place[d];
+    if (plen > S_PLACE_MAX)
+        return s_cursor(t, db);
+    for (int i = 0; i < S_PLACES; i++)
+        if (pl[i].c && pl[i].plen == plen && !memcmp(pl[i].prefix, key, plen))
+            return pl[i].c;
+    s_place_t *p = &pl[t->place_next[d]++ % S_PLACES];
+    if (!p->c && mdb_cursor_open(t->txn, t->s->dbi[db], &p->c) != MDB_SUCCESS) {
+        p->c = NULL;
+        return s_cursor(t, db);
+    }
+    memcpy(p->prefix, key, plen);
+    p->plen = plen;
+    return p->c; /* a reused cursor keeps its old position: LMDB searches from the root */
+}
+
 static int s_get(store_txn_t *t, int db, const void *k, size_t kl, MDB_val *v)
 {
     MDB_val key = {kl, (void *)k};
-    int rc = mdb_get(t->txn, t->s->dbi[db], &key, v);
+    MDB_cursor *c = s_cursor(t, db);
+    int rc = c ? mdb_cursor_get(c, &key, v, MDB_SET) : mdb_get(t->txn, t->s->dbi[db], &key, v);
     return rc == MDB_NOTFOUND ? HS_ENOTFOUND : s_fail(t, s_mdb_err(rc));
 }
 
@@ -835,13 +910,43 @@ static int s_put(store_txn_t *t, int db, const void *k, size_t kl, const void *v
                  unsigned flags)
 {
     MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
-    return s_fail(t, s_mdb_err(mdb_put(t->txn, t->s->dbi[db], &key, &val, flags)));
+    MDB_cursor *c = s_cursor(t, db);
+    int rc = c ? mdb_cursor_put(c, &key, &val, flags)
+               : mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
+    return s_fail(t, s_mdb_err(rc));
 }
 
 static int s_del(store_txn_t *t, int db, const void *k, size_t kl)
 {
-    MDB_val key = {kl, (void *)k};
-    int rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
+    MDB_val key = {kl, (void *)k}, v;
+    MDB_cursor *c = s_cursor(t, db);
+    int rc;
+    if (c) {
+        rc = mdb_cursor_get(c, &key, &v, MDB_SET);
+        if (rc == MDB_SUCCESS)
+            rc = mdb_cursor_del(c, 0);
+    } else {
+        rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
+    }
+    return rc == MDB_NOTFOUND ? HS_ENOTFOUND : s_fail(t, s_mdb_err(rc));
+}
+
+/* Put or delete an entry of the cls or own index (empty value). */
+static int s_place_put(store_txn_t *t, int db, const uint8_t *k, size_t kl, bool remove)
+{
+    MDB_val key = {kl, (void *)k}, val = {0, (void *)""};
+    MDB_cursor *c = s_place_cursor(t, db, k, kl - 16);
+    int rc;
+    if (!c) {
+        rc = remove ? mdb_del(t->txn, t->s->dbi[db], &key, NULL)
+                    : mdb_put(t->txn, t->s->dbi[db], &key, &val, 0);
+    } else if (!remove) {
+        rc = mdb_cursor_put(c, &key, &val, 0);
+    } else {
+        rc = mdb_cursor_get(c, &key, &val, MDB_SET);
+        if (rc == MDB_SUCCESS)
+            rc = mdb_cursor_del(c, 0);
+    }
     return rc == MDB_NOTFOUND ? HS_ENOTFOUND : s_fail(t, s_mdb_err(rc));
 }
 
@@ -1061,7 +1166,9 @@ static int s_log_remove(store_txn_t *t, uint64_t seq)
 static int s_write_record(store_txn_t *t, const store_obj_t *o)
 {
     MDB_val key = {16, (void *)o->guid.b}, val = {store_record_size(o), NULL};
-    int rc = mdb_put(t->txn, t->s->dbi[S_OBJ], &key, &val, MDB_RESERVE);
+    MDB_cursor *c = s_cursor(t, S_OBJ);
+    int rc = c ? mdb_cursor_put(c, &key, &val, MDB_RESERVE)
+               : mdb_put(t->txn, t->s->dbi[S_OBJ], &key, &val, MDB_RESERVE);
     if (rc)
         return s_fail(t, s_mdb_err(rc));
     store_record_encode(o, val.mv_data);
@@ -1109,8 +1216,8 @@ static int s_unindex(store_txn_t *t, const store_obj_t *old, const store_obj_t *
     uint8_t k[2 * STORE_CLASS_MAX + STORE_NAME_MAX + 32];
     bool same_place = o && !strcmp(old->cls, o->cls) && !strcmp(old->owner, o->owner);
     if (!same_place) {
-        s_del(t, S_CLS, k, s_cls_key(k, old->cls, &old->guid));
-        s_del(t, S_OWN, k, s_own_key(k, old->owner, old->cls, &old->guid));
+        s_place_put(t, S_CLS, k, s_cls_key(k, old->cls, &old->guid), true);
+        s_place_put(t, S_OWN, k, s_own_key(k, old->owner, old->cls, &old->guid), true);
     }
     if (!(old->flags & STORE_OBJ_TOMBSTONE)) {
         bool keep_keys = o && !(o->flags & STORE_OBJ_TOMBSTONE) && s_keys_equal(old, o);
@@ -1129,8 +1236,8 @@ static int s_index(store_txn_t *t, const store_obj_t *o, const store_obj_t *old)
     uint8_t k[2 * STORE_CLASS_MAX + STORE_NAME_MAX + 32];
     bool same_place = old && !strcmp(old->cls, o->cls) && !strcmp(old->owner, o->owner);
     if (!same_place) {
-        if (s_put(t, S_CLS, k, s_cls_key(k, o->cls, &o->guid), "", 0, 0) ||
-            s_put(t, S_OWN, k, s_own_key(k, o->owner, o->cls, &o->guid), "", 0, 0))
+        if (s_place_put(t, S_CLS, k, s_cls_key(k, o->cls, &o->guid), false) ||
+            s_place_put(t, S_OWN, k, s_own_key(k, o->owner, o->cls, &o->guid), false))
             return t->err;
     }
     if (!(o->flags & STORE_OBJ_TOMBSTONE)) {
@@ -1152,10 +1259,12 @@ typedef struct s_oldcopy {
 
 static void s_copy_old(s_oldcopy_t *c, const store_obj_t *o)
 {
+    size_t cl = strlen(o->cls), ol = strlen(o->origin), wl = strlen(o->owner);
     c->o = *o;
-    snprintf(c->cls, sizeof(c->cls), "%s", o->cls);
-    snprintf(c->origin, sizeof(c->origin), "%s", o->origin);
-    snprintf(c->owner, sizeof(c->owner), "%s", o->owner);
+    /* store_record_decode bounds the lengths by the sizes of these arrays */
+    memcpy(c->cls, o->cls, cl + 1);
+    memcpy(c->origin, o->origin, ol + 1);
+    memcpy(c->owner, o->owner, wl + 1);
     if (o->keys_len)
         memcpy(c->keys, o->keys, o->keys_len);
     c->o.cls = c->cls;
@@ -1168,12 +1277,18 @@ static void s_copy_old(s_oldcopy_t *c, const store_obj_t *o)
 
 int store_put(store_txn_t *t, store_obj_t *o, bool *changed)
 {
+    return store_put_ex(t, o, 0, changed);
+}
+
+int store_put_ex(store_txn_t *t, store_obj_t *o, unsigned flags, bool *changed)
+{
     if (changed)
         *changed = false;
     int err = s_check_write(t);
     if (err)
         return err;
-    err = store_obj_check(o);
+    if (!(flags & STORE_PUT_CHECKED))
+        err = store_obj_check(o);
     if (!err && (o->flags & STORE_OBJ_TOMBSTONE))
         err = HS_EINVAL;
     if (err)
@@ -1182,13 +1297,15 @@ int store_put(store_txn_t *t, store_obj_t *o, bool *changed)
         o->origin = t->s->name[0] ? t->s->name : "local";
     if (!o->owner)
         o->owner = t->s->name[0] ? t->s->name : "local";
-    store_obj_hash(o, o->hash);
 
     store_obj_t cur;
     s_oldcopy_t old;
     bool have_old = false;
     err = store_get(t, &o->guid, &cur);
     if (err == HS_OK) {
+        if ((flags & STORE_PUT_NEWER) && cur.mtime > (o->mtime ? o->mtime : s_now_ms()))
+            return HS_OK; /* the stored object changed later: it wins */
+        store_obj_hash(o, o->hash);
         if (!(cur.flags & STORE_OBJ_TOMBSTONE) && cur.flags == o->flags &&
             !memcmp(cur.hash, o->hash, 32) && !strcmp(cur.owner, o->owner)) {
             o->seq = cur.seq;
@@ -1197,7 +1314,9 @@ int store_put(store_txn_t *t, store_obj_t *o, bool *changed)
         }
         s_copy_old(&old, &cur);
         have_old = true;
-    } else if (err != HS_ENOTFOUND) {
+    } else if (err == HS_ENOTFOUND) {
+        store_obj_hash(o, o->hash);
+    } else {
         return s_fail(t, err);
     }
     if (!o->mtime)

@@ -115,6 +115,22 @@ int store_grow(store_t *s);
  */
 int store_put(store_txn_t *t, store_obj_t *o, bool *changed);
 
+/* store_put with options (0 = store_put):
+ *  STORE_PUT_NEWER    write nothing (HS_OK, *changed false) if the stored
+ *                     object, tombstone included, has a later mtime than o
+ *                     (o->mtime 0 counts as now): "newest wins" in one lookup,
+ *                     instead of store_get followed by store_put;
+ *  STORE_PUT_CHECKED  the caller has just run store_obj_check(o) and got HS_OK:
+ *                     skip the second validation. Never set it for unchecked
+ *                     input: the record would be written unvalidated.
+ * A receiver applying objects by mtime calls
+ *   store_put_ex(t, o, STORE_PUT_NEWER | STORE_PUT_CHECKED, &changed)
+ * after store_obj_check(o) == HS_OK. When NEWER skips the write, o->hash,
+ * o->seq and o->mtime are left as the caller set them. */
+#define STORE_PUT_NEWER 0x1u
+#define STORE_PUT_CHECKED 0x2u
+int store_put_ex(store_txn_t *t, store_obj_t *o, unsigned flags, bool *changed);
+
 /* The checks store_put makes before writing, without a transaction: class,
  * body, keys, sizes, names, flags, resource of data-class rows. Use it to
  * skip bad input, since a failed store_put poisons its transaction. */

@@ -1754,3 +1754,294 @@ TEST(test_map_grows_when_full)
     CHECK_EQ_U64(s_digest(s, NULL, NULL).count, total + 500);
     store_close(&s);
 }
+
+/* ---- cursor paths: many classes and owners, any order, in one txn ------- */
+
+static const char *const s_cp_cls[] = {"dataclass.hardware", "item.policy", "resource.computer",
+                                       "resource.user",      "security.role", "system.key"};
+static const char *const s_cp_own[] = {"n1", "n2"};
+#define CP_N 1200
+
+/* Object i's class and owner: 12 (class, owner) places, more than a
+ * transaction keeps cursors for, visited in an interleaved order. */
+static const char *s_cp_class_of(uint32_t i, unsigned gen)
+{
+    return s_cp_cls[(i * 7 + gen) % 6];
+}
+
+static const char *s_cp_owner_of(uint32_t i, unsigned gen)
+{
+    return s_cp_own[(i / 3 + gen) % 2];
+}
+
+/* Run the same history on s: generation 0 puts 1..CP_N in the order given by
+ * order (0 ascending, 1 descending, 2 scattered), generation 1 rewrites every
+ * third object with a new class, owner and body, then deletes every fifth,
+ * purges every seventh and revives every eleventh. every: commit after that
+ * many operations (0: one transaction for all). */
+static uint32_t s_cp_id(uint32_t k, int order)
+{
+    if (order == 0)
+        return k + 1;
+    if (order == 1)
+        return CP_N - k;
+    return (uint32_t)((k * 577u) % CP_N) + 1; /* 577 is prime to 1200 */
+}
+
+static void s_cp_history(store_t *s, int order, unsigned every)
+{
+    store_txn_t *t = s_begin(s, true);
+    unsigned ops = 0;
+#define CP_STEP()                                                                                  \
+    do {                                                                                           \
+        if (every && ++ops % every == 0) {                                                         \
+            REQUIRE_OK(store_txn_commit(&t));                                                      \
+            t = s_begin(s, true);                                                                  \
+        }                                                                                          \
+    } while (0)
+    for (uint32_t k = 0; k < CP_N; k++) {
+        uint32_t i = s_cp_id(k, order);
+        REQUIRE_OK(s_put(t, i, s_cp_class_of(i, 0), s_cp_owner_of(i, 0), i, NULL));
+        CP_STEP();
+    }
+    for (uint32_t k = 0; k < CP_N; k++) {
+        uint32_t i = s_cp_id(k, order);
+        if (i % 3 == 0) {
+            bool changed = false;
+            REQUIRE_OK(s_put(t, i, s_cp_class_of(i, 1), s_cp_owner_of(i, 1), i + 1, &changed));
+            CHECK(changed);
+            CP_STEP();
+        }
+    }
+    for (uint32_t k = 0; k < CP_N; k++) {
+        uint32_t i = s_cp_id(k, order);
+        store_guid_t g = s_guid(i);
+        if (i % 5 == 0) {
+            CHECK_OK(store_delete(t, &g, 1000));
+            CP_STEP();
+        }
+        if (i % 7 == 0) {
+            CHECK_OK(store_purge(t, &g));
+            CP_STEP();
+        }
+        if (i % 11 == 0 && i % 7 != 0) {
+            REQUIRE_OK(s_put(t, i, s_cp_class_of(i, 1), s_cp_owner_of(i, 1), i + 2, NULL));
+            CP_STEP();
+        }
+    }
+#undef CP_STEP
+    REQUIRE_OK(store_txn_commit(&t));
+}
+
+static int s_cp_count(void *ctx, const store_obj_t *o)
+{
+    uint64_t *acc = ctx;
+    acc[0]++;
+    acc[1] += s_guid_num(&o->guid) * 31u + strlen(o->cls) + (uint64_t)o->owner[1];
+    return 0;
+}
+
+/* What the history leaves, per (class prefix, owner): count and a checksum of
+ * the ids, computed without the store. */
+static void s_cp_expect(const char *prefix, const char *owner, uint64_t acc[2])
+{
+    acc[0] = acc[1] = 0;
+    for (uint32_t i = 1; i <= CP_N; i++) {
+        if (i % 7 == 0 || (i % 5 == 0 && i % 11 != 0))
+            continue; /* purged, or deleted and not revived */
+        unsigned gen = (i % 3 == 0 || i % 11 == 0) ? 1 : 0;
+        const char *cls = s_cp_class_of(i, gen), *own = s_cp_owner_of(i, gen);
+        if (prefix && strncmp(cls, prefix, strlen(prefix)) != 0)
+            continue;
+        if (owner && strcmp(own, owner) != 0)
+            continue;
+        acc[0]++;
+        acc[1] += i * 31u + strlen(cls) + (uint64_t)own[1];
+    }
+}
+
+TEST(test_cursor_paths_any_order_one_txn)
+{
+    store_t *ref = s_new_store("n0");
+    s_cp_history(ref, 1, 37); /* descending, many small transactions */
+    dig_t want = s_digest(ref, NULL, NULL);
+    for (int order = 0; order < 3; order++) {
+        store_t *s = s_new_store("n0");
+        s_cp_history(s, order, 0);
+        store_txn_t *t = s_begin(s, false);
+        static const char *const prefixes[] = {NULL, "resource.", "dataclass.hardware", "s"};
+        static const char *const owners[] = {NULL, "n1", "n2"};
+        for (size_t p = 0; p < 4; p++) {
+            for (size_t w = 0; w < 3; w++) {
+                uint64_t got[2] = {0, 0}, exp[2];
+                s_cp_expect(prefixes[p], owners[w], exp);
+                CHECK_OK(store_scan(t, prefixes[p], owners[w], 0, NULL, NULL, s_cp_count, got));
+                if (!CHECK_EQ_U64(got[0], exp[0]) || !CHECK_EQ_U64(got[1], exp[1]))
+                    fprintf(stderr, "  order %d prefix %s owner %s\n", order,
+                            prefixes[p] ? prefixes[p] : "(all)", owners[w] ? owners[w] : "(any)");
+                uint64_t dn = 0, sn = 0;
+                uint8_t d1[STORE_HASH_LEN], d2[STORE_HASH_LEN];
+                CHECK_OK(store_digest(t, prefixes[p], owners[w], &dn, d1));
+                CHECK_OK(store_digest_scan(t, prefixes[p], owners[w], &sn, d2));
+                CHECK_EQ_U64(dn, exp[0]);
+                CHECK_EQ_U64(sn, exp[0]);
+                CHECK(memcmp(d1, d2, STORE_HASH_LEN) == 0);
+            }
+        }
+        /* the key index: live resources only, under their latest serial */
+        int found = 0, expect = 0;
+        for (uint32_t i = 1; i <= CP_N; i += 13) {
+            char serial[32];
+            snprintf(serial, sizeof serial, "SN%u", i);
+            uint64_t got[2] = {0, 0}, exp[2] = {0, 0};
+            bool live = !(i % 7 == 0 || (i % 5 == 0 && i % 11 != 0));
+            unsigned gen = (i % 3 == 0 || i % 11 == 0) ? 1 : 0;
+            if (live && strncmp(s_cp_class_of(i, gen), "resource.", 9) == 0)
+                exp[0] = 1;
+            CHECK_OK(store_find_by_key(t, "serial", serial, s_cp_count, got));
+            CHECK_EQ_U64(got[0], exp[0]);
+            found += (int)got[0];
+            expect += (int)exp[0];
+        }
+        CHECK(expect > 0);
+        CHECK_EQ_INT(found, expect);
+        /* the log holds one entry per surviving object (purged ones leave none) */
+        uint64_t nlog = 0, nall[2] = {0, 0};
+        CHECK_OK(store_log_count(t, 0, &nlog));
+        CHECK_OK(store_scan(t, NULL, NULL, STORE_SCAN_TOMBSTONES, NULL, NULL, s_cp_count, nall));
+        CHECK_EQ_U64(nlog, nall[0]);
+        store_txn_abort(&t);
+        dig_t got = s_digest(s, NULL, NULL);
+        CHECK(s_dig_eq(got, want));
+        store_close(&s);
+    }
+    store_close(&ref);
+}
+
+/* An object put, then updated, deleted and put again in the transaction
+ * that created it: the cursors must follow every change. */
+TEST(test_cursor_update_after_append_same_txn)
+{
+    store_t *s = s_new_store("n0");
+    store_txn_t *t = s_begin(s, true);
+    for (uint32_t i = 1; i <= 500; i++)
+        REQUIRE_OK(s_put(t, i, "resource.computer", NULL, i, NULL));
+    bool changed = true;
+    CHECK_OK(s_put(t, 250, "resource.computer", NULL, 250, &changed)); /* same content */
+    CHECK(!changed);
+    CHECK_OK(s_put(t, 250, "resource.user", "n9", 7, &changed)); /* moves class and owner */
+    CHECK(changed);
+    store_guid_t g = s_guid(500);
+    CHECK_OK(store_delete(t, &g, 0));
+    CHECK_OK(s_put(t, 500, "resource.computer", NULL, 1, &changed)); /* revive the last one */
+    CHECK(changed);
+    CHECK_OK(s_put(t, 501, "resource.computer", NULL, 1, NULL)); /* append after it */
+    store_obj_t o;
+    CHECK_OK(store_get(t, &g, &o));
+    CHECK(!(o.flags & STORE_OBJ_TOMBSTONE));
+    g = s_guid(250);
+    CHECK_OK(store_get(t, &g, &o));
+    CHECK_EQ_STR(o.cls, "resource.user");
+    CHECK_EQ_STR(o.owner, "n9");
+    uint64_t n = 0;
+    uint8_t d1[STORE_HASH_LEN], d2[STORE_HASH_LEN];
+    CHECK_OK(store_digest(t, "resource.computer", "n0", &n, d1));
+    CHECK_EQ_U64(n, 500);
+    CHECK_OK(store_digest_scan(t, "resource.computer", "n0", &n, d2));
+    CHECK_EQ_U64(n, 500);
+    CHECK(memcmp(d1, d2, STORE_HASH_LEN) == 0);
+    CHECK_OK(store_txn_commit(&t));
+    CHECK_EQ_U64(s_digest(s, "resource.user", "n9").count, 1);
+    store_close(&s);
+}
+
+/* ---- store_put_ex --------------------------------------------------------- */
+
+static int s_put_ex(store_txn_t *t, uint32_t id, uint64_t val, uint64_t mtime, unsigned flags,
+                    bool *changed)
+{
+    mp_t body;
+    store_obj_t o;
+    memset(&o, 0, sizeof o);
+    o.guid = s_guid(id);
+    o.cls = "item.policy";
+    o.mtime = mtime;
+    s_body(&body, val);
+    o.body = body.b;
+    o.body_len = body.n;
+    if (flags & STORE_PUT_CHECKED)
+        REQUIRE_OK(store_obj_check(&o));
+    return store_put_ex(t, &o, flags, changed);
+}
+
+TEST(test_put_ex_newer_and_checked)
+{
+    store_t *s = s_new_store("n0");
+    store_txn_t *t = s_begin(s, true);
+    bool changed = false;
+    const unsigned both = STORE_PUT_NEWER | STORE_PUT_CHECKED;
+    CHECK_OK(s_put_ex(t, 1, 10, 5000, both, &changed)); /* new: written */
+    CHECK(changed);
+    CHECK_OK(s_put_ex(t, 1, 11, 4000, both, &changed)); /* older: the stored one wins */
+    CHECK(!changed);
+    store_obj_t o;
+    store_guid_t g = s_guid(1);
+    CHECK_OK(store_get(t, &g, &o));
+    CHECK_EQ_U64(o.mtime, 5000);
+    uint64_t seq = o.seq;
+    CHECK_OK(s_put_ex(t, 1, 10, 5000, both, &changed)); /* same mtime, same content */
+    CHECK(!changed);
+    CHECK_OK(s_put_ex(t, 1, 12, 5000, both, &changed)); /* same mtime, new content */
+    CHECK(changed);
+    CHECK_OK(s_put_ex(t, 1, 11, 4000, 0, &changed)); /* without NEWER: written */
+    CHECK(changed);
+    CHECK_OK(store_get(t, &g, &o));
+    CHECK_EQ_U64(o.mtime, 4000);
+    CHECK(o.seq > seq);
+    /* a tombstone with a later mtime beats an older live object */
+    CHECK_OK(store_delete(t, &g, 9000));
+    CHECK_OK(s_put_ex(t, 1, 13, 8000, both, &changed));
+    CHECK(!changed);
+    CHECK_OK(store_get(t, &g, &o));
+    CHECK(o.flags & STORE_OBJ_TOMBSTONE);
+    CHECK_OK(s_put_ex(t, 1, 13, 9500, STORE_PUT_NEWER, &changed)); /* newer: revives */
+    CHECK(changed);
+    CHECK_OK(store_get(t, &g, &o));
+    CHECK(!(o.flags & STORE_OBJ_TOMBSTONE));
+    /* mtime 0 means now: later than anything stored here */
+    CHECK_OK(s_put_ex(t, 1, 14, 0, STORE_PUT_NEWER, &changed));
+    CHECK(changed);
+    /* without CHECKED, bad input is still refused (and poisons the txn) */
+    store_obj_t bad;
+    memset(&bad, 0, sizeof bad);
+    bad.guid = s_guid(2);
+    bad.cls = "Not A Class";
+    bad.body = (const uint8_t *)"\x80";
+    bad.body_len = 1;
+    CHECK_EQ_INT(store_put_ex(t, &bad, STORE_PUT_NEWER, &changed), HS_ECLASS);
+    CHECK(!changed);
+    store_txn_abort(&t);
+    /* the digest agrees with a scan after NEWER skips and writes */
+    t = s_begin(s, true);
+    for (uint32_t i = 10; i < 40; i++)
+        CHECK_OK(s_put_ex(t, i, i, 1000 + i, both, NULL));
+    for (uint32_t i = 10; i < 40; i++)
+        CHECK_OK(s_put_ex(t, i, i + 1, i % 2 ? 900 : 2000 + i, both, NULL));
+    CHECK_OK(store_txn_commit(&t));
+    t = s_begin(s, false);
+    uint64_t n1 = 0, n2 = 0;
+    uint8_t d1[STORE_HASH_LEN], d2[STORE_HASH_LEN];
+    CHECK_OK(store_digest(t, NULL, NULL, &n1, d1));
+    CHECK_OK(store_digest_scan(t, NULL, NULL, &n2, d2));
+    CHECK_EQ_U64(n1, 30);
+    CHECK_EQ_U64(n2, 30);
+    CHECK(memcmp(d1, d2, STORE_HASH_LEN) == 0);
+    g = s_guid(11);
+    CHECK_OK(store_get(t, &g, &o));
+    CHECK_EQ_U64(o.mtime, 1011); /* odd: the older update was skipped */
+    g = s_guid(12);
+    CHECK_OK(store_get(t, &g, &o));
+    CHECK_EQ_U64(o.mtime, 2012);
+    store_txn_abort(&t);
+    store_close(&s);
+}
