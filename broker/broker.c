@@ -86,6 +86,8 @@ typedef struct broker {
     char epoch[STORE_EPOCH_LEN + 1];
     uint64_t epoch_marked;
     uint32_t degraded_after, failed_after;
+    uint64_t tombstone_lifetime_ms; /* HSYNC_TOMBSTONE_LIFETIME, default 30d */
+    unsigned ticks_since_keep;
     char session[33]; /* random per start: peers notice a restart */
     /* scratch for repl_io: names handed to the engine */
     const char **names;
@@ -181,7 +183,7 @@ static int s_dial(broker_t *b, b_link_t *l)
     void *s = zmq_socket(b->zctx, ZMQ_DEALER);
     if (!s)
         return HS_ETRANSPORT;
-    int linger = 0, ivl = 100, ivlmax = 5000, one = 1;
+    int linger = 0, ivl = 100, ivlmax = 2000, one = 1;
     int hwm = 100000;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
@@ -1353,6 +1355,10 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
         b->epoch_marked = now;
         store_epoch_mark(b->store);
         s_health(b);
+        if (++b->ticks_since_keep >= 5) {
+            b->ticks_since_keep = 0;
+            repl_housekeep(b->repl, b->tombstone_lifetime_ms);
+        }
     }
     s_drain(b);
 }
@@ -1556,6 +1562,13 @@ int broker_serve(const char *dir)
     RAND_bytes(sid, sizeof(sid));
     store_hex(sid, sizeof(sid), b->session);
     b->degraded_after = s_env_u32("HSYNC_DEGRADED_AFTER", 3);
+    const char *life = getenv("HSYNC_TOMBSTONE_LIFETIME");
+    b->tombstone_lifetime_ms = 30ull * 86400 * 1000;
+    if (life && *life && rules_parse_duration(life, &b->tombstone_lifetime_ms))
+        broker_log(BROKER_LOG_WARN, NULL, "config",
+                   "HSYNC_TOMBSTONE_LIFETIME '%s' is not a "
+                   "duration (like 30d, 12h, 10s): using 30d",
+                   life);
     b->failed_after = s_env_u32("HSYNC_FAILED_AFTER", 10);
     snprintf(b->dir, sizeof(b->dir), "%s", dir);
     store_mpw_init(&b->w);

@@ -492,6 +492,17 @@ static int s_open(repl_t *r, r_run_t *run)
         store_txn_abort(&t);
         return err;
     }
+    uint64_t floor = store_log_floor(t);
+    if (run->mode == REPL_DIFFERENTIAL && m.mk_last_complete_ms && m.mk_diff_seq < floor) {
+        /* the log no longer holds every change since the watermark */
+        snprintf(run->why, sizeof(run->why),
+                 "watermark seq %llu is below the change-log floor %llu (changes trimmed while "
+                 "the peer was away)",
+                 (unsigned long long)m.mk_diff_seq, (unsigned long long)floor);
+        run->mode = REPL_RECONCILE;
+        run->vfirst = 0;
+        run->vcount = REPL_BUCKETS;
+    }
     if (run->mode != REPL_DIFFERENTIAL) {
         s_snapshot(run, t, &m); /* one consistent snapshot for the whole run */
     } else {
@@ -1187,4 +1198,75 @@ uint32_t repl_link_failures(repl_t *r, const char *peer)
     s_fail_t f = {peer, 0};
     repl_pairs(r, s_fail_one, &f);
     return f.worst;
+}
+
+/* ---- retention ------------------------------------------------------------ */
+
+typedef struct s_minw {
+    repl_t *r;
+    const char *peer;
+    unsigned dir;
+    store_txn_t *t;
+    uint64_t min;
+    bool any;
+} s_minw_t;
+
+static int s_minw_rule(void *ctx, const rules_rule_t *ru)
+{
+    s_minw_t *w = ctx;
+    if (!(ru->ru_dirs & w->dir))
+        return 0;
+    repl_mark_t m;
+    if (repl_mark_get(w->t, w->peer, ru->ru_name, &m) || !m.mk_last_complete_ms)
+        return 0; /* no watermark: that peer gets a complete run anyway */
+    if (!w->any || m.mk_diff_seq < w->min)
+        w->min = m.mk_diff_seq;
+    w->any = true;
+    return 0;
+}
+
+typedef struct s_keep {
+    uint64_t upto, cutoff;
+    size_t trimmed, expired;
+} s_keep_t;
+
+static int s_keep_txn(store_txn_t *t, void *ctx)
+{
+    s_keep_t *k = ctx;
+    int err = HS_OK;
+    if (k->upto)
+        err = store_log_trim(t, k->upto, 1024, &k->trimmed);
+    if (!err && k->cutoff)
+        err = store_tombstones_expire(t, k->cutoff, 1024, &k->expired);
+    return err;
+}
+
+void repl_housekeep(repl_t *r, uint64_t tombstone_lifetime_ms)
+{
+    const char *const *peers = NULL;
+    size_t np = r->io.io_peers(r->io.io_ctx, &peers);
+    s_minw_t w = {.r = r};
+    store_txn_t *t;
+    if (store_txn_begin(r->store, false, &t))
+        return;
+    w.t = t;
+    for (size_t i = 0; i < np; i++) {
+        w.peer = peers[i];
+        w.dir = r->io.io_dir_to(r->io.io_ctx, peers[i]);
+        if (w.dir)
+            rules_each(t, s_minw_rule, &w);
+    }
+    store_txn_abort(&t);
+    s_keep_t k = {.upto = w.any ? w.min : 0};
+    uint64_t now = repl_now_ms();
+    if (tombstone_lifetime_ms && now > tombstone_lifetime_ms)
+        k.cutoff = now - tombstone_lifetime_ms;
+    int err = store_write(r->store, s_keep_txn, &k);
+    if (err)
+        repl_log(r, REPL_LOG_ERROR, NULL, "retention-failed", "trimming the change log: %s",
+                 hs_strerror(err));
+    else if (k.trimmed || k.expired)
+        repl_log(r, REPL_LOG_INFO, NULL, "log-trimmed",
+                 "removed %zu acknowledged change-log entries and %zu expired tombstones",
+                 k.trimmed, k.expired);
 }

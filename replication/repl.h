@@ -89,6 +89,13 @@ int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry
 /* Ask peer to send rule to us now; the summary arrives when its run ends. */
 int repl_request(repl_t *r, const char *peer, const char *rule, int mode, uint64_t req);
 
+/* Retention, every few seconds: drop change-log entries every linked peer
+ * has acknowledged (tombstones among them are purged), and purge tombstones
+ * older than tombstone_lifetime_ms whatever was acknowledged (0 = never). A
+ * peer left behind the resulting log floor is reconciled at its next run.
+ * Bounded work per call. */
+void repl_housekeep(repl_t *r, uint64_t tombstone_lifetime_ms);
+
 /* Most consecutive failed runs of any enabled rule on the link to peer
  * (sent or received): the link's health. */
 uint32_t repl_link_failures(repl_t *r, const char *peer);

@@ -1554,6 +1554,100 @@ int store_log_count(store_txn_t *t, uint64_t after, uint64_t *out)
     return s_cursor_scan(t, S_LOG, "", 0, ak, 8, s_count_one, out);
 }
 
+/* ---- retention ------------------------------------------------------------ */
+
+typedef struct s_trim {
+    uint64_t upto;      /* entries with seq <= upto go */
+    uint64_t cutoff_ms; /* and DEL entries deleted before this */
+    size_t max;
+    size_t n;
+    uint64_t seq[1024];
+    store_guid_t guid[1024];
+    uint8_t op[1024];
+} s_trim_t;
+
+static int s_trim_one(void *ctx, const store_change_t *c)
+{
+    s_trim_t *tr = ctx;
+    if (c->seq <= tr->upto || (c->op == STORE_OP_DEL && c->mtime < tr->cutoff_ms)) {
+        tr->seq[tr->n] = c->seq;
+        tr->guid[tr->n] = c->guid;
+        tr->op[tr->n] = (uint8_t)c->op;
+        if (++tr->n == tr->max)
+            return 1;
+    } else if (!tr->cutoff_ms) {
+        return 1; /* only the acknowledged prefix: the rest is newer */
+    }
+    return 0;
+}
+
+static int s_floor_raise(store_txn_t *t, uint64_t seq)
+{
+    uint64_t cur = store_log_floor(t);
+    if (seq <= cur)
+        return HS_OK;
+    uint8_t v[8];
+    s_put_le64(v, seq);
+    return store_kv_put(t, STORE_T_META, "log_floor", 9, v, 8);
+}
+
+static int s_trim(store_txn_t *t, s_trim_t *tr, size_t *removed)
+{
+    *removed = 0;
+    int err = s_check_write(t);
+    if (err)
+        return err;
+    if (tr->max > 1024)
+        tr->max = 1024;
+    err = store_log_scan(t, 0, s_trim_one, tr);
+    for (size_t i = 0; !err && i < tr->n; i++) {
+        if (tr->op[i] == STORE_OP_DEL) {
+            err = store_purge(t, &tr->guid[i]); /* drops its log entry too */
+            if (err == HS_ENOTFOUND)
+                err = s_log_remove(t, tr->seq[i]);
+        } else {
+            err = s_log_remove(t, tr->seq[i]);
+        }
+        if (!err)
+            err = s_floor_raise(t, tr->seq[i]);
+    }
+    if (!err)
+        *removed = tr->n;
+    return err ? s_fail(t, err) : HS_OK;
+}
+
+int store_log_trim(store_txn_t *t, uint64_t upto, size_t max, size_t *removed)
+{
+    s_trim_t *tr = calloc(1, sizeof(*tr));
+    if (!tr)
+        return s_fail(t, HS_ENOMEM);
+    tr->upto = upto;
+    tr->max = max;
+    int err = s_trim(t, tr, removed);
+    free(tr);
+    return err;
+}
+
+int store_tombstones_expire(store_txn_t *t, uint64_t cutoff_ms, size_t max, size_t *purged)
+{
+    s_trim_t *tr = calloc(1, sizeof(*tr));
+    if (!tr)
+        return s_fail(t, HS_ENOMEM);
+    tr->cutoff_ms = cutoff_ms ? cutoff_ms : 1;
+    tr->max = max;
+    int err = s_trim(t, tr, purged);
+    free(tr);
+    return err;
+}
+
+uint64_t store_log_floor(store_txn_t *t)
+{
+    MDB_val v;
+    if (s_get(t, S_FIXED + STORE_T_META, "log_floor", 9, &v) == HS_OK && v.mv_size == 8)
+        return s_get_le64(v.mv_data);
+    return 0;
+}
+
 /* ---- digests ------------------------------------------------------------ */
 
 typedef struct s_dig {

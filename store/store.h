@@ -189,6 +189,20 @@ int store_log_scan(store_txn_t *t, uint64_t after, store_change_cb cb, void *ctx
 /* Highest sequence number committed (0 for an empty store). */
 uint64_t store_log_head(store_txn_t *t);
 
+/*
+ * Retention. store_log_trim removes up to max (at most 1024) log entries
+ * with seq <= upto, oldest first: a PUT entry only leaves the log (the object
+ * stays); a DEL entry also purges its tombstone. store_tombstones_expire
+ * purges, the same way, tombstones deleted before cutoff_ms whatever their
+ * seq (the lifetime cap that keeps a dead peer from holding them forever).
+ * Both raise the log floor to the highest seq removed: a peer whose
+ * watermark is below the floor may have missed a change and must be
+ * reconciled. *removed counts what went.
+ */
+int store_log_trim(store_txn_t *t, uint64_t upto, size_t max, size_t *removed);
+int store_tombstones_expire(store_txn_t *t, uint64_t cutoff_ms, size_t max, size_t *removed);
+uint64_t store_log_floor(store_txn_t *t); /* 0 while nothing was removed */
+
 /* Number of change-log entries with seq > after (cheap count). */
 int store_log_count(store_txn_t *t, uint64_t after, uint64_t *out);
 
