@@ -431,11 +431,15 @@ static bool s_rel_equal(const b_link_t *l, const topo_msg_t *m)
            (l->nrel == 0 || memcmp(l->rel, m->m_rel, l->nrel * sizeof(*l->rel)) == 0);
 }
 
-static void s_alive(broker_t *b, b_link_t *l)
+/* A frame arrived on l. Only a heartbeat (or the join itself) brings a link
+ * that is down back up: the heartbeat carries the peer's session id, so runs
+ * started on the link always know which incarnation of the peer they talk
+ * to, and a restart seen later fails only runs of the old one. */
+static void s_alive(broker_t *b, b_link_t *l, bool may_raise)
 {
     l->last_rx = s_mono_ms();
     l->last_seen = s_wall_ms();
-    if (l->state == B_DOWN) {
+    if (l->state == B_DOWN && may_raise) {
         l->state = B_UP;
         l->up_since = l->last_seen;
         broker_log(BROKER_LOG_INFO, l->name, "link-up", "%s link is up", topo_role_name(l->role));
@@ -461,7 +465,7 @@ static void s_on_hb(broker_t *b, b_link_t *l, const topo_msg_t *m)
         }
         snprintf(l->session, sizeof(l->session), "%s", m->m_token);
     }
-    s_alive(b, l);
+    s_alive(b, l, true);
     if (!s_rel_equal(l, m)) {
         s_link_set_rel(l, m->m_rel, m->m_nrel);
         int err = s_link_save(b, l);
@@ -524,7 +528,7 @@ static void s_on_join(broker_t *b, const uint8_t *rid, size_t rlen, const char *
     free(reply.m_rel);
     /* only now the link is up: runs it starts must follow the JOINED frame */
     if (parent)
-        s_alive(b, parent);
+        s_alive(b, parent, true);
 }
 
 static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
@@ -555,7 +559,7 @@ static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
         s_link_free(b, l);
         return;
     }
-    s_alive(b, l);
+    s_alive(b, l, true);
     broker_log(BROKER_LOG_INFO, l->name, "child-added", "'%s' is now a child of this node",
                l->name);
     char fp[20];
@@ -583,7 +587,7 @@ static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t 
                        "dropped a replication frame from a peer that is not linked");
             return;
         }
-        s_alive(b, l);
+        s_alive(b, l, false);
         err = repl_on_frame(b->repl, l->name, buf, len);
         if (err)
             broker_log(BROKER_LOG_WARN, l->name, "bad-frame",
