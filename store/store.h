@@ -144,6 +144,12 @@ int store_delete(store_txn_t *t, const store_guid_t *g, uint64_t mtime);
  * HS_ENOTFOUND if absent. */
 int store_get(store_txn_t *t, const store_guid_t *g, store_obj_t *out);
 
+/* Diagnostics and tests only: replace a live object's body in place with
+ * no change-log entry and the same seq and mtime, as silent corruption or a
+ * change that bypassed replication would; digests follow the new content.
+ * Data verification (rules --verify) is what finds such objects. */
+int store_debug_rewrite(store_txn_t *t, const store_guid_t *g, const uint8_t *body, size_t len);
+
 /* Remove an object and its tombstone completely (tombstone purge). */
 int store_purge(store_txn_t *t, const store_guid_t *g);
 
