@@ -816,7 +816,10 @@ static int s_status_broker(broker_cli_t *c, json_t *j)
         json_object_set(j, "fingerprint", json_object_get(st, "fingerprint"));
         json_object_set(j, "links", json_object_get(st, "links"));
         json_t *pairs = json_object_get(st, "replication");
-        json_object_set(j, "replication", pairs ? pairs : json_array());
+        if (pairs)
+            json_object_set(j, "replication", pairs);
+        else
+            json_object_set_new(j, "replication", json_array());
     } else {
         printf("\n");
         broker_cli_links_print(st);
