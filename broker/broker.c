@@ -2,6 +2,7 @@
 
 #include "broker/ctl.h"
 #include "broker/log.h"
+#include "replication/events.h"
 #include "replication/repl.h"
 #include "store/epoch.h"
 #include "rules/rules.h"
@@ -1298,6 +1299,8 @@ static int s_ctl_one(broker_t *b)
         s_cmd_remove(b, rid, rlen, TOPO_ROLE_PARENT, NULL);
     else if (!strcmp(cmd, "sync"))
         s_cmd_sync(b, rid, rlen, req);
+    else if (!strcmp(cmd, "poke"))
+        repl_events_pump(b->repl); /* a local write: urgent work goes out now */
     else
         s_ctl_error(b, rid, rlen, "unknown request '%s' (is the broker older than the CLI?)", cmd);
     json_decref(req);
@@ -1306,6 +1309,46 @@ static int s_ctl_one(broker_t *b)
 }
 
 /* ---- timer and signals -------------------------------------------------- */
+
+/* A link's health changed: tell the hierarchy (a sync-problem event goes up
+ * to the root, where operators look). */
+typedef struct s_problem {
+    const uint8_t *payload;
+    size_t len;
+} s_problem_t;
+
+static int s_problem_txn(store_txn_t *t, void *ctx)
+{
+    s_problem_t *p = ctx;
+    return repl_event_raise(t, REPL_EV_SYNC_PROBLEM, p->payload, p->len, NULL);
+}
+
+static void s_raise_sync_problem(broker_t *b, const b_link_t *l, const char *from, const char *to)
+{
+    store_mpw_t w;
+    store_mpw_init(&w);
+    /* canonical: keys in byte order */
+    store_mpw_map(&w, 5);
+    store_mpw_str(&w, "failures");
+    store_mpw_uint(&w, l->failures);
+    store_mpw_str(&w, "health");
+    store_mpw_str(&w, to);
+    store_mpw_str(&w, "node");
+    store_mpw_str(&w, b->id.id_name);
+    store_mpw_str(&w, "peer");
+    store_mpw_str(&w, l->name);
+    store_mpw_str(&w, "was");
+    store_mpw_str(&w, from);
+    s_problem_t p = {w.mpw_buf, w.mpw_len};
+    int err = store_mpw_error(&w);
+    if (!err)
+        err = store_write(b->store, s_problem_txn, &p);
+    if (err)
+        broker_log(BROKER_LOG_ERROR, l->name, "event-failed", "cannot raise sync-problem: %s",
+                   hs_strerror(err));
+    store_mpw_free(&w);
+    repl_events_pump(b->repl);
+}
 
 static void s_health(broker_t *b)
 {
@@ -1321,6 +1364,7 @@ static void s_health(broker_t *b)
         broker_log(h == B_HEALTH_OK ? BROKER_LOG_INFO : BROKER_LOG_WARN, l->name, "link-health",
                    "link health %s -> %s (%u consecutive failed runs)", s_health_names[l->health],
                    s_health_names[h], l->failures);
+        s_raise_sync_problem(b, l, s_health_names[l->health], s_health_names[h]);
         l->health = h;
     }
 }

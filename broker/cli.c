@@ -239,6 +239,33 @@ static const broker_cli_cmd_t s_commands[] = {
      "\n"
      "OPTIONS\n"
      "    --limit N   show at most N runs (default 50)\n"},
+    {"events", broker_cli_events, "hierarchy events raised and received, with delivery state",
+     "hsync events -d DIR [--limit N] [--json]",
+     "DESCRIPTION\n"
+     "    Hierarchy events, newest first: resource merges, agents moved or purged,\n"
+     "    agent trust changes, key or certificate changes, alerts and sync problems.\n"
+     "    Each shows where it was raised (origin), whether it was raised here or\n"
+     "    received (and from which peer), its payload, and for every peer it was\n"
+     "    queued for: queued, sent or acknowledged, with the number of attempts.\n"
+     "    Events go out at once, hop by hop, and are retried until acknowledged;\n"
+     "    a receiver applies each once whatever the retries.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --limit N   at most N events (default 100)\n"},
+    {"event", broker_cli_event, "raise a hierarchy event by hand",
+     "hsync event raise -d DIR KIND [JSON]",
+     "DESCRIPTION\n"
+     "    Raise an event of KIND on this node with the JSON object as payload; it is\n"
+     "    queued durably for every adjacent node its kind travels to and sent at\n"
+     "    once by the broker. Kinds and where they go:\n"
+     "        merge, moved, purged   up to the root and down every other branch\n"
+     "        key                    down the subtree\n"
+     "        trust, alert, sync-problem   up to the root\n"
+     "    Prints the event id.\n"
+     "\n"
+     "EXAMPLE\n"
+     "    hsync event raise -d ns1 alert '{\"text\":\"disk 95% "
+     "full\",\"severity\":\"warning\"}'\n"},
     /*
      * Later commands go here, one row each, handlers in their own files (see
      * broker/cli.h): serve, invite, hierarchy, rule, standalone, hep, sync,

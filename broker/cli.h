@@ -151,6 +151,10 @@ int broker_cli_history(broker_cli_t *c, int argc, char **argv);
 /* The replication table of status: one row per (peer, rule), problems first. */
 void broker_cli_repl_print(json_t *pairs);
 
+/* Hierarchy events (broker/cli_events.c). */
+int broker_cli_events(broker_cli_t *c, int argc, char **argv);
+int broker_cli_event(broker_cli_t *c, int argc, char **argv);
+
 /* Links for status/show: from the running broker, else as recorded (state
  * "unknown"). Owned *out. */
 int broker_cli_links_json(broker_cli_t *c, json_t **out);

@@ -107,3 +107,24 @@ out:
         zmq_ctx_term(zctx);
     return err;
 }
+
+void broker_ctl_poke(const char *dir)
+{
+    if (!broker_ctl_running(dir))
+        return;
+    char ep[4200];
+    if (broker_ctl_endpoint(dir, ep, sizeof(ep)))
+        return;
+    void *zctx = zmq_ctx_new();
+    void *sock = zctx ? zmq_socket(zctx, ZMQ_DEALER) : NULL;
+    if (sock) {
+        int linger = 200; /* long enough to hand the poke over on a local socket */
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+        static const char poke[] = "{\"cmd\":\"poke\"}";
+        if (zmq_connect(sock, ep) == 0)
+            zmq_send(sock, poke, sizeof(poke) - 1, ZMQ_DONTWAIT);
+        zmq_close(sock);
+    }
+    if (zctx)
+        zmq_ctx_term(zctx);
+}

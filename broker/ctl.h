@@ -29,4 +29,9 @@ typedef void (*broker_ctl_progress_fn)(void *ctx, const json_t *progress);
 int broker_ctl_call(const char *dir, const json_t *req, int timeout_ms, json_t **resp,
                     broker_ctl_progress_fn progress, void *ctx);
 
+/* Tell the running broker (if any) that the store changed, so urgent work
+ * (event outboxes) goes out now instead of at its next tick. Never waits
+ * for an answer; does nothing when no broker runs. */
+void broker_ctl_poke(const char *dir);
+
 #endif

@@ -14,6 +14,7 @@
 #include "replication/engine_int.h"
 
 #include "store/epoch.h"
+#include "topology/wire.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -99,6 +100,7 @@ void repl_destroy(repl_t **rp)
     while (r->runs)
         s_run_free(r, r->runs);
     repl_recv_free_all(r);
+    repl_ev_free_all(r);
     while (r->reqs) {
         r_req_t *q = r->reqs;
         r->reqs = q->next;
@@ -894,6 +896,17 @@ static void s_on_abort(repl_t *r, const char *peer, const repl_msg_t *m)
 
 int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len)
 {
+    int type;
+    if (topo_frame_type(buf, len, &type))
+        return HS_EMALF;
+    if (type == REPL_EVENT) {
+        repl_ev_on_event(r, peer, buf, len);
+        return HS_OK;
+    }
+    if (type == REPL_EVENT_ACK) {
+        repl_ev_on_ack(r, peer, buf, len);
+        return HS_OK;
+    }
     repl_msg_t m;
     int err = repl_msg_decode(buf, len, &m);
     if (err)
@@ -1066,6 +1079,7 @@ void repl_tick(repl_t *r)
         store_txn_abort(&t);
     }
     s_start_queued(r);
+    repl_events_pump(r);
 }
 
 /* ---- status -------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #define REPL_ENGINE_INT_H
 
 #include "replication/buckets.h"
+#include "replication/events.h"
 #include "replication/repl.h"
 
 typedef struct r_batch {
@@ -87,6 +88,18 @@ typedef struct r_req {
     uint64_t deadline_ms;
 } r_req_t;
 
+/* An event sent to a peer and not yet acknowledged (memory only: the
+ * durable outbox entry is what makes it go out again after a restart). */
+typedef struct r_inflight_ev {
+    struct r_inflight_ev *next;
+    char peer[STORE_NAME_MAX + 1];
+    uint8_t id[16];
+    uint64_t oseq;
+    uint64_t sent_ms;
+    uint32_t attempts;
+    bool acked; /* acknowledged; removed from the outbox at the next flush */
+} r_inflight_ev_t;
+
 struct repl {
     store_t *store;
     repl_io_t io;
@@ -94,7 +107,10 @@ struct repl {
     r_recv_t *recvs;
     r_req_t *reqs;
     uint64_t next_id;
-    bool starting;    /* s_start_queued is running */
+    bool starting;        /* s_start_queued is running */
+    r_inflight_ev_t *evs; /* events in flight */
+    size_t nacked;        /* acknowledged, not yet flushed */
+    uint64_t ev_next_pump_ms;
     store_mpw_t w;    /* frame scratch */
     store_mpw_t objs; /* batch objects scratch */
 };
@@ -106,6 +122,11 @@ int repl_send_msg(repl_t *r, const char *peer, const repl_msg_t *m);
 unsigned repl_dir_from(repl_t *r, const char *peer);
 /* Fill names with this node's branch (peer NULL) or a child's. */
 rules_names_t repl_branch(repl_t *r, const char *peer);
+
+/* events (engine_events.c) */
+void repl_ev_on_event(repl_t *r, const char *peer, const void *buf, size_t len);
+void repl_ev_on_ack(repl_t *r, const char *peer, const void *buf, size_t len);
+void repl_ev_free_all(repl_t *r);
 
 /* receiver.c */
 void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m);

@@ -89,6 +89,11 @@ int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry
 /* Ask peer to send rule to us now; the summary arrives when its run ends. */
 int repl_request(repl_t *r, const char *peer, const char *rule, int mode, uint64_t req);
 
+/* Urgent lane (replication/events.h): send what the outboxes hold to every
+ * peer that is up, resend what was not acknowledged, record
+ * acknowledgements. Call on local writes (poke), on link up and on ticks. */
+void repl_events_pump(repl_t *r);
+
 /* Retention, every few seconds: drop change-log entries every linked peer
  * has acknowledged (tombstones among them are purged), and purge tombstones
  * older than tombstone_lifetime_ms whatever was acknowledged (0 = never). A
