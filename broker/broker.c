@@ -987,6 +987,50 @@ static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
         repl_tick(b->repl); /* start them now */
 }
 
+/* `hsync replicate-now` and `hsync emergency`: one push per peer, replied to
+ * when every peer acknowledged (or failed). */
+static void s_cmd_push(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req, bool emergency)
+{
+    store_guid_t g;
+    const char *gs = json_string_value(json_object_get(req, "guid"));
+    if (!gs || store_guid_parse(gs, &g)) {
+        s_ctl_error(b, rid, rlen, "not a guid (expected 8-4-4-4-12 hex digits)");
+        return;
+    }
+    b_job_t *job = calloc(1, sizeof(*job));
+    if (!job) {
+        s_ctl_error(b, rid, rlen, "out of memory");
+        return;
+    }
+    job->id = ++b->next_job;
+    memcpy(job->rid, rid, rlen < sizeof(job->rid) ? rlen : sizeof(job->rid));
+    job->rid_len = rlen < sizeof(job->rid) ? rlen : sizeof(job->rid);
+    job->runs = json_array();
+    job->started_ms = repl_now_ms();
+    job->next = b->jobs;
+    b->jobs = job;
+    size_t peers = 0;
+    job->pending++; /* acknowledgements cannot arrive during the call, but be safe */
+    int err = repl_push(b->repl, &g, emergency, job->id, &peers);
+    job->pending--;
+    if (err) {
+        s_job_drop(b, job);
+        s_ctl_error(b, rid, rlen, "%s",
+                    err == HS_ENOTFOUND ? "no live object with that guid on this node"
+                                        : hs_strerror(err));
+        return;
+    }
+    if (!peers) {
+        s_job_drop(b, job);
+        s_ctl_error(b, rid, rlen,
+                    emergency ? "no child is up to receive it (or the rules do not carry it down)"
+                              : "no adjacent node is up that its class may flow to (see 'hsync "
+                                "rule ls' and 'hsync hierarchy show')");
+        return;
+    }
+    job->pending += peers;
+}
+
 static int s_pair_json(void *ctx, const repl_pair_t *p)
 {
     json_t *a = ctx;
@@ -1299,6 +1343,10 @@ static int s_ctl_one(broker_t *b)
         s_cmd_remove(b, rid, rlen, TOPO_ROLE_PARENT, NULL);
     else if (!strcmp(cmd, "sync"))
         s_cmd_sync(b, rid, rlen, req);
+    else if (!strcmp(cmd, "replicate-now"))
+        s_cmd_push(b, rid, rlen, req, false);
+    else if (!strcmp(cmd, "emergency"))
+        s_cmd_push(b, rid, rlen, req, true);
     else if (!strcmp(cmd, "poke"))
         repl_events_pump(b->repl); /* a local write: urgent work goes out now */
     else

@@ -239,6 +239,21 @@ static const broker_cli_cmd_t s_commands[] = {
      "\n"
      "OPTIONS\n"
      "    --limit N   show at most N runs (default 50)\n"},
+    {"replicate-now", broker_cli_replicate_now, "push one object to the adjacent nodes now",
+     "hsync replicate-now -d DIR GUID [--json]",
+     "DESCRIPTION\n"
+     "    Push the object GUID, with what it depends on (every object its body names by\n"
+     "    guid, two levels deep: a policy's filter, package and software; a role's\n"
+     "    privileges), to every adjacent node its class may flow to, up or down,\n"
+     "    without waiting for the schedule. Waits for each node's acknowledgement and\n"
+     "    prints where it went. A node that is down gets it with its next run.\n"},
+    {"emergency", broker_cli_emergency, "emergency software delivery to every descendant",
+     "hsync emergency -d DIR POLICY-GUID [--json]",
+     "DESCRIPTION\n"
+     "    Push a policy, its software resources and its package record (what its body\n"
+     "    names by guid) down to every child at once; each child applies it and passes\n"
+     "    it on to its own children before acknowledging, so it reaches every\n"
+     "    descendant hop by hop. Prints each child's acknowledgement.\n"},
     {"events", broker_cli_events, "hierarchy events raised and received, with delivery state",
      "hsync events -d DIR [--limit N] [--json]",
      "DESCRIPTION\n"

@@ -299,3 +299,68 @@ void broker_cli_repl_print(json_t *pairs)
         }
     }
 }
+
+/* ---- replicate-now, emergency ------------------------------------------- */
+
+static int s_push(broker_cli_t *c, int argc, char **argv, bool emergency)
+{
+    static const struct option lo[] = {BROKER_CLI_COMMON_OPTIONS};
+    int o;
+    while ((o = broker_cli_opt(c, argc, argv, lo)) != BROKER_CLI_END)
+        if (o == BROKER_CLI_STOP)
+            return c->cli_status;
+    if (optind + 1 != argc)
+        return broker_cli_usage(c, "takes one GUID");
+    store_guid_t g;
+    if (store_guid_parse(argv[optind], &g))
+        return broker_cli_fail(c, "'%s' is not a guid (expected 8-4-4-4-12 hex digits)",
+                               argv[optind]);
+    int rc = broker_cli_need_dir(c);
+    if (rc)
+        return rc;
+    json_t *req = json_pack("{s:s,s:s}", "cmd", emergency ? "emergency" : "replicate-now", "guid",
+                            argv[optind]);
+    json_t *resp = NULL;
+    int err = broker_ctl_call(c->cli_dir, req, 30000, &resp, NULL, NULL);
+    json_decref(req);
+    if (err == HS_ENOBROKER)
+        return broker_cli_fail(c, "no broker is running for %s (start it with 'hsync serve -d %s')",
+                               c->cli_dir, c->cli_dir);
+    if (err)
+        return broker_cli_fail(c, "%s", broker_cli_why(err));
+    if (!json_is_true(json_object_get(resp, "ok"))) {
+        rc = broker_cli_fail(c, "%s", s_str(resp, "error"));
+        json_decref(resp);
+        return rc;
+    }
+    json_t *runs = json_object_get(resp, "runs");
+    bool all_ok = json_is_true(json_object_get(resp, "all_ok"));
+    if (c->cli_json) {
+        rc = broker_cli_print_json(c, resp, false);
+    } else {
+        size_t i;
+        json_t *r;
+        json_array_foreach(runs, i, r)
+        {
+            bool ok = json_is_true(json_object_get(r, "ok"));
+            printf("%-14s %-4s %lld object%s sent, %lld applied  %s%s\n", s_str(r, "peer"),
+                   s_str(r, "direction"), (long long)s_int(r, "sent"),
+                   s_int(r, "sent") == 1 ? "" : "s", (long long)s_int(r, "applied"),
+                   ok ? "acknowledged; " : "FAILED: ", ok ? s_str(r, "why") : s_str(r, "error"));
+        }
+    }
+    json_decref(resp);
+    if (!all_ok && rc == BROKER_CLI_OK)
+        return broker_cli_fail(c, "not every peer acknowledged; the scheduled runs will carry it");
+    return rc;
+}
+
+int broker_cli_replicate_now(broker_cli_t *c, int argc, char **argv)
+{
+    return s_push(c, argc, argv, false);
+}
+
+int broker_cli_emergency(broker_cli_t *c, int argc, char **argv)
+{
+    return s_push(c, argc, argv, true);
+}

@@ -101,6 +101,7 @@ void repl_destroy(repl_t **rp)
         s_run_free(r, r->runs);
     repl_recv_free_all(r);
     repl_ev_free_all(r);
+    repl_push_free_all(r);
     while (r->reqs) {
         r_req_t *q = r->reqs;
         r->reqs = q->next;
@@ -907,6 +908,8 @@ int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len)
         repl_ev_on_ack(r, peer, buf, len);
         return HS_OK;
     }
+    if (repl_push_frame(r, peer, type, buf, len))
+        return HS_OK;
     repl_msg_t m;
     int err = repl_msg_decode(buf, len, &m);
     if (err)
@@ -954,6 +957,7 @@ void repl_peer_down(repl_t *r, const char *peer)
             s_run_finish(r, run, false, "the link went down");
     }
     repl_recv_drop_peer(r, peer);
+    repl_push_peer_down(r, peer);
 }
 
 /* Start queued runs whose peer is free and up. Called from the tick and
@@ -1080,6 +1084,7 @@ void repl_tick(repl_t *r)
     }
     s_start_queued(r);
     repl_events_pump(r);
+    repl_push_tick(r);
 }
 
 /* ---- status -------------------------------------------------------------- */

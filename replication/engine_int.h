@@ -100,6 +100,8 @@ typedef struct r_inflight_ev {
     bool acked; /* acknowledged; removed from the outbox at the next flush */
 } r_inflight_ev_t;
 
+typedef struct r_push r_push_t; /* push.c */
+
 struct repl {
     store_t *store;
     repl_io_t io;
@@ -109,6 +111,7 @@ struct repl {
     uint64_t next_id;
     bool starting;        /* s_start_queued is running */
     r_inflight_ev_t *evs; /* events in flight */
+    r_push_t *pushes;     /* pushes waiting for PUSH_ACK */
     size_t nacked;        /* acknowledged, not yet flushed */
     uint64_t ev_next_pump_ms;
     store_mpw_t w;    /* frame scratch */
@@ -127,6 +130,12 @@ rules_names_t repl_branch(repl_t *r, const char *peer);
 void repl_ev_on_event(repl_t *r, const char *peer, const void *buf, size_t len);
 void repl_ev_on_ack(repl_t *r, const char *peer, const void *buf, size_t len);
 void repl_ev_free_all(repl_t *r);
+
+/* push.c */
+bool repl_push_frame(repl_t *r, const char *peer, int type, const void *buf, size_t len);
+void repl_push_tick(repl_t *r);
+void repl_push_peer_down(repl_t *r, const char *peer);
+void repl_push_free_all(repl_t *r);
 
 /* receiver.c */
 void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m);

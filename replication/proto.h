@@ -80,6 +80,9 @@ enum repl_frame {
     REPL_REFUSE = 23,
     REPL_OPENED = 24,
     REPL_PLAN = 25,
+    /* 26, 27: EVENT, EVENT_ACK (replication/events.h) */
+    REPL_PUSH = 28, /* replicate-now / emergency (replication/push.c) */
+    REPL_PUSH_ACK = 29,
 };
 
 enum repl_mode { REPL_DIFFERENTIAL = 1, REPL_COMPLETE = 2, REPL_RECONCILE = 3 };

@@ -94,6 +94,13 @@ int repl_request(repl_t *r, const char *peer, const char *rule, int mode, uint64
  * acknowledgements. Call on local writes (poke), on link up and on ticks. */
 void repl_events_pump(repl_t *r);
 
+/* Replicate-now (emergency false): push object g and what it depends on to
+ * every adjacent node its class may flow to, now. Emergency: to every child,
+ * each of which applies it and passes it on to its own children. One summary
+ * per peer reaches io_run_done (role "pushed" or "emergency") with req;
+ * *peers says how many to expect. HS_ENOTFOUND if g is not a live object. */
+int repl_push(repl_t *r, const store_guid_t *g, bool emergency, uint64_t req, size_t *peers);
+
 /* Retention, every few seconds: drop change-log entries every linked peer
  * has acknowledged (tombstones among them are purged), and purge tombstones
  * older than tombstone_lifetime_ms whatever was acknowledged (0 = never). A
