@@ -6,6 +6,8 @@
  * before the store is opened for writing, so bad input changes nothing.
  */
 #include "broker/cli.h"
+#include "broker/ctl.h"
+#include "replication/local.h"
 #include "rules/rules.h"
 #include "store/epoch.h"
 #include "topology/identity.h"
@@ -304,13 +306,16 @@ int broker_cli_init(broker_cli_t *c, int argc, char **argv)
 typedef struct s_put {
     store_obj_t tmpl, o;
     bool changed;
+    repl_local_result_t res;
 } s_put_t;
 
 static int s_put_fn(store_txn_t *t, void *ctx)
 {
     s_put_t *p = ctx;
     p->o = p->tmpl; /* store_put fills fields; a retry starts from the template */
-    return store_put(t, &p->o, &p->changed);
+    int err = repl_local_put(t, &p->o, &p->res); /* merges duplicates, raises events */
+    p->changed = p->res.lr_changed;
+    return err;
 }
 
 /* Add "NAME=VALUE" to the keys object. */
@@ -456,14 +461,24 @@ int broker_cli_put(broker_cli_t *c, int argc, char **argv)
         rc = broker_cli_fail(c, "%s", broker_cli_why(err));
         goto out;
     }
-    char gs[STORE_GUID_STRLEN + 1];
-    store_guid_format(&p.tmpl.guid, gs);
+    broker_ctl_poke(c->cli_dir); /* events raised by the write go out now */
+    char gs[STORE_GUID_STRLEN + 1], from[STORE_GUID_STRLEN + 1];
+    store_guid_format(&p.res.lr_guid, gs);
+    store_guid_format(&p.res.lr_merged_from, from);
     if (c->cli_json) {
         json_t *j = json_pack("{s:s, s:b}", "guid", gs, "changed", p.changed);
+        if (j && p.res.lr_merged)
+            json_object_set_new(j, "merged",
+                                json_pack("{s:s,s:s}", "from", from, "key", p.res.lr_key));
         rc = j ? broker_cli_print_json(c, j, false) : broker_cli_fail(c, "out of memory");
         json_decref(j);
     } else {
         printf("%s\n", gs);
+        if (p.res.lr_merged)
+            fprintf(stderr,
+                    "hsync: put: merged into existing resource %s (same key %s); a merge event "
+                    "tells the hierarchy\n",
+                    gs, p.res.lr_key);
     }
 out:
     store_close(&s);
