@@ -1244,6 +1244,7 @@ static void s_cmd_add_child(broker_t *b, const uint8_t *rid, size_t rlen, json_t
                     "the token is not an hsync invite (copy it whole from 'hsync invite')");
         return;
     }
+
     store_txn_t *t;
     const char *why = NULL;
     int err = store_txn_begin(b->store, false, &t);
@@ -1430,8 +1431,10 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
                 broker_log(BROKER_LOG_WARN, l->name, "join-timeout", "no answer from %s",
                            l->endpoint);
                 s_ctl_error(b, l->ctl_rid, l->ctl_rid_len,
-                            "'%s' did not answer at %s within %d s (is its broker running, and is "
-                            "the invite for this network?)",
+                            "'%s' did not answer at %s within %d s: either its broker is not "
+                            "running, or it refused the connection because it has no invite "
+                            "outstanding (the token was already used or has expired: ask for a "
+                            "new 'hsync invite' there)",
                             l->name, l->endpoint, B_JOIN_MS / 1000);
                 s_link_free(b, l);
             }
