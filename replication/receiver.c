@@ -433,12 +433,29 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
     a->t = t;
     const repl_msg_t *m = a->m;
     store_mpr_t rd;
+    if (a->rv->mode == REPL_COMPLETE) {
+        /* Remove what the range no longer holds before applying the batch:
+         * the scan then sees only objects that were here before it (none at
+         * all for a first run), not the ones just written. */
+        store_mpr_init(&rd, m->m_objs, m->m_objs_len);
+        for (uint32_t i = 0; i < m->m_nobj; i++) {
+            repl_wire_obj_t wo;
+            if (repl_obj_decode(&rd, &wo))
+                return HS_EMALF;
+            a->guids[a->nguids++] = wo.o.guid;
+        }
+        if (a->nguids) /* guids is NULL for an empty batch: qsort wants a pointer */
+            qsort(a->guids, a->nguids, sizeof(*a->guids), s_guid_cmp);
+        int err = s_remove_range(a);
+        if (err)
+            return err;
+    }
     store_mpr_init(&rd, m->m_objs, m->m_objs_len);
     for (uint32_t i = 0; i < m->m_nobj; i++) {
         repl_wire_obj_t wo;
         if (repl_obj_decode(&rd, &wo))
             return HS_EMALF;
-        if (a->rv->mode != REPL_DIFFERENTIAL)
+        if (a->rv->mode == REPL_RECONCILE)
             a->guids[a->nguids++] = wo.o.guid;
         /* Only what the sender is responsible for may arrive: up, objects
          * owned in the sender's branch; down, nothing owned in ours. */
@@ -464,11 +481,6 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
     }
     if (store_mpr_done(&rd))
         return HS_EMALF;
-    if (a->rv->mode == REPL_COMPLETE) {
-        if (a->nguids) /* guids is NULL for an empty batch: qsort wants a pointer */
-            qsort(a->guids, a->nguids, sizeof(*a->guids), s_guid_cmp);
-        return s_remove_range(a);
-    }
     if (a->rv->mode == REPL_RECONCILE && a->to_end)
         return s_remove_unsent(a);
     return HS_OK;
