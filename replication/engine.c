@@ -25,7 +25,7 @@
 #define R_ACK_TIMEOUT_MS 20000
 #define R_RETRY_MIN_MS 2000
 #define R_RETRY_MAX_MS 60000
-#define R_SCAN_CAP 65536 /* log entries examined per differential batch */
+#define R_SCAN_CAP 262144 /* log entries examined per differential batch */
 
 uint64_t repl_now_ms(void)
 {
@@ -246,7 +246,10 @@ static int s_fill_change(void *ctx, const store_change_t *c)
     s_fill_t *f = ctx;
     f->last_seq = c->seq;
     f->examined++;
-    if (rules_carries(&f->run->rule, c->cls)) {
+    store_obj_t meta = {
+        .guid = c->guid, .cls = c->cls, .owner = c->owner, .origin = c->origin, .flags = c->flags};
+    /* decide the scope from the log entry; read the object only when in */
+    if (rules_send_scope(&f->run->rule, f->run->dir, &meta, &f->mine)) {
         store_obj_t o;
         int err = store_get(f->t, &c->guid, &o);
         if (err == HS_OK && rules_send_scope(&f->run->rule, f->run->dir, &o, &f->mine)) {
@@ -1116,10 +1119,9 @@ static int s_backlog_change(void *ctx, const store_change_t *c)
     s_backlog_t *b = ctx;
     if (++b->examined > R_BACKLOG_CAP)
         return 1;
-    if (!rules_carries(b->rule, c->cls))
-        return 0;
-    store_obj_t o;
-    if (store_get(b->t, &c->guid, &o) == HS_OK && rules_send_scope(b->rule, b->dir, &o, &b->mine)) {
+    store_obj_t o = {
+        .guid = c->guid, .cls = c->cls, .owner = c->owner, .origin = c->origin, .flags = c->flags};
+    if (rules_send_scope(b->rule, b->dir, &o, &b->mine)) {
         if (!b->oldest || c->mtime < b->oldest)
             b->oldest = c->mtime;
         b->n++;

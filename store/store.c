@@ -31,7 +31,9 @@
  * within the limits of store.h. Tombstones keep class, origin, owner and
  * resource; keys and body are empty.
  *
- * Change (value of log): op u8, guid[16], mtime u64le, hash[32], class bytes.
+ * Change (value of log): op u8, guid[16], mtime u64le, hash[32], flags u8,
+ * class length u8, owner length u8, origin length u8, then class, owner and
+ * origin bytes: enough to decide a change's scope without reading the object.
  * When an object changes again, its previous log entry is deleted, so the log
  * holds one entry per object that changed since the oldest retained sequence.
  * The sequence counter itself lives in meta "seq" (u64le): it never goes
@@ -67,6 +69,7 @@ static const char *const s_db_names[S_FIXED + STORE_T__COUNT] = {
 
 #define S_NDB (S_FIXED + STORE_T__COUNT)
 #define S_REC_HDR 80
+#define S_LOG_HDR 61
 #define S_AGG_CACHE 32
 #define S_AGG_KEY_MAX (STORE_CLASS_MAX + 1 + STORE_NAME_MAX)
 
@@ -1142,15 +1145,21 @@ static int s_next_seq(store_txn_t *t, uint64_t *out)
 
 static int s_log_append(store_txn_t *t, int op, const store_obj_t *o)
 {
-    uint8_t k[8], v[1 + 16 + 8 + 32 + STORE_CLASS_MAX];
-    size_t cl = strlen(o->cls);
+    uint8_t k[8], v[S_LOG_HDR + STORE_CLASS_MAX + 2 * STORE_NAME_MAX];
+    size_t cl = strlen(o->cls), wl = strlen(o->owner), ol = strlen(o->origin);
     s_put_be64(k, o->seq);
     v[0] = (uint8_t)op;
     memcpy(v + 1, o->guid.b, 16);
     s_put_le64(v + 17, o->mtime);
     memcpy(v + 25, o->hash, 32);
-    memcpy(v + 57, o->cls, cl);
-    return s_put(t, S_LOG, k, 8, v, 57 + cl, MDB_APPEND);
+    v[57] = (uint8_t)o->flags;
+    v[58] = (uint8_t)cl;
+    v[59] = (uint8_t)wl;
+    v[60] = (uint8_t)ol;
+    memcpy(v + S_LOG_HDR, o->cls, cl);
+    memcpy(v + S_LOG_HDR + cl, o->owner, wl);
+    memcpy(v + S_LOG_HDR + cl + wl, o->origin, ol);
+    return s_put(t, S_LOG, k, 8, v, S_LOG_HDR + cl + wl + ol, MDB_APPEND);
 }
 
 static int s_log_remove(store_txn_t *t, uint64_t seq)
@@ -1530,18 +1539,29 @@ static int s_log_one(void *ctx, const MDB_val *k, const MDB_val *v)
 {
     s_logscan_t *ls = ctx;
     const uint8_t *p = v->mv_data;
-    if (k->mv_size != 8 || v->mv_size < 58 || v->mv_size > 57 + STORE_CLASS_MAX)
+    if (k->mv_size != 8 || v->mv_size < S_LOG_HDR)
+        return HS_EMALF;
+    size_t cl = p[58], wl = p[59], ol = p[60];
+    if (cl == 0 || cl > STORE_CLASS_MAX || wl > STORE_NAME_MAX || ol > STORE_NAME_MAX ||
+        v->mv_size != S_LOG_HDR + cl + wl + ol)
         return HS_EMALF;
     store_change_t c;
-    char cls[STORE_CLASS_MAX + 1];
+    char cls[STORE_CLASS_MAX + 1], owner[STORE_NAME_MAX + 1], origin[STORE_NAME_MAX + 1];
     c.seq = s_get_be64(k->mv_data);
     c.op = p[0];
     memcpy(c.guid.b, p + 1, 16);
     c.mtime = s_get_le64(p + 17);
     memcpy(c.hash, p + 25, 32);
-    memcpy(cls, p + 57, v->mv_size - 57);
-    cls[v->mv_size - 57] = '\0';
+    c.flags = p[57];
+    memcpy(cls, p + S_LOG_HDR, cl);
+    cls[cl] = '\0';
+    memcpy(owner, p + S_LOG_HDR + cl, wl);
+    owner[wl] = '\0';
+    memcpy(origin, p + S_LOG_HDR + cl + wl, ol);
+    origin[ol] = '\0';
     c.cls = cls;
+    c.owner = owner;
+    c.origin = origin;
     return ls->cb(ls->ctx, &c);
 }
 

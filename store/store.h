@@ -181,7 +181,10 @@ typedef struct store_change {
     uint64_t seq;
     int op; /* STORE_OP_* */
     store_guid_t guid;
-    const char *cls; /* borrowed, NUL-terminated */
+    const char *cls;    /* borrowed, NUL-terminated */
+    const char *owner;  /* borrowed */
+    const char *origin; /* borrowed */
+    uint32_t flags;     /* STORE_OBJ_* of the object after the change */
     uint64_t mtime;
     uint8_t hash[STORE_HASH_LEN];
 } store_change_t;
