@@ -89,6 +89,8 @@ static void s_run_free(repl_t *r, r_run_t *run)
         }
     }
     store_txn_abort(&run->snap);
+    free(run->leaves);
+    free(run->seen);
     free(run);
 }
 
@@ -266,6 +268,11 @@ static int s_fill_change(void *ctx, const store_change_t *c)
     return 0;
 }
 
+static int s_leaf_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
 static int s_fill_obj(void *ctx, const store_obj_t *o)
 {
     s_fill_t *f = ctx;
@@ -273,11 +280,23 @@ static int s_fill_obj(void *ctx, const store_obj_t *o)
     f->last_key.k_guid = o->guid;
     f->last_key.k_set = true;
     f->examined++;
-    if ((f->run->mode != REPL_RECONCILE ||
-         repl_bucket_set_has(&f->run->plan, repl_bucket_of(&o->guid))) &&
-        rules_send_scope(&f->run->rule, f->run->dir, o, &f->mine)) {
-        repl_obj_encode(&f->r->objs, o);
-        f->nobj++;
+    r_run_t *run = f->run;
+    if ((run->mode != REPL_RECONCILE ||
+         repl_bucket_set_has(&run->plan, repl_bucket_of(&o->guid))) &&
+        rules_send_scope(&run->rule, run->dir, o, &f->mine)) {
+        bool same = false;
+        if (run->leaves_mode && run->nleaves) {
+            const uint8_t(*hit)[48] =
+                bsearch(o->guid.b, run->leaves, run->nleaves, sizeof(*run->leaves), s_leaf_cmp);
+            if (hit) {
+                run->seen[hit - run->leaves] = 1;
+                same = !memcmp(*hit + 16, o->hash, 32); /* the receiver has it as it is */
+            }
+        }
+        if (!same) {
+            repl_obj_encode(&f->r->objs, o);
+            f->nobj++;
+        }
     }
     if (s_batch_full(f) || f->examined >= R_SCAN_CAP) {
         f->full = true;
@@ -364,6 +383,26 @@ static int s_pump(repl_t *r, r_run_t *run)
         run->ninflight++;
         run->sent += f.nobj;
         run->bytes += r->w.mpw_len;
+    }
+    if (run->state == R_STREAMING && run->eof && run->leaves_mode && !run->drop_sent) {
+        /* what the receiver holds in the planned buckets and we do not */
+        size_t n = 0;
+        for (size_t i = 0; i < run->nleaves; i++)
+            n += !run->seen[i];
+        uint8_t *list = n ? malloc(n * 16) : NULL;
+        if (n && !list)
+            return HS_ENOMEM;
+        for (size_t i = 0, k = 0; i < run->nleaves; i++)
+            if (!run->seen[i])
+                memcpy(list + 16 * k++, run->leaves[i], 16);
+        repl_msg_t dm = {.m_type = REPL_DROP, .m_run = run->id, .m_bin = list, .m_bin_len = n * 16};
+        int err = n ? repl_send_msg(r, run->peer, &dm) : HS_OK;
+        free(list);
+        if (err)
+            return err;
+        if (n)
+            run->bytes += r->w.mpw_len;
+        run->drop_sent = true;
     }
     if (run->state == R_STREAMING && run->eof && run->ninflight == 0) {
         repl_msg_t m = {.m_type = REPL_END, .m_run = run->id, .m_no = run->next_no};
@@ -599,7 +638,47 @@ static void s_on_opened(repl_t *r, const char *peer, const repl_msg_t *m)
         free(ours);
         if (!err && run->differing == 0)
             run->eof = true; /* nothing differs: straight to END */
+        else if (!err)
+            return; /* the receiver answers PLAN with LEAVES (s_on_leaves) */
     }
+    if (!err) {
+        run->state = R_STREAMING;
+        err = s_pump(r, run);
+    }
+    if (err)
+        s_run_finish(r, run, false, hs_strerror(err));
+}
+
+static int s_leaf_sort(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+/* The receiver's objects in the planned buckets: stream only what differs. */
+static void s_on_leaves(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    r_run_t *run = NULL;
+    for (r_run_t *x = r->runs; x; x = x->next)
+        if (x->id == m->m_run && !strcmp(x->peer, peer))
+            run = x;
+    if (!run || run->state != R_OPENING || run->mode != REPL_RECONCILE)
+        return;
+    int err = HS_OK;
+    if (m->m_bin) { /* nil: too many; fall back to sending whole buckets */
+        size_t n = m->m_bin_len / 48;
+        run->leaves = n ? malloc(n * 48) : NULL;
+        run->seen = n ? calloc(n, 1) : NULL;
+        if (n && (!run->leaves || !run->seen)) {
+            err = HS_ENOMEM;
+        } else {
+            if (n)
+                memcpy(run->leaves, m->m_bin, n * 48);
+            qsort(run->leaves, n, 48, s_leaf_sort);
+            run->nleaves = n;
+            run->leaves_mode = true;
+        }
+    }
+    run->last_ack_ms = repl_now_ms();
     if (!err) {
         run->state = R_STREAMING;
         err = s_pump(r, run);
@@ -947,6 +1026,12 @@ int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len)
         break;
     case REPL_PLAN:
         repl_recv_plan(r, peer, &m);
+        break;
+    case REPL_LEAVES:
+        s_on_leaves(r, peer, &m);
+        break;
+    case REPL_DROP:
+        repl_recv_drop(r, peer, &m);
         break;
     }
     return HS_OK;

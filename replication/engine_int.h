@@ -54,6 +54,12 @@ typedef struct r_run {
     char own_epoch[REPL_EPOCH_MAX];
     char peer_epoch[REPL_EPOCH_MAX];
     uint64_t peer_head;
+    /* reconcile, second level: the receiver's objects in the planned buckets */
+    bool leaves_mode;
+    uint8_t (*leaves)[48]; /* guid(16) hash(32), sorted by guid */
+    size_t nleaves;
+    uint8_t *seen; /* one byte per leaf: the sender has that guid */
+    bool drop_sent;
 } r_run_t;
 
 /* A run this node receives. */
@@ -73,6 +79,8 @@ typedef struct r_recv {
     const char **branch_ptrs;
     size_t nbranch;
     bool have_plan;
+    bool leaves_mode; /* LEAVES sent: S drops explicitly, no removal at END */
+    uint64_t dropped;
     repl_bucket_set_t plan;
     store_guid_t *got;
     size_t ngot, capgot;
@@ -140,6 +148,7 @@ void repl_push_free_all(repl_t *r);
 /* receiver.c */
 void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_plan(repl_t *r, const char *peer, const repl_msg_t *m);
+void repl_recv_drop(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_batch(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_end(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_abort(repl_t *r, const char *peer, const repl_msg_t *m);

@@ -108,6 +108,17 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
         else
             store_mpw_nil(w);
         break;
+    case REPL_LEAVES:
+    case REPL_DROP:
+        store_mpw_array(w, 4);
+        store_mpw_uint(w, TOPO_PROTO_VERSION);
+        store_mpw_uint(w, (uint64_t)m->m_type);
+        store_mpw_uint(w, m->m_run);
+        if (m->m_bin)
+            store_mpw_bin(w, m->m_bin, m->m_bin_len);
+        else
+            store_mpw_nil(w);
+        break;
     case REPL_PLAN:
         store_mpw_array(w, 4);
         store_mpw_uint(w, TOPO_PROTO_VERSION);
@@ -309,6 +320,16 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
         if (n != 4)
             return HS_EMALF;
         out->m_bin = store_mpr_bytes(&r, &out->m_bin_len);
+        break;
+    case REPL_LEAVES:
+    case REPL_DROP:
+        if (n != 4)
+            return HS_EMALF;
+        if (!store_mpr_nil(&r)) {
+            out->m_bin = store_mpr_bytes(&r, &out->m_bin_len);
+            if (out->m_bin_len % (type == REPL_LEAVES ? 48 : 16))
+                return HS_EMALF;
+        }
         break;
     case REPL_BATCH:
         if (n != 8)

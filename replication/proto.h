@@ -11,6 +11,8 @@
  *           elsewhere (itself, its ancestors, its other children's branches).
  *   OPENED  D->S [1,24, run, epoch, head, buckets(bin)|nil]
  *   PLAN    S->D [1,25, run, buckets-to-repair(bin bitmap)]
+ *   LEAVES  D->S [1,30, run, (guid(16) hash(32))*(bin)|nil]  D's objects in them
+ *   DROP    S->D [1,31, run, guid(16)*(bin)]    D's objects S does not have
  *   BATCH   S->D [1,17, run, no, upto_seq, from, to, objects[]]
  *   ACK     D->S [1,18, run, no, applied, skipped, deleted]
  *   END     S->D [1,19, run, no, from]
@@ -47,11 +49,16 @@
  * not carry, so after DONE it holds exactly S's scope, and needs no state of
  * its own between batches.
  *
- * Reconcile runs compare bucket vectors: S sends PLAN (the buckets that
- * differ, within [vfirst, vfirst+vcount) for a verification run), then every
- * in-scope object of those buckets; after END, D removes its in-scope
- * objects in those buckets that S did not send. Cost follows the difference
- * (plus one scan of the scope on each side).
+ * Reconcile runs compare in two levels. First bucket vectors: S sends PLAN
+ * (the buckets that differ, within [vfirst, vfirst+vcount) for a
+ * verification run). Then the objects of those buckets: D answers LEAVES,
+ * the guid and content hash of each of its in-scope objects there; S sends
+ * only its objects that D lacks or holds with another hash, and DROP lists
+ * what D holds that S does not. Only the differing objects move (plus one
+ * scan of the scope on each side). When D has more than REPL_LEAVES_MAX
+ * objects in those buckets it answers LEAVES nil: S then sends every object
+ * of the buckets and D, after END, removes its in-scope objects there that
+ * S did not send.
  *
  * Resume: D keeps nothing; S keeps the acknowledged watermark/cursor. A run
  * cut off (link down, ACK timeout, either side killed) ends as failed; the
@@ -83,7 +90,11 @@ enum repl_frame {
     /* 26, 27: EVENT, EVENT_ACK (replication/events.h) */
     REPL_PUSH = 28, /* replicate-now / emergency (replication/push.c) */
     REPL_PUSH_ACK = 29,
+    REPL_LEAVES = 30,
+    REPL_DROP = 31,
 };
+
+#define REPL_LEAVES_MAX 200000 /* objects D lists for the differing buckets */
 
 enum repl_mode { REPL_DIFFERENTIAL = 1, REPL_COMPLETE = 2, REPL_RECONCILE = 3 };
 

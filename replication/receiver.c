@@ -262,6 +262,38 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
     s_opened(r, peer, rv);
 }
 
+typedef struct s_leaves {
+    r_recv_t *rv;
+    rules_names_t branch;
+    uint8_t *buf;
+    size_t n, cap;
+    bool overflow;
+} s_leaves_t;
+
+static int s_leaf_one(void *ctx, const store_obj_t *o)
+{
+    s_leaves_t *lv = ctx;
+    if (!repl_bucket_set_has(&lv->rv->plan, repl_bucket_of(&o->guid)) ||
+        !rules_recv_scope(&lv->rv->rule, lv->rv->dir, o, &lv->branch))
+        return 0;
+    if (lv->n == REPL_LEAVES_MAX) {
+        lv->overflow = true;
+        return 1;
+    }
+    if (lv->n == lv->cap) {
+        size_t cap = lv->cap ? lv->cap * 2 : 1024;
+        uint8_t *b = realloc(lv->buf, cap * 48);
+        if (!b)
+            return HS_ENOMEM;
+        lv->buf = b;
+        lv->cap = cap;
+    }
+    memcpy(lv->buf + 48 * lv->n, o->guid.b, 16);
+    memcpy(lv->buf + 48 * lv->n + 16, o->hash, 32);
+    lv->n++;
+    return 0;
+}
+
 void repl_recv_plan(repl_t *r, const char *peer, const repl_msg_t *m)
 {
     r_recv_t *rv = s_find(r, peer, m->m_run);
@@ -272,6 +304,82 @@ void repl_recv_plan(repl_t *r, const char *peer, const repl_msg_t *m)
     }
     memcpy(rv->plan.bs_bits, m->m_bin, m->m_bin_len);
     rv->have_plan = true;
+    /* answer with our objects in those buckets, so the sender moves only
+     * what differs */
+    s_leaves_t lv = {.rv = rv, .branch = s_recv_branch(r, rv)};
+    store_txn_t *t;
+    int err = store_txn_begin(r->store, false, &t);
+    for (size_t i = 0; !err && i < rv->rule.ru_nprefix && !lv.overflow; i++)
+        err = store_scan(t, rv->rule.ru_prefix[i], NULL, 0, NULL, NULL, s_leaf_one, &lv);
+    if (t)
+        store_txn_abort(&t);
+    if (err) {
+        free(lv.buf);
+        s_abort(r, peer, m->m_run, hs_strerror(err));
+        return;
+    }
+    repl_msg_t lm = {.m_type = REPL_LEAVES, .m_run = rv->run};
+    if (!lv.overflow) {
+        lm.m_bin = lv.buf ? lv.buf : (const uint8_t *)"";
+        lm.m_bin_len = lv.n * 48;
+        rv->leaves_mode = true;
+    }
+    repl_send_msg(r, peer, &lm);
+    free(lv.buf);
+}
+
+typedef struct s_drop {
+    r_recv_t *rv;
+    const uint8_t *list;
+    size_t n;
+    rules_names_t branch;
+    uint64_t deleted;
+} s_drop_t;
+
+static int s_drop_txn(store_txn_t *t, void *ctx)
+{
+    s_drop_t *d = ctx;
+    d->deleted = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        store_guid_t g;
+        memcpy(g.b, d->list + 16 * i, 16);
+        store_obj_t o;
+        int err = store_get(t, &g, &o);
+        if (err == HS_ENOTFOUND || (!err && (o.flags & STORE_OBJ_TOMBSTONE)))
+            continue;
+        if (err)
+            return err;
+        /* only what this run may remove: in the rule's scope, in a planned bucket */
+        if (!repl_bucket_set_has(&d->rv->plan, repl_bucket_of(&g)) ||
+            !rules_recv_scope(&d->rv->rule, d->rv->dir, &o, &d->branch))
+            continue;
+        err = store_delete(t, &g, 0);
+        if (err && err != HS_ENOTFOUND)
+            return err;
+        d->deleted += !err;
+    }
+    return HS_OK;
+}
+
+void repl_recv_drop(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    r_recv_t *rv = s_find(r, peer, m->m_run);
+    if (!rv || !rv->have_plan || !m->m_bin) {
+        s_abort(r, peer, m->m_run, "unexpected drop list");
+        return;
+    }
+    s_drop_t d = {rv, m->m_bin, m->m_bin_len / 16, s_recv_branch(r, rv), 0};
+    int err = store_write(r->store, s_drop_txn, &d);
+    if (err) {
+        char why[REPL_WHY_MAX - 32];
+        snprintf(why, sizeof(why), "the receiver could not remove objects: %s", hs_strerror(err));
+        s_abort(r, peer, m->m_run, why);
+        s_finish(r, rv, false, why);
+        return;
+    }
+    rv->dropped += d.deleted;
+    rv->deleted += d.deleted;
+    rv->last_ms = repl_now_ms();
 }
 
 /* ---- applying a batch ----------------------------------------------------- */
@@ -481,7 +589,7 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
     }
     if (store_mpr_done(&rd))
         return HS_EMALF;
-    if (a->rv->mode == REPL_RECONCILE && a->to_end)
+    if (a->rv->mode == REPL_RECONCILE && a->to_end && !a->rv->leaves_mode)
         return s_remove_unsent(a);
     return HS_OK;
 }
@@ -573,7 +681,8 @@ void repl_recv_end(repl_t *r, const char *peer, const repl_msg_t *m)
         deleted = a.deleted;
         rv->deleted += deleted;
     }
-    repl_msg_t done = {.m_type = REPL_DONE, .m_run = m->m_run, .m_ok = true, .m_deleted = deleted};
+    repl_msg_t done = {
+        .m_type = REPL_DONE, .m_run = m->m_run, .m_ok = true, .m_deleted = deleted + rv->dropped};
     repl_send_msg(r, peer, &done);
     s_finish(r, rv, true, NULL);
 }

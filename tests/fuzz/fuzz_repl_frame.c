@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         return 0;
     }
-    if (m.m_type < REPL_OPEN || m.m_type > REPL_PLAN)
+    if (m.m_type < REPL_OPEN || m.m_type > REPL_DROP)
         abort();
     if (m.m_type == REPL_BATCH) {
         store_mpr_t r;
