@@ -962,6 +962,8 @@ static void s_on_done(repl_t *r, const char *peer, const repl_msg_t *m)
     run->applied += m->m_applied;
     run->skipped += m->m_skipped;
     run->deleted += m->m_deleted;
+    if (m->m_head)
+        run->peer_head = m->m_head; /* the peer's head after our run: the rollback check */
     s_run_finish(r, run, m->m_ok, m->m_ok ? NULL : m->m_why);
 }
 

@@ -145,7 +145,7 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
         s_key_encode(w, &m->m_from);
         break;
     case REPL_DONE:
-        store_mpw_array(w, 8);
+        store_mpw_array(w, 9);
         store_mpw_uint(w, TOPO_PROTO_VERSION);
         store_mpw_uint(w, REPL_DONE);
         store_mpw_uint(w, m->m_run);
@@ -154,6 +154,7 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
         store_mpw_uint(w, m->m_applied);
         store_mpw_uint(w, m->m_skipped);
         store_mpw_uint(w, m->m_deleted);
+        store_mpw_uint(w, m->m_head);
         break;
     case REPL_ABORT:
         store_mpw_array(w, 4);
@@ -360,13 +361,14 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
         s_key_decode(&r, &out->m_from);
         break;
     case REPL_DONE:
-        if (n != 8)
+        if (n != 9)
             return HS_EMALF;
         out->m_ok = store_mpr_bool(&r);
         store_mpr_str(&r, out->m_why, sizeof(out->m_why));
         out->m_applied = store_mpr_uint(&r);
         out->m_skipped = store_mpr_uint(&r);
         out->m_deleted = store_mpr_uint(&r);
+        out->m_head = store_mpr_uint(&r);
         break;
     case REPL_ABORT:
         if (n != 4)

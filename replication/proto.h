@@ -16,7 +16,9 @@
  *   BATCH   S->D [1,17, run, no, upto_seq, from, to, objects[]]
  *   ACK     D->S [1,18, run, no, applied, skipped, deleted]
  *   END     S->D [1,19, run, no, from]
- *   DONE    D->S [1,20, run, ok, why, applied, skipped, deleted]
+ *   DONE    D->S [1,20, run, ok, why, applied, skipped, deleted, head]
+ *           head: D's change-log head after the run (a later OPENED with a
+ *           lower head under the same epoch means D was rolled back)
  *   ABORT   both [1,21, run, why]
  *   REQUEST D->S [1,22, rule, mode, token]   "send me this rule now"
  *   REFUSE  S->D [1,23, token, why]          the request cannot be served

@@ -683,6 +683,11 @@ void repl_recv_end(repl_t *r, const char *peer, const repl_msg_t *m)
     }
     repl_msg_t done = {
         .m_type = REPL_DONE, .m_run = m->m_run, .m_ok = true, .m_deleted = deleted + rv->dropped};
+    store_txn_t *ht;
+    if (store_txn_begin(r->store, false, &ht) == HS_OK) {
+        done.m_head = store_log_head(ht); /* what the sender checks for a rollback next time */
+        store_txn_abort(&ht);
+    }
     repl_send_msg(r, peer, &done);
     s_finish(r, rv, true, NULL);
 }

@@ -12,17 +12,23 @@ typedef struct s_marker {
     char epoch[STORE_EPOCH_LEN + 1];
     uint64_t seq;
     uint64_t dev, ino;
+    uint64_t born; /* birth time of the file (ns), 0 where the filesystem has none */
 } s_marker_t;
 
-static int s_file_id(store_t *s, uint64_t *dev, uint64_t *ino)
+/* Identity of the LMDB file: device, inode and birth time. A copy put in its
+ * place gets a new birth time even when the filesystem reuses the inode. */
+static int s_file_id(store_t *s, uint64_t *dev, uint64_t *ino, uint64_t *born)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/store/data.mdb", store_dir(s));
-    struct stat st;
-    if (stat(path, &st) != 0)
+    struct statx st;
+    if (statx(AT_FDCWD, path, 0, STATX_INO | STATX_BTIME, &st) != 0)
         return -errno;
-    *dev = (uint64_t)st.st_dev;
-    *ino = (uint64_t)st.st_ino;
+    *dev = (uint64_t)st.stx_dev_major << 32 | st.stx_dev_minor;
+    *ino = (uint64_t)st.stx_ino;
+    *born = (st.stx_mask & STATX_BTIME)
+                ? (uint64_t)st.stx_btime.tv_sec * 1000000000u + st.stx_btime.tv_nsec
+                : 0;
     return HS_OK;
 }
 
@@ -34,10 +40,11 @@ static bool s_read_marker(store_t *s, s_marker_t *m)
     if (!f)
         return false;
     char ep[64];
-    int n = fscanf(f, "hsync-epoch 1 %63s %" SCNu64 " %" SCNu64 " %" SCNu64, ep, &m->seq, &m->dev,
-                   &m->ino);
+    m->born = 0;
+    int n = fscanf(f, "hsync-epoch 1 %63s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, ep,
+                   &m->seq, &m->dev, &m->ino, &m->born);
     fclose(f);
-    if (n != 4 || strlen(ep) != STORE_EPOCH_LEN)
+    if (n < 4 || strlen(ep) != STORE_EPOCH_LEN)
         return false;
     memcpy(m->epoch, ep, STORE_EPOCH_LEN + 1);
     return true;
@@ -52,8 +59,9 @@ static int s_write_marker(store_t *s, const s_marker_t *m)
     if (fd < 0)
         return -errno;
     char buf[256];
-    int n = snprintf(buf, sizeof(buf), "hsync-epoch 1 %s %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-                     m->epoch, m->seq, m->dev, m->ino);
+    int n = snprintf(buf, sizeof(buf),
+                     "hsync-epoch 1 %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", m->epoch,
+                     m->seq, m->dev, m->ino, m->born);
     int err = HS_OK;
     if (write(fd, buf, (size_t)n) != n || fsync(fd) != 0)
         err = HS_EIO;
@@ -108,11 +116,12 @@ int store_epoch_check(store_t *s, char out[STORE_EPOCH_LEN + 1], const char **wh
     s_check_t c;
     memset(&c, 0, sizeof(c));
     c.have_marker = s_read_marker(s, &c.marker);
-    uint64_t dev = 0, ino = 0;
-    int err = s_file_id(s, &dev, &ino);
+    uint64_t dev = 0, ino = 0, born = 0;
+    int err = s_file_id(s, &dev, &ino, &born);
     if (err)
         return err;
-    bool moved = c.have_marker && (c.marker.dev != dev || c.marker.ino != ino);
+    bool moved = c.have_marker && (c.marker.dev != dev || c.marker.ino != ino ||
+                                   (c.marker.born && born && c.marker.born != born));
     if (moved)
         c.have_marker = false; /* a different file: a copy or a restore */
     err = store_write(s, s_check_txn, &c);
@@ -120,7 +129,7 @@ int store_epoch_check(store_t *s, char out[STORE_EPOCH_LEN + 1], const char **wh
         return err;
     if (moved && c.why)
         c.why = "the store file is not the one its marker records (store copied or restored)";
-    s_marker_t m = {.seq = c.seq, .dev = dev, .ino = ino};
+    s_marker_t m = {.seq = c.seq, .dev = dev, .ino = ino, .born = born};
     memcpy(m.epoch, c.epoch, sizeof(m.epoch));
     err = s_write_marker(s, &m);
     if (err)
@@ -147,11 +156,11 @@ int store_epoch_mark(store_t *s)
     s_marker_t old;
     if (s_read_marker(s, &old) && old.seq == c.seq && !strcmp(old.epoch, c.epoch))
         return HS_OK;
-    uint64_t dev, ino;
-    err = s_file_id(s, &dev, &ino);
+    uint64_t dev, ino, born;
+    err = s_file_id(s, &dev, &ino, &born);
     if (err)
         return err;
-    s_marker_t m = {.seq = c.seq, .dev = dev, .ino = ino};
+    s_marker_t m = {.seq = c.seq, .dev = dev, .ino = ino, .born = born};
     memcpy(m.epoch, c.epoch, sizeof(m.epoch));
     return s_write_marker(s, &m);
 }

@@ -3,9 +3,9 @@
  *
  * Every store has an epoch id (meta "epoch", 32 hex digits) made when it is
  * first checked. Beside the LMDB file, DIR/epoch records the epoch, the
- * highest change sequence seen committed, and the device and inode of
- * DIR/store/data.mdb:
- *     hsync-epoch 1 <epoch> <seq> <dev> <ino>
+ * highest change sequence seen committed, and the device, inode and birth
+ * time of DIR/store/data.mdb:
+ *     hsync-epoch 1 <epoch> <seq> <dev> <ino> <birth-ns>
  * A store whose file is not the one recorded (a copy, or a restore put back
  * in its place), whose sequence is lower than recorded (rolled back), or
  * whose epoch differs from the marker's, takes a new epoch. Watermarks are
