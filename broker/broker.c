@@ -851,6 +851,25 @@ static void s_io_run_done(void *ctx, const repl_summary_t *su)
     }
 }
 
+/* A command-line request waiting for runs: answered by s_job_reply when its
+ * last run ends. NULL (and the error answered) when out of memory. */
+static b_job_t *s_job_new(broker_t *b, const uint8_t *rid, size_t rlen)
+{
+    b_job_t *job = calloc(1, sizeof(*job));
+    if (!job || !(job->runs = json_array())) {
+        free(job);
+        s_ctl_error(b, rid, rlen, "out of memory");
+        return NULL;
+    }
+    job->id = ++b->next_job;
+    job->rid_len = rlen < sizeof(job->rid) ? rlen : sizeof(job->rid);
+    memcpy(job->rid, rid, job->rid_len);
+    job->started_ms = repl_now_ms();
+    job->next = b->jobs;
+    b->jobs = job;
+    return job;
+}
+
 /* `hsync sync`: every (peer, rule) pair in scope runs now; this node sends
  * where it is the source and asks the peer to send where it receives. */
 typedef struct s_sync {
@@ -921,18 +940,9 @@ static int s_sync_rule(void *ctx, const rules_rule_t *ru)
 
 static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req)
 {
-    b_job_t *job = calloc(1, sizeof(*job));
-    if (!job) {
-        s_ctl_error(b, rid, rlen, "out of memory");
+    b_job_t *job = s_job_new(b, rid, rlen);
+    if (!job)
         return;
-    }
-    job->id = ++b->next_job;
-    memcpy(job->rid, rid, rlen < sizeof(job->rid) ? rlen : sizeof(job->rid));
-    job->rid_len = rlen < sizeof(job->rid) ? rlen : sizeof(job->rid);
-    job->runs = json_array();
-    job->started_ms = repl_now_ms();
-    job->next = b->jobs;
-    b->jobs = job;
     s_sync_t sy = {.b = b,
                    .job = job,
                    .peer_filter = json_string_value(json_object_get(req, "peer")),
@@ -997,18 +1007,9 @@ static void s_cmd_push(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
         s_ctl_error(b, rid, rlen, "not a guid (expected 8-4-4-4-12 hex digits)");
         return;
     }
-    b_job_t *job = calloc(1, sizeof(*job));
-    if (!job) {
-        s_ctl_error(b, rid, rlen, "out of memory");
+    b_job_t *job = s_job_new(b, rid, rlen);
+    if (!job)
         return;
-    }
-    job->id = ++b->next_job;
-    memcpy(job->rid, rid, rlen < sizeof(job->rid) ? rlen : sizeof(job->rid));
-    job->rid_len = rlen < sizeof(job->rid) ? rlen : sizeof(job->rid);
-    job->runs = json_array();
-    job->started_ms = repl_now_ms();
-    job->next = b->jobs;
-    b->jobs = job;
     size_t peers = 0;
     job->pending++; /* acknowledgements cannot arrive during the call, but be safe */
     int err = repl_push(b->repl, &g, emergency, job->id, &peers);

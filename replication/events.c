@@ -242,42 +242,37 @@ int repl_event_raise(store_txn_t *t, int kind, const uint8_t *payload, size_t le
 
 /* ---- effects ----------------------------------------------------------- */
 
-/* The guid named by payload key `name` (a 36-character string). */
-static int s_payload_guid(const repl_event_t *ev, const char *name, store_guid_t *g)
+/* Position r on the value of payload key `name`. HS_ENOTFOUND if absent. */
+static int s_payload_find(const repl_event_t *ev, const char *name, store_mpr_t *r)
 {
-    store_mpr_t r;
-    store_mpr_init(&r, ev->ev_payload, ev->ev_payload_len);
-    uint32_t n = store_mpr_map(&r);
-    for (uint32_t i = 0; i < n && !store_mpr_error(&r); i++) {
-        size_t kl;
-        const uint8_t *k = store_mpr_bytes(&r, &kl);
-        if (k && kl == strlen(name) && !memcmp(k, name, kl)) {
-            char s[STORE_GUID_STRLEN + 1];
-            store_mpr_str(&r, s, sizeof(s));
-            return store_mpr_error(&r) ? HS_EMALF : store_guid_parse(s, g);
-        }
-        size_t skip;
-        store_mpr_raw(&r, &skip);
+    store_mpr_init(r, ev->ev_payload, ev->ev_payload_len);
+    uint32_t n = store_mpr_map(r);
+    for (uint32_t i = 0; i < n && !store_mpr_error(r); i++) {
+        size_t kl, skip;
+        const uint8_t *k = store_mpr_bytes(r, &kl);
+        if (k && kl == strlen(name) && !memcmp(k, name, kl))
+            return HS_OK;
+        store_mpr_raw(r, &skip);
     }
-    return HS_ENOTFOUND;
+    return store_mpr_error(r) ? HS_EMALF : HS_ENOTFOUND;
 }
 
 static int s_payload_str(const repl_event_t *ev, const char *name, char *out, size_t outlen)
 {
     store_mpr_t r;
-    store_mpr_init(&r, ev->ev_payload, ev->ev_payload_len);
-    uint32_t n = store_mpr_map(&r);
-    for (uint32_t i = 0; i < n && !store_mpr_error(&r); i++) {
-        size_t kl;
-        const uint8_t *k = store_mpr_bytes(&r, &kl);
-        if (k && kl == strlen(name) && !memcmp(k, name, kl)) {
-            store_mpr_str(&r, out, outlen);
-            return store_mpr_error(&r) ? HS_EMALF : HS_OK;
-        }
-        size_t skip;
-        store_mpr_raw(&r, &skip);
-    }
-    return HS_ENOTFOUND;
+    int err = s_payload_find(ev, name, &r);
+    if (err)
+        return err;
+    store_mpr_str(&r, out, outlen);
+    return store_mpr_error(&r) ? HS_EMALF : HS_OK;
+}
+
+/* The guid named by payload key `name` (a 36-character string). */
+static int s_payload_guid(const repl_event_t *ev, const char *name, store_guid_t *g)
+{
+    char s[STORE_GUID_STRLEN + 1];
+    int err = s_payload_str(ev, name, s, sizeof(s));
+    return err ? err : store_guid_parse(s, g);
 }
 
 static int s_effect(store_txn_t *t, const repl_event_t *ev)

@@ -272,8 +272,7 @@ static int s_papply_txn(store_txn_t *t, void *ctx)
             a->got.g[a->got.n++] = wo.o.guid;
         int outcome;
         int err = rules_apply(t, a->dir, &wo.o, &outcome);
-        if (err == HS_EDIRECTION || err == HS_ECLASS || err == HS_EMALF || err == HS_ETOOBIG ||
-            err == HS_EINVAL) {
+        if (rules_refused(err)) {
             a->refused++;
             continue;
         }

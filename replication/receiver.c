@@ -573,8 +573,7 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
         }
         int outcome = RULES_SKIPPED;
         int err = rules_apply(t, a->rv->dir, &wo.o, &outcome);
-        if (err == HS_EDIRECTION || err == HS_ECLASS || err == HS_EMALF || err == HS_ETOOBIG ||
-            err == HS_EINVAL) {
+        if (rules_refused(err)) {
             a->refused++;
             continue;
         }

@@ -322,6 +322,12 @@ int rules_apply(store_txn_t *t, unsigned dir, store_obj_t *o, int *outcome)
     return s_default_apply(t, f, o, curp, outcome);
 }
 
+bool rules_refused(int err)
+{
+    return err == HS_EDIRECTION || err == HS_ECLASS || err == HS_EMALF || err == HS_ETOOBIG ||
+           err == HS_EINVAL;
+}
+
 /* ---- durations ---------------------------------------------------------- */
 
 int rules_parse_duration(const char *s, uint64_t *ms)

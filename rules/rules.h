@@ -125,6 +125,10 @@ bool rules_recv_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
  * arrive from that direction (dir is the run's direction). */
 int rules_apply(store_txn_t *t, unsigned dir, store_obj_t *o, int *outcome);
 
+/* Is err a refusal of one incoming object (wrong direction, invalid class,
+ * body or size) rather than a failure of the whole transaction? */
+bool rules_refused(int err);
+
 /* Parse "5m", "1h", "1d", "30d", "10s", "500ms" into ms. HS_OK/HS_EINVAL. */
 int rules_parse_duration(const char *s, uint64_t *ms);
 /* Format ms as the shortest of those forms (out: 24 bytes). */
