@@ -26,10 +26,10 @@ static int s_event_one(void *ctx, const repl_event_t *ev, const repl_delivery_re
     if (l->c->cli_json) {
         json_t *d = json_array();
         for (size_t i = 0; i < ndl; i++)
-            json_array_append_new(d, json_pack("{s:s,s:s,s:I,s:i}", "peer", dl[i].dl_peer, "state",
-                                               repl_delivery_name(dl[i].dl_state), "at",
+            json_array_append_new(d, json_pack("{s:s,s:s,s:I,s:i,s:s}", "peer", dl[i].dl_peer,
+                                               "state", repl_delivery_name(dl[i].dl_state), "at",
                                                (json_int_t)dl[i].dl_at_ms, "attempts",
-                                               (int)dl[i].dl_attempts));
+                                               (int)dl[i].dl_attempts, "error", dl[i].dl_error));
         json_array_append_new(
             l->all, json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:I,s:o,s:o}", "id", id, "kind",
                               repl_event_kind_name(ev->ev_kind), "origin", ev->ev_origin, "created",
@@ -45,9 +45,9 @@ static int s_event_one(void *ctx, const repl_event_t *ev, const repl_delivery_re
            ev->ev_from[0] ? "received" : "raised", ev->ev_origin, ev->ev_from[0] ? "from " : "",
            ev->ev_from, ptxt ? ptxt : "");
     for (size_t i = 0; i < ndl; i++)
-        printf("      -> %-14s %s (%u attempt%s)\n", dl[i].dl_peer,
+        printf("      -> %-14s %s (%u attempt%s)%s%s\n", dl[i].dl_peer,
                repl_delivery_name(dl[i].dl_state), dl[i].dl_attempts,
-               dl[i].dl_attempts == 1 ? "" : "s");
+               dl[i].dl_attempts == 1 ? "" : "s", dl[i].dl_error[0] ? ": " : "", dl[i].dl_error);
     free(ptxt);
     json_decref(payload);
     return 0;

@@ -48,9 +48,11 @@ static int s_flush_txn(store_txn_t *t, void *ctx)
 {
     s_flush_t *f = ctx;
     for (r_inflight_ev_t *e = f->r->evs; e; e = e->next) {
-        if (!e->acked)
-            continue;
-        int err = repl_event_acked(t, e->peer, e->id, e->attempts);
+        int err = HS_OK;
+        if (e->acked)
+            err = repl_event_acked(t, e->peer, e->id, e->attempts);
+        else if (e->state_dirty)
+            err = repl_event_delivery(t, e->peer, e->id, e->state, e->attempts, e->error);
         if (err)
             return err;
     }
@@ -59,7 +61,7 @@ static int s_flush_txn(store_txn_t *t, void *ctx)
 
 static void s_flush_acks(repl_t *r)
 {
-    if (!r->nacked)
+    if (!r->nacked && !r->ndirty)
         return;
     s_flush_t f = {r};
     int err = store_write(r->store, s_flush_txn, &f);
@@ -70,6 +72,7 @@ static void s_flush_acks(repl_t *r)
     }
     for (r_inflight_ev_t **p = &r->evs; *p;) {
         r_inflight_ev_t *e = *p;
+        e->state_dirty = false;
         if (e->acked) {
             *p = e->next;
             free(e);
@@ -78,6 +81,7 @@ static void s_flush_acks(repl_t *r)
         }
     }
     r->nacked = 0;
+    r->ndirty = 0;
 }
 
 typedef struct s_pump {
@@ -106,9 +110,9 @@ static int s_pump_one(void *ctx, uint64_t oseq, const repl_event_t *ev, uint32_t
     if (e && (e->acked || p->now < e->sent_ms + s_backoff(e->attempts)))
         return 0;
     store_mpw_reset(&r->w);
-    if (repl_event_encode(ev, &r->w) ||
-        r->io.io_send(r->io.io_ctx, p->peer, r->w.mpw_buf, r->w.mpw_len))
-        return 1; /* the link is not taking frames now: try later */
+    int err = repl_event_encode(ev, &r->w);
+    if (!err)
+        err = r->io.io_send(r->io.io_ctx, p->peer, r->w.mpw_buf, r->w.mpw_len);
     if (!e) {
         e = calloc(1, sizeof(*e));
         if (!e)
@@ -121,6 +125,15 @@ static int s_pump_one(void *ctx, uint64_t oseq, const repl_event_t *ev, uint32_t
     }
     e->sent_ms = p->now;
     e->attempts++;
+    e->state = err ? REPL_DL_FAILED : REPL_DL_SENT;
+    snprintf(e->error, sizeof(e->error), "%s",
+             err ? "the link did not take the frame (peer away?); retried with backoff" : "");
+    if (!e->state_dirty) {
+        e->state_dirty = true;
+        r->ndirty++;
+    }
+    if (err)
+        return 1; /* the link is not taking frames now: try later */
     p->sent++;
     return 0;
 }

@@ -106,6 +106,9 @@ typedef struct r_inflight_ev {
     uint64_t sent_ms;
     uint32_t attempts;
     bool acked; /* acknowledged; removed from the outbox at the next flush */
+    int state;  /* REPL_DL_SENT or REPL_DL_FAILED, recorded at the next flush */
+    bool state_dirty;
+    char error[96];
 } r_inflight_ev_t;
 
 typedef struct r_push r_push_t; /* push.c */
@@ -121,6 +124,7 @@ struct repl {
     r_inflight_ev_t *evs; /* events in flight */
     r_push_t *pushes;     /* pushes waiting for PUSH_ACK */
     size_t nacked;        /* acknowledged, not yet flushed */
+    size_t ndirty;        /* delivery states not yet recorded */
     uint64_t ev_next_pump_ms;
     store_mpw_t w;    /* frame scratch */
     store_mpw_t objs; /* batch objects scratch */

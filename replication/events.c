@@ -124,7 +124,7 @@ static int s_next_seq(store_txn_t *t, uint64_t *out)
 }
 
 static int s_delivery_put(store_txn_t *t, const uint8_t id[16], const char *peer, int state,
-                          uint32_t attempts)
+                          uint32_t attempts, const char *error)
 {
     uint8_t k[1 + 16 + STORE_NAME_MAX];
     size_t pl = strlen(peer);
@@ -137,7 +137,7 @@ static int s_delivery_put(store_txn_t *t, const uint8_t id[16], const char *peer
     store_mpw_uint(&w, (uint64_t)state);
     store_mpw_uint(&w, s_now_ms());
     store_mpw_uint(&w, attempts);
-    store_mpw_str(&w, "");
+    store_mpw_str(&w, error ? error : "");
     int err = store_mpw_error(&w);
     if (!err)
         err = store_kv_put(t, STORE_T_EVENTS, k, 17 + pl, w.mpw_buf, w.mpw_len);
@@ -178,7 +178,7 @@ static int s_fan_one(void *ctx, const topo_peer_t *p)
         err = store_kv_put(f->t, STORE_T_OUTBOX, k, pl + 9, w.mpw_buf, w.mpw_len);
     store_mpw_free(&w);
     if (!err)
-        err = s_delivery_put(f->t, f->ev->ev_id, p->pe_name, REPL_DL_QUEUED, 0);
+        err = s_delivery_put(f->t, f->ev->ev_id, p->pe_name, REPL_DL_QUEUED, 0, NULL);
     if (err) {
         f->err = err;
         return err;
@@ -372,7 +372,7 @@ int repl_event_acked(store_txn_t *t, const char *peer, const uint8_t id[16], uin
     err = store_kv_del(t, STORE_T_OUTBOX, ok, pl + 9);
     if (err == HS_ENOTFOUND)
         return HS_OK; /* a repeated acknowledgement */
-    return err ? err : s_delivery_put(t, id, peer, REPL_DL_ACKED, attempts);
+    return err ? err : s_delivery_put(t, id, peer, REPL_DL_ACKED, attempts, NULL);
 }
 
 /* ---- outbox ------------------------------------------------------------ */
@@ -442,6 +442,20 @@ int repl_outbox_count(store_txn_t *t, const char *peer, uint64_t *n)
     return err;
 }
 
+int repl_event_delivery(store_txn_t *t, const char *peer, const uint8_t id[16], int state,
+                        uint32_t attempts, const char *error)
+{
+    uint8_t k[17];
+    k[0] = 'e';
+    memcpy(k + 1, id, 16);
+    const void *v;
+    size_t vl;
+    int err = store_kv_get(t, STORE_T_EVENTS, k, sizeof(k), &v, &vl);
+    if (err)
+        return err == HS_ENOTFOUND ? HS_OK : err;
+    return s_delivery_put(t, id, peer, state, attempts, error);
+}
+
 int repl_outbox_sent(store_txn_t *t, const char *peer, uint64_t oseq, uint64_t now_ms)
 {
     uint8_t k[STORE_NAME_MAX + 10];
@@ -474,7 +488,7 @@ int repl_outbox_sent(store_txn_t *t, const char *peer, uint64_t oseq, uint64_t n
         err = store_kv_put(t, STORE_T_OUTBOX, k, pl + 8, w.mpw_buf, w.mpw_len);
     store_mpw_free(&w);
     if (!err)
-        err = s_delivery_put(t, id, peer, REPL_DL_SENT, attempts + 1);
+        err = s_delivery_put(t, id, peer, REPL_DL_SENT, attempts + 1, NULL);
     return err;
 }
 
@@ -500,6 +514,7 @@ static int s_dl_one(void *ctx, const void *k, size_t kl, const void *v, size_t v
     rec->dl_state = (int)store_mpr_uint(&r);
     rec->dl_at_ms = store_mpr_uint(&r);
     rec->dl_attempts = (uint32_t)store_mpr_uint(&r);
+    store_mpr_str(&r, rec->dl_error, sizeof(rec->dl_error));
     if (!store_mpr_error(&r))
         d->n++;
     return 0;

@@ -84,6 +84,12 @@ int repl_event_accept(store_txn_t *t, const char *peer, const repl_event_t *ev, 
  * delivery recorded. Unknown entries are ignored. */
 int repl_event_acked(store_txn_t *t, const char *peer, const uint8_t id[16], uint32_t attempts);
 
+/* Record the delivery state of an event to peer (write txn), for
+ * `hsync events`: sent (awaiting acknowledgement) or failed (error says
+ * why; it is retried). Unknown events are ignored. */
+int repl_event_delivery(store_txn_t *t, const char *peer, const uint8_t id[16], int state,
+                        uint32_t attempts, const char *error);
+
 /* Outbox of peer, oldest first: cb gets the outbox seq, the event and its
  * attempts and last send time. */
 typedef int (*repl_outbox_cb)(void *ctx, uint64_t oseq, const repl_event_t *ev, uint32_t attempts,
@@ -100,6 +106,7 @@ typedef struct repl_delivery_rec {
     int dl_state;
     uint64_t dl_at_ms;
     uint32_t dl_attempts;
+    char dl_error[96]; /* why the last attempt failed, or "" */
 } repl_delivery_rec_t;
 typedef int (*repl_event_cb)(void *ctx, const repl_event_t *ev, const repl_delivery_rec_t *dl,
                              size_t ndl);
