@@ -271,7 +271,7 @@ static int s_papply_txn(store_txn_t *t, void *ctx)
         if (a->got.n < R_PUSH_MAX_OBJECTS)
             a->got.g[a->got.n++] = wo.o.guid;
         int outcome;
-        int err = rules_apply(t, a->dir, &wo.o, &outcome);
+        int err = rules_apply(t, a->dir, 0, &wo.o, &outcome);
         if (rules_refused(err)) {
             a->refused++;
             continue;

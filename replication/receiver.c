@@ -572,7 +572,9 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
             continue;
         }
         int outcome = RULES_SKIPPED;
-        int err = rules_apply(t, a->rv->dir, &wo.o, &outcome);
+        int err =
+            rules_apply(t, a->rv->dir, a->rv->mode == REPL_DIFFERENTIAL ? 0u : RULES_APPLY_STATE,
+                        &wo.o, &outcome);
         if (rules_refused(err)) {
             a->refused++;
             continue;

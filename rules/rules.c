@@ -268,9 +268,10 @@ bool rules_recv_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
 /* ---- apply -------------------------------------------------------------- */
 
 static int s_default_apply(store_txn_t *t, const rules_family_t *f, store_obj_t *o,
-                           const store_obj_t *cur, int *outcome)
+                           const store_obj_t *cur, unsigned how, int *outcome)
 {
-    if (f->fam_diff_by == RULES_BY_MTIME && cur && cur->mtime > o->mtime) {
+    if (!(how & RULES_APPLY_STATE) && f->fam_diff_by == RULES_BY_MTIME && cur &&
+        cur->mtime > o->mtime) {
         *outcome = RULES_SKIPPED; /* the local copy changed later: newest wins */
         return HS_OK;
     }
@@ -289,7 +290,7 @@ static int s_default_apply(store_txn_t *t, const rules_family_t *f, store_obj_t 
     return err;
 }
 
-int rules_apply(store_txn_t *t, unsigned dir, store_obj_t *o, int *outcome)
+int rules_apply(store_txn_t *t, unsigned dir, unsigned how, store_obj_t *o, int *outcome)
 {
     *outcome = RULES_SKIPPED;
     const rules_family_t *f = rules_family_of(o->cls);
@@ -305,8 +306,8 @@ int rules_apply(store_txn_t *t, unsigned dir, store_obj_t *o, int *outcome)
             /* s_default_apply for a live object in one lookup of the store:
              * newest wins by mtime (RULES_BY_MTIME), else the sender wins. */
             bool changed = false;
-            unsigned fl =
-                STORE_PUT_CHECKED | (f->fam_diff_by == RULES_BY_MTIME ? STORE_PUT_NEWER : 0u);
+            bool newest = f->fam_diff_by == RULES_BY_MTIME && !(how & RULES_APPLY_STATE);
+            unsigned fl = STORE_PUT_CHECKED | (newest ? STORE_PUT_NEWER : 0u);
             err = store_put_ex(t, o, fl, &changed);
             *outcome = changed ? RULES_APPLIED : RULES_SKIPPED;
             return err;
@@ -319,7 +320,7 @@ int rules_apply(store_txn_t *t, unsigned dir, store_obj_t *o, int *outcome)
     const store_obj_t *curp = err ? NULL : &cur;
     if (f->fam_apply)
         return f->fam_apply(t, o, curp, outcome);
-    return s_default_apply(t, f, o, curp, outcome);
+    return s_default_apply(t, f, o, curp, how, outcome);
 }
 
 bool rules_refused(int err)

@@ -121,9 +121,14 @@ bool rules_recv_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
 
 /* Apply one incoming object through its family handler. o->flags may carry
  * STORE_OBJ_TOMBSTONE (then o->mtime is the deletion time). *outcome is a
- * rules_outcome. Errors: store errors; HS_EDIRECTION if the family may not
- * arrive from that direction (dir is the run's direction). */
-int rules_apply(store_txn_t *t, unsigned dir, store_obj_t *o, int *outcome);
+ * rules_outcome. how: 0 for a change (differential, push): families compared
+ * by last-changed time keep a local copy that changed later; or
+ * RULES_APPLY_STATE for a state transfer (complete, reconcile): the sender
+ * is the authority for its scope and its copy is taken. Errors: store
+ * errors; HS_EDIRECTION if the family may not arrive from that direction
+ * (dir is the run's direction). */
+#define RULES_APPLY_STATE 0x1u
+int rules_apply(store_txn_t *t, unsigned dir, unsigned how, store_obj_t *o, int *outcome);
 
 /* Is err a refusal of one incoming object (wrong direction, invalid class,
  * body or size) rather than a failure of the whole transaction? */
