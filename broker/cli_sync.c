@@ -30,8 +30,11 @@ static const char *s_str(const json_t *o, const char *k)
     return v ? v : "";
 }
 
-static void s_print_runs(const json_t *runs, bool dry)
+/* One row per run. Disabled rules are summed up in one line below the table
+ * unless the user named the rule (then its rows say why nothing ran). */
+static void s_print_runs(const json_t *runs, bool dry, bool rows_for_disabled)
 {
+    char disabled[256] = "";
     printf("%-14s %-10s %-4s %-9s %-12s %8s %8s %8s %8s %10s %8s  %s\n", "PEER", "RULE", "DIR",
            "ROLE", "MODE", dry ? "WOULD" : "SENT", "APPLIED", "SKIPPED", "DELETED",
            dry ? "EST.BYTES" : "BYTES", "TIME", "RESULT");
@@ -43,6 +46,14 @@ static void s_print_runs(const json_t *runs, bool dry)
         s_bytes((uint64_t)(dry ? s_int(r, "estimated_bytes") : s_int(r, "bytes")), bytes,
                 sizeof(bytes));
         bool skipped = json_is_true(json_object_get(r, "skipped"));
+        if (skipped && !rows_for_disabled && !strcmp(s_str(r, "why"), "rule disabled")) {
+            /* listed once below, not once per peer and direction */
+            const char *rule = s_str(r, "rule");
+            if (!strstr(disabled, rule) && strlen(disabled) + strlen(rule) + 3 < sizeof(disabled))
+                snprintf(disabled + strlen(disabled), sizeof(disabled) - strlen(disabled), "%s%s",
+                         disabled[0] ? ", " : "", rule);
+            continue;
+        }
         char result[300];
         if (skipped)
             snprintf(result, sizeof(result), "skipped: %s", s_str(r, "why"));
@@ -57,6 +68,8 @@ static void s_print_runs(const json_t *runs, bool dry)
                (long long)s_int(r, "skipped"), (long long)s_int(r, "deleted"), bytes,
                (double)s_int(r, "ms") / 1000.0, result);
     }
+    if (disabled[0])
+        printf("(disabled rules, not run: %s; 'hsync rule enable NAME' turns one on)\n", disabled);
 }
 
 int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
@@ -135,7 +148,7 @@ int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
         printf("nothing to replicate: this node has no parent or children (see 'hsync hierarchy "
                "show')\n");
     } else {
-        s_print_runs(runs, dry);
+        s_print_runs(runs, dry, rule != NULL);
         printf("%zu run%s in %.2fs\n", json_array_size(runs), json_array_size(runs) == 1 ? "" : "s",
                (double)s_int(resp, "ms") / 1000.0);
     }
