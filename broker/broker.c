@@ -89,6 +89,7 @@ typedef struct broker {
     uint32_t degraded_after, failed_after;
     uint64_t tombstone_lifetime_ms; /* HSYNC_TOMBSTONE_LIFETIME, default 30d */
     unsigned ticks_since_keep;
+    uint64_t last_expire_ms;
     char session[33]; /* random per start: peers notice a restart */
     /* scratch for repl_io: names handed to the engine */
     const char **names;
@@ -1456,8 +1457,16 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
         store_epoch_mark(b->store);
         s_health(b);
         if (++b->ticks_since_keep >= 5) {
+            /* trimming the acknowledged prefix is cheap; expiring tombstones
+             * scans the log: at most once a minute (sooner for short
+             * lifetimes) */
             b->ticks_since_keep = 0;
-            repl_housekeep(b->repl, b->tombstone_lifetime_ms);
+            uint64_t every = b->tombstone_lifetime_ms / 2;
+            every = every < 1000 ? 1000 : every > 60000 ? 60000 : every;
+            bool expire = now - b->last_expire_ms >= every;
+            if (expire)
+                b->last_expire_ms = now;
+            repl_housekeep(b->repl, expire ? b->tombstone_lifetime_ms : 0);
         }
     }
     s_drain(b);

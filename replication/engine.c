@@ -959,6 +959,12 @@ static void s_on_done(repl_t *r, const char *peer, const repl_msg_t *m)
     r_run_t *run = s_run_by_id(r, peer, m->m_run);
     if (!run)
         return;
+    if (m->m_ok && (run->state != R_ENDING || run->ninflight)) {
+        /* a DONE before every batch was acknowledged would move the
+         * watermark past what the peer never confirmed */
+        s_run_finish(r, run, false, "the peer confirmed a run it had not received whole");
+        return;
+    }
     run->applied += m->m_applied;
     run->skipped += m->m_skipped;
     run->deleted += m->m_deleted;
@@ -1041,11 +1047,16 @@ int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len)
 
 void repl_peer_down(repl_t *r, const char *peer)
 {
+    /* finishing a run would start the next queued one: hold that until the
+     * loop is over (it may free the run saved as next) */
+    bool was = r->starting;
+    r->starting = true;
     for (r_run_t *run = r->runs, *next; run; run = next) {
         next = run->next;
         if (!strcmp(run->peer, peer) && run->state != R_QUEUED)
             s_run_finish(r, run, false, "the link went down");
     }
+    r->starting = was;
     repl_recv_drop_peer(r, peer);
     repl_push_peer_down(r, peer);
 }
@@ -1137,7 +1148,9 @@ static int s_sched_rule(void *ctx, const rules_rule_t *ru)
 void repl_tick(repl_t *r)
 {
     uint64_t now = repl_now_ms();
-    /* timeouts */
+    /* timeouts (queued runs start after the loop: see repl_peer_down) */
+    bool was = r->starting;
+    r->starting = true;
     for (r_run_t *run = r->runs, *next; run; run = next) {
         next = run->next;
         if (run->state == R_STREAMING && run->ninflight &&
@@ -1148,6 +1161,7 @@ void repl_tick(repl_t *r)
         else if (run->state == R_ENDING && now > run->end_sent_ms + R_ACK_TIMEOUT_MS)
             s_run_finish(r, run, false, "the peer did not confirm the end of the run");
     }
+    r->starting = was;
     for (r_req_t **p = &r->reqs; *p;) {
         if ((*p)->deadline_ms < now) {
             r_req_t *q = *p;

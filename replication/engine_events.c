@@ -183,7 +183,14 @@ void repl_ev_on_event(repl_t *r, const char *peer, const void *buf, size_t len)
     }
     s_accept_t a = {peer, &ev, false};
     int err = store_write(r->store, s_accept_txn, &a);
-    if (err) {
+    if (err == HS_EDIRECTION || err == HS_EMALF || err == HS_EGUID || err == HS_EINVAL) {
+        /* final: acknowledge, so the sender stops resending it */
+        repl_log(r, REPL_LOG_WARN, peer, "event-refused", "refused a %s event from %s: %s",
+                 repl_event_kind_name(ev.ev_kind), ev.ev_origin,
+                 err == HS_EDIRECTION ? "its kind does not travel that way" : hs_strerror(err));
+        a.dup = true;
+        err = HS_OK;
+    } else if (err) {
         /* not acknowledged: the sender sends it again later */
         repl_log(r, REPL_LOG_ERROR, peer, "event-failed", "could not apply a %s event: %s",
                  repl_event_kind_name(ev.ev_kind), hs_strerror(err));

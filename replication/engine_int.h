@@ -150,6 +150,11 @@ void repl_push_peer_down(repl_t *r, const char *peer);
 void repl_push_free_all(repl_t *r);
 
 /* receiver.c */
+/* May o, arriving in direction dir under rule from a sender whose
+ * responsibility is branch (up: its branch; down: everything but ours), be
+ * applied over what this node holds under its guid? */
+bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
+                       const rules_names_t *branch, const store_obj_t *o);
 void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_plan(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_drop(repl_t *r, const char *peer, const repl_msg_t *m);

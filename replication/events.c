@@ -345,6 +345,17 @@ int repl_event_accept(store_txn_t *t, const char *peer, const repl_event_t *in, 
         return err;
     if (!s_route(in->ev_kind) || store_body_check(in->ev_payload, in->ev_payload_len))
         return HS_EMALF;
+    /* an event travels only the way its kind goes: from our parent it must
+     * be going down, from a child up */
+    topo_peer_t parent;
+    unsigned came = S_UP;
+    if (topo_peer_parent(t, &parent) == HS_OK) {
+        if (!strcmp(parent.pe_name, peer))
+            came = S_DOWN;
+        topo_peer_clear(&parent);
+    }
+    if (!(s_route(in->ev_kind) & came))
+        return HS_EDIRECTION;
     repl_event_t ev = *in;
     snprintf(ev.ev_from, sizeof(ev.ev_from), "%s", peer);
     err = s_effect(t, &ev);

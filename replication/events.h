@@ -77,6 +77,9 @@ int repl_event_raise(store_txn_t *t, int kind, const uint8_t *payload, size_t le
  * Take an event that arrived from peer (write txn): if its id is known,
  * *dup is true and nothing changes; otherwise apply its effect, record it
  * and queue it for every other adjacent peer its kind travels to.
+ * HS_EDIRECTION if its kind does not travel the way it came (a key change
+ * from a child, an alert from the parent); HS_EMALF for a payload its effect
+ * cannot use. Both are final: acknowledge and drop such an event.
  */
 int repl_event_accept(store_txn_t *t, const char *peer, const repl_event_t *ev, bool *dup);
 

@@ -253,6 +253,7 @@ typedef struct s_papply {
     size_t len;
     uint32_t n;
     unsigned dir;
+    rules_names_t branch; /* up: the child's branch as we know it; down: ours */
     uint64_t applied, refused;
     s_set_t got;
 } s_papply_t;
@@ -270,6 +271,13 @@ static int s_papply_txn(store_txn_t *t, void *ctx)
             return HS_EMALF;
         if (a->got.n < R_PUSH_MAX_OBJECTS)
             a->got.g[a->got.n++] = wo.o.guid;
+        /* the same scope checks as a run: a rule carrying just this class */
+        rules_rule_t one = {.ru_nprefix = 1, .ru_dirs = a->dir, .ru_enabled = true};
+        snprintf(one.ru_prefix[0], sizeof(one.ru_prefix[0]), "%s", wo.o.cls);
+        if (!repl_recv_allowed(t, &one, a->dir, &a->branch, &wo.o)) {
+            a->refused++;
+            continue;
+        }
         int outcome;
         int err = rules_apply(t, a->dir, 0, &wo.o, &outcome);
         if (rules_refused(err)) {
@@ -305,6 +313,7 @@ static void s_on_push(repl_t *r, const char *peer, const void *buf, size_t len)
     else if (!dir || (emergency && dir != RULES_DOWN))
         why = "pushes of that kind do not come from that side";
     s_papply_t a = {.objs = rd.mpr_p + rd.mpr_pos, .len = len - rd.mpr_pos, .n = n, .dir = dir};
+    a.branch = repl_branch(r, dir == RULES_UP ? peer : NULL);
     int err = why ? HS_EPROTO : store_write(r->store, s_papply_txn, &a);
     if (err && !why)
         why = hs_strerror(err);

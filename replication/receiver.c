@@ -142,6 +142,23 @@ static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
     s_free(r, rv);
 }
 
+bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
+                       const rules_names_t *branch, const store_obj_t *o)
+{
+    /* Only what the sender is responsible for may arrive: up, objects owned
+     * in the sender's branch; down, nothing owned in ours ... */
+    if (!rules_recv_scope(rule, dir, o, branch))
+        return false;
+    /* ... and only over a local object that is the sender's too: a guid of
+     * something else (our own policy, another branch's computer) is refused,
+     * whatever the incoming copy claims to be. */
+    store_obj_t cur;
+    if (store_get(t, &o->guid, &cur) != HS_OK || (cur.flags & STORE_OBJ_TOMBSTONE))
+        return true;
+    const rules_family_t *fi = rules_family_of(o->cls), *fc = rules_family_of(cur.cls);
+    return fi == fc && rules_recv_scope(rule, dir, &cur, branch);
+}
+
 /* Whose objects this run may bring: up, the sender's declared branch; down,
  * everything but our own branch. */
 static rules_names_t s_recv_branch(repl_t *r, const r_recv_t *rv)
@@ -565,9 +582,7 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
             return HS_EMALF;
         if (a->rv->mode == REPL_RECONCILE)
             a->guids[a->nguids++] = wo.o.guid;
-        /* Only what the sender is responsible for may arrive: up, objects
-         * owned in the sender's branch; down, nothing owned in ours. */
-        if (!rules_recv_scope(&a->rv->rule, a->rv->dir, &wo.o, &a->branch)) {
+        if (!repl_recv_allowed(t, &a->rv->rule, a->rv->dir, &a->branch, &wo.o)) {
             a->refused++;
             continue;
         }

@@ -78,6 +78,7 @@ struct store {
     MDB_dbi dbi[S_NDB];
     size_t map_size;
     size_t map_max;
+    unsigned open_txns; /* LMDB may only remap with none open in the process */
     char *dir;
     char name[STORE_NAME_MAX + 1];
 };
@@ -680,7 +681,7 @@ int store_open(const char *dir, unsigned flags, store_t **out)
         return HS_ENOMEM;
     }
     s->dir = strdup(dir);
-    s->map_size = s_env_size("HSYNC_MAP_SIZE", (size_t)8 << 30);
+    s->map_size = s_env_size("HSYNC_MAP_SIZE", (size_t)64 << 30);
     s->map_max = s_env_size("HSYNC_MAP_MAX", (size_t)1 << 40);
     if (s->map_max < s->map_size)
         s->map_max = s->map_size;
@@ -718,7 +719,10 @@ const char *store_node_name(const store_t *s)
 
 int store_grow(store_t *s)
 {
-    if (s->map_size >= s->map_max)
+    /* Remapping under an open transaction (a long snapshot of a complete
+     * run, say) would pull its pages away: refuse; the write fails as full
+     * and is retried once the snapshot is gone. */
+    if (s->map_size >= s->map_max || s->open_txns)
         return HS_EMAPFULL;
     size_t next = s->map_size * 2;
     if (next > s->map_max || next < s->map_size)
@@ -742,7 +746,7 @@ int store_txn_begin(store_t *s, bool write, store_txn_t **out)
     t->s = s;
     t->write = write;
     int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
-    if (rc == MDB_MAP_RESIZED) { /* another process grew the map */
+    if (rc == MDB_MAP_RESIZED && s->open_txns == 0) { /* another process grew the map */
         mdb_env_set_mapsize(s->env, 0);
         MDB_envinfo info;
         mdb_env_info(s->env, &info);
@@ -751,8 +755,9 @@ int store_txn_begin(store_t *s, bool write, store_txn_t **out)
     }
     if (rc) {
         free(t);
-        return s_mdb_err(rc);
+        return rc == MDB_MAP_RESIZED ? HS_EAGAIN : s_mdb_err(rc);
     }
+    s->open_txns++;
     *out = t;
     return HS_OK;
 }
@@ -795,6 +800,7 @@ int store_txn_commit(store_txn_t **tp)
         err = s_mdb_err(mdb_put(t->txn, t->s->dbi[S_FIXED + STORE_T_META], &k, &d, 0));
     }
     s_cursors_close(t);
+    t->s->open_txns--;
     if (err) {
         mdb_txn_abort(t->txn);
         free(t);
@@ -810,6 +816,7 @@ void store_txn_abort(store_txn_t **tp)
     if (!tp || !*tp)
         return;
     s_cursors_close(*tp);
+    (*tp)->s->open_txns--;
     mdb_txn_abort((*tp)->txn);
     free(*tp);
     *tp = NULL;

@@ -63,7 +63,7 @@ typedef struct store_obj {
 
 /*
  * Open the store of node folder dir. The map starts at HSYNC_MAP_SIZE bytes
- * (environment; default 8 GiB of address space) and grows by doubling when full, up to
+ * (environment; default 64 GiB of address space) and grows by doubling when full, up to
  * HSYNC_MAP_MAX (default 1 TiB of address space; disk use follows the data).
  * Returns HS_OK and an owned *out, HS_ENOTNODE if dir holds no store and
  * STORE_OPEN_CREATE is not set, HS_ENOENT if dir does not exist, or HS_ESTORE.
@@ -97,8 +97,10 @@ typedef int (*store_txn_fn)(store_txn_t *t, void *ctx);
 int store_write(store_t *s, store_txn_fn fn, void *ctx);
 int store_read(store_t *s, store_txn_fn fn, void *ctx);
 
-/* Grow the map (double it, up to HSYNC_MAP_MAX). No transaction of this
- * process may be open. HS_EMAPFULL when at the limit. */
+/* Grow the map (double it, up to HSYNC_MAP_MAX). HS_EMAPFULL when at the
+ * limit or while another transaction of this process is open (LMDB cannot
+ * remap under it). store_txn_begin answers HS_EAGAIN when another process
+ * grew the map while this one has transactions open: retry after they end. */
 int store_grow(store_t *s);
 
 /* ---- objects ---------------------------------------------------------- */
