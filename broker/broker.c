@@ -1568,11 +1568,15 @@ static int s_start(broker_t *b)
                     .io_log = s_io_log};
     b->repl = repl_new(b->store, &io);
     b->zctx = zmq_ctx_new();
+    if (b->zctx) /* shutdown never waits on unsent messages (linger 0 everywhere) */
+        zmq_ctx_set(b->zctx, ZMQ_BLOCKY, 0);
     b->base = event_base_new();
     if (!b->repl || !b->zctx || !b->base)
         return HS_ENOMEM;
     int linger = 0, one = 1;
     b->zap = zmq_socket(b->zctx, ZMQ_REP);
+    if (b->zap)
+        zmq_setsockopt(b->zap, ZMQ_LINGER, &linger, sizeof(linger));
     if (!b->zap || zmq_bind(b->zap, "inproc://zeromq.zap.01"))
         return HS_ETRANSPORT;
     b->router = zmq_socket(b->zctx, ZMQ_ROUTER);

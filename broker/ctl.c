@@ -69,11 +69,16 @@ int broker_ctl_call(const char *dir, const json_t *req, int timeout_ms, json_t *
             goto out;
         }
         zmq_pollitem_t pi = {sock, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&pi, 1, left);
+        int rc = zmq_poll(&pi, 1, left < 1000 ? left : 1000);
         if (rc < 0)
             goto out;
-        if (rc == 0)
+        if (rc == 0) {
+            if (!broker_ctl_running(dir)) { /* it stopped (or crashed) meanwhile */
+                err = HS_ENOBROKER;
+                goto out;
+            }
             continue;
+        }
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, sock, 0) < 0) {

@@ -671,9 +671,10 @@ static void s_on_leaves(repl_t *r, const char *peer, const repl_msg_t *m)
         if (n && (!run->leaves || !run->seen)) {
             err = HS_ENOMEM;
         } else {
-            if (n)
+            if (n) {
                 memcpy(run->leaves, m->m_bin, n * 48);
-            qsort(run->leaves, n, 48, s_leaf_sort);
+                qsort(run->leaves, n, 48, s_leaf_sort);
+            }
             run->nleaves = n;
             run->leaves_mode = true;
         }

@@ -112,6 +112,7 @@ hr_gone() { ! kill -0 "${HR_PID[$1]}" 2>/dev/null; }
 hr_stop() {
     kill -TERM "${HR_PID[$1]}" 2>/dev/null
     wait_for 10 hr_gone "$1"
+    hr_gone "$1" || kill -KILL "${HR_PID[$1]}" 2>/dev/null # never hang the suite
     wait "${HR_PID[$1]}" 2>/dev/null
     unset "HR_PID[$1]"
 }

@@ -112,6 +112,7 @@ hb_gone() { ! kill -0 "${HB_PID[$1]}" 2>/dev/null; }
 hb_stop() {
     kill -TERM "${HB_PID[$1]}" 2>/dev/null
     wait_for 10 hb_gone "$1"
+    hb_gone "$1" || kill -KILL "${HB_PID[$1]}" 2>/dev/null # never hang the suite
     wait "${HB_PID[$1]}" 2>/dev/null
     unset "HB_PID[$1]"
 }
