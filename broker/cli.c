@@ -127,12 +127,16 @@ static const broker_cli_cmd_t s_commands[] = {
      "    --owner NODE     only objects owned by NODE\n"
      "    --scan           recompute by reading every object (cross-check, O(objects))\n"
      "    --json           {\"count\":N, \"digest\":\"hex\"}\n"},
-    {"status", broker_cli_status, "node identity, object counts, change log",
+    {"status", broker_cli_status, "node, links and replication state at a glance",
      "hsync status -d DIR [--json]",
      "DESCRIPTION\n"
      "    Show the node's name, listen and http addresses, live object counts per class\n"
      "    family, the change-log head (highest sequence number) and the store's size on\n"
-     "    disk. Links and rules are shown once the broker runs ('hsync serve').\n"
+     "    disk. Then every link (parent, children): state, health, last seen, key\n"
+     "    fingerprint and the subtree each child reports; and one row per peer and\n"
+     "    rule, problems first: direction, whether it runs, last run (when, mode,\n"
+     "    result), next run, backlog (changes in scope not yet acknowledged) and the\n"
+     "    last error. Without a running broker, links are shown as recorded.\n"
      "\n"
      "OPTIONS\n"
      "    --json   one JSON object\n"},
@@ -313,11 +317,12 @@ static void s_help_main(FILE *f)
                "DESCRIPTION\n"
                "    hsync keeps a node's replicated data (objects: guid, class, body) in an\n"
                "    LMDB store inside the node folder DIR and replicates it with the node's\n"
-               "    parent, children and standalone destinations.\n"
+               "    parent and children: on schedules, at once for urgent changes, encrypted\n"
+               "    and authenticated, resuming where a cut-off run stopped.\n"
                "\n"
                "COMMANDS\n");
     for (size_t i = 0; i < S_NCOMMANDS; i++)
-        fprintf(f, "    %-10s %s\n", s_commands[i].name, s_commands[i].summary);
+        fprintf(f, "    %-14s %s\n", s_commands[i].name, s_commands[i].summary);
     fprintf(f, "\n"
                "COMMON OPTIONS\n"
                "    -d, --dir DIR   the node folder (default: $HSYNC_DIR)\n"
@@ -327,9 +332,14 @@ static void s_help_main(FILE *f)
                "ENVIRONMENT\n"
                "    HSYNC_DIR        node folder when -d is not given\n"
                "    HSYNC_MAP_SIZE   initial size of the store's memory map in bytes\n"
-               "                     (default 268435456 = 256 MiB); it doubles when full\n"
+               "                     (default 64 GiB of address space); it doubles when full\n"
                "    HSYNC_MAP_MAX    largest map size in bytes (default 1 TiB of address\n"
                "                     space; disk use follows the data)\n"
+               "    HSYNC_TOMBSTONE_LIFETIME  (serve) how long deletes are kept for peers\n"
+               "                     that are away: 30d by default; peers away longer are\n"
+               "                     reconciled\n"
+               "    HSYNC_DEGRADED_AFTER, HSYNC_FAILED_AFTER  (serve) consecutive failed runs\n"
+               "                     after which a link is degraded (3) or failed (10)\n"
                "\n"
                "EXIT STATUS\n"
                "    0   success\n"
