@@ -831,6 +831,14 @@ int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry
     return HS_OK;
 }
 
+static void s_send_request(repl_t *r, r_req_t *q)
+{
+    repl_msg_t m = {.m_type = REPL_REQUEST, .m_mode = q->mode};
+    snprintf(m.m_rule, sizeof(m.m_rule), "%s", q->rule);
+    snprintf(m.m_token, sizeof(m.m_token), "%s", q->token);
+    q->sent = repl_send_msg(r, q->peer, &m) == HS_OK;
+}
+
 int repl_request(repl_t *r, const char *peer, const char *rule, int mode, uint64_t req)
 {
     if (repl_dir_from(r, peer) == 0)
@@ -843,16 +851,10 @@ int repl_request(repl_t *r, const char *peer, const char *rule, int mode, uint64
     snprintf(q->token, sizeof(q->token), "q%llu", (unsigned long long)++r->next_id);
     q->req = req;
     q->deadline_ms = repl_now_ms() + 3600u * 1000u;
-    repl_msg_t m = {.m_type = REPL_REQUEST, .m_mode = mode};
-    snprintf(m.m_rule, sizeof(m.m_rule), "%s", rule);
-    snprintf(m.m_token, sizeof(m.m_token), "%s", q->token);
-    int err = repl_send_msg(r, peer, &m);
-    if (err) {
-        free(q);
-        return err;
-    }
+    q->mode = mode;
     q->next = r->reqs;
     r->reqs = q;
+    s_send_request(r, q); /* or at the next tick, if the link does not take it now */
     return HS_OK;
 }
 
@@ -1073,11 +1075,18 @@ static void s_start_queued(repl_t *r)
         again = 0;
         for (r_run_t *run = r->runs; run; run = run->next) {
             if (run->state != R_QUEUED || s_run_find_peer(r, run->peer, true) ||
-                !r->io.io_peer_up(r->io.io_ctx, run->peer))
+                run->not_before > repl_now_ms() || !r->io.io_peer_up(r->io.io_ctx, run->peer))
                 continue;
             int err = s_open(r, run);
-            if (err)
+            if (err == HS_ETRANSPORT) {
+                /* the link is up but does not take frames yet (the peer is
+                 * reconnecting): stay queued and try again shortly */
+                store_txn_abort(&run->snap);
+                run->state = R_QUEUED;
+                run->not_before = repl_now_ms() + 500;
+            } else if (err) {
                 s_run_finish(r, run, false, hs_strerror(err));
+            }
             again = 1; /* the list changed: look again from the start */
             break;
         }
@@ -1163,6 +1172,9 @@ void repl_tick(repl_t *r)
             s_run_finish(r, run, false, "the peer did not confirm the end of the run");
     }
     r->starting = was;
+    for (r_req_t *q = r->reqs; q; q = q->next)
+        if (!q->sent && r->io.io_peer_up(r->io.io_ctx, q->peer))
+            s_send_request(r, q);
     for (r_req_t **p = &r->reqs; *p;) {
         if ((*p)->deadline_ms < now) {
             r_req_t *q = *p;

@@ -46,7 +46,8 @@ typedef struct r_run {
     uint64_t next_no;
     uint64_t sent, applied, skipped, deleted, bytes;
     uint64_t started_ms, last_ack_ms, end_sent_ms;
-    uint64_t total; /* objects in scope, for progress (estimate) */
+    uint64_t total;      /* objects in scope, for progress (estimate) */
+    uint64_t not_before; /* queued: the link did not take OPEN; try again then */
     /* reconcile */
     uint32_t vfirst, vcount; /* bucket window (verification); 0,4096 = all */
     repl_bucket_set_t plan;  /* buckets whose objects are sent */
@@ -94,6 +95,8 @@ typedef struct r_req {
     char token[REPL_TOKEN_MAX];
     uint64_t req;
     uint64_t deadline_ms;
+    int mode;
+    bool sent; /* false: the link did not take it yet; the tick sends it */
 } r_req_t;
 
 /* An event sent to a peer and not yet acknowledged (memory only: the

@@ -32,7 +32,7 @@ test_quick_restart() {
     wait_for 10 hr_state_is c p up
     # Resume now: sync on the sender, bounded so a stall shows as a failure.
     expect_exit 0 hs sync -d "$(hr_dir c)" --rule resources --timeout 15 --json
-    assert_eq "true" "$(json_get "$HS_OUT" 'j["all_ok"]')" "sync after a quick restart"
+    assert_eq "true" "$(json_get "$HS_OUT" 'j["all_ok"]')" "sync after a quick restart (failed runs: $(json_get "$HS_OUT" '[(r.get("rule"), r.get("direction"), r.get("role"), r.get("error")) for r in j["runs"] if not r["ok"]]'))"
     assert_contains "$(hr_run why p resources up sent)" "resum" "the run resumes"
     # Whatever the path, it converges without duplicates.
     wait_for 40 hr_count_is "$N" p resource. c
