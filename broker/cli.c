@@ -12,6 +12,7 @@
 #include "store/hs_error.h"
 
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -637,4 +638,15 @@ int broker_cli_main(int argc, char **argv)
     if (fflush(stdout) != 0 && rc == BROKER_CLI_OK)
         rc = broker_cli_fail(&c, "cannot write the output: %s", strerror(errno));
     return rc;
+}
+
+int broker_cli_number(const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno || v < min || v > max)
+        return HS_EINVAL;
+    *out = v;
+    return HS_OK;
 }

@@ -107,6 +107,10 @@ int broker_cli_open(broker_cli_t *c, store_t **s);
  * At most max bytes; prints the reason and returns BROKER_CLI_FAIL on error. */
 int broker_cli_slurp(broker_cli_t *c, const char *path, size_t max, char **out, size_t *len);
 
+/* A whole decimal number in [min, max] (an option's value). HS_OK or
+ * HS_EINVAL (the caller says which option and range). */
+int broker_cli_number(const char *s, long long min, long long max, long long *out);
+
 /* ms since the epoch -> "2025-01-31T12:34:56.789Z" (out: 32 bytes). */
 void broker_cli_time_format(uint64_t ms, char out[32]);
 /* The reverse; also accepts no fraction. HS_OK or HS_EINVAL. */

@@ -63,9 +63,8 @@ int broker_cli_events(broker_cli_t *c, int argc, char **argv)
         if (o == BROKER_CLI_STOP)
             return c->cli_status;
         if (o == 'l') {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v <= 0)
+            long long v;
+            if (broker_cli_number(optarg, 1, 1000000000, &v))
                 return broker_cli_usage(c, "--limit takes a positive number");
             limit = (size_t)v;
         }

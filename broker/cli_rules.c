@@ -126,9 +126,8 @@ int broker_cli_rule(broker_cli_t *c, int argc, char **argv)
             return broker_cli_fail(
                 c, "--complete-every takes a duration such as 1d or 30d, not '%s'", optarg);
         if (o == 'v') {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 100)
+            long long v;
+            if (broker_cli_number(optarg, 0, 100, &v))
                 return broker_cli_fail(c, "--verify takes a percentage from 0 to 100");
             e.verify = (int)v;
         }

@@ -101,10 +101,10 @@ int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
                 return broker_cli_usage(c, "--direction takes up or down");
             direction = optarg;
         } else if (o == 't') {
-            char *end;
-            timeout = strtol(optarg, &end, 10);
-            if (*end || timeout <= 0 || timeout > 86400)
+            long long v;
+            if (broker_cli_number(optarg, 1, 86400, &v))
                 return broker_cli_usage(c, "--timeout takes seconds, 1 to 86400");
+            timeout = (long)v;
         }
     }
     if (optind != argc)
@@ -206,9 +206,8 @@ int broker_cli_history(broker_cli_t *c, int argc, char **argv)
         if (o == BROKER_CLI_STOP)
             return c->cli_status;
         if (o == 'l') {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v <= 0)
+            long long v;
+            if (broker_cli_number(optarg, 1, 1000000000, &v))
                 return broker_cli_usage(c, "--limit takes a positive number");
             max = (size_t)v;
         }

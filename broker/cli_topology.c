@@ -60,11 +60,10 @@ int broker_cli_invite(broker_cli_t *c, int argc, char **argv)
         if (o == BROKER_CLI_STOP)
             return c->cli_status;
         if (o == 't') {
-            char *end;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (*end || v == 0 || v > 30ull * 86400)
+            long long v;
+            if (broker_cli_number(optarg, 1, 30ll * 86400, &v))
                 return broker_cli_usage(c, "--ttl takes seconds, 1 to 2592000");
-            in.ttl = v;
+            in.ttl = (uint64_t)v;
         }
     }
     if (optind != argc)

@@ -46,6 +46,15 @@ void repl_log(repl_t *r, int level, const char *peer, const char *event, const c
     r->io.io_log(r->io.io_ctx, level, peer, event, msg);
 }
 
+void repl_summary_names(repl_summary_t *su, const char *peer, const char *rule, const char *why,
+                        const char *error)
+{
+    snprintf(su->su_peer, sizeof(su->su_peer), "%s", peer ? peer : "");
+    snprintf(su->su_rule, sizeof(su->su_rule), "%s", rule ? rule : "");
+    snprintf(su->su_why, sizeof(su->su_why), "%s", why ? why : "");
+    snprintf(su->su_error, sizeof(su->su_error), "%s", error ? error : "");
+}
+
 int repl_send_msg(repl_t *r, const char *peer, const repl_msg_t *m)
 {
     store_mpw_reset(&r->w);
@@ -214,10 +223,7 @@ static void s_run_finish(repl_t *r, r_run_t *run, bool ok, const char *error)
                              .su_bytes = run->bytes,
                              .su_ms = f.now - run->started_ms,
                              .su_ok = ok};
-        snprintf(su.su_peer, sizeof(su.su_peer), "%s", run->peer);
-        snprintf(su.su_rule, sizeof(su.su_rule), "%s", run->rule.ru_name);
-        snprintf(su.su_why, sizeof(su.su_why), "%s", run->why);
-        snprintf(su.su_error, sizeof(su.su_error), "%s", ok ? "" : f.error);
+        repl_summary_names(&su, run->peer, run->rule.ru_name, run->why, ok ? "" : f.error);
         r->io.io_run_done(r->io.io_ctx, &su);
     }
     s_run_free(r, run);
@@ -815,9 +821,7 @@ int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry
                              .su_ok = true,
                              .su_dry_run = true,
                              .su_estimate_bytes = bytes};
-        snprintf(su.su_peer, sizeof(su.su_peer), "%s", peer);
-        snprintf(su.su_rule, sizeof(su.su_rule), "%s", rule);
-        snprintf(su.su_why, sizeof(su.su_why), "%s", why);
+        repl_summary_names(&su, peer, rule, why, NULL);
         r->io.io_run_done(r->io.io_ctx, &su);
         return HS_OK;
     }

@@ -133,6 +133,9 @@ struct repl {
     store_mpw_t objs; /* batch objects scratch */
 };
 
+/* Fill the names of a summary (each may be NULL = ""). */
+void repl_summary_names(repl_summary_t *su, const char *peer, const char *rule, const char *why,
+                        const char *error);
 void repl_log(repl_t *r, int level, const char *peer, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 int repl_send_msg(repl_t *r, const char *peer, const repl_msg_t *m);

@@ -149,14 +149,13 @@ static void s_push_done(repl_t *r, r_push_t *p, bool ok, uint64_t applied, uint6
                              .su_bytes = p->bytes,
                              .su_ms = repl_now_ms() - p->started_ms,
                              .su_ok = ok};
-        snprintf(su.su_peer, sizeof(su.su_peer), "%s", p->peer);
-        snprintf(su.su_rule, sizeof(su.su_rule), "%s", p->emergency ? "emergency" : "now");
+        repl_summary_names(&su, p->peer, p->emergency ? "emergency" : "now", NULL, error);
         if (p->emergency)
             snprintf(su.su_why, sizeof(su.su_why), "applied there; passed on to %llu child%s",
                      (unsigned long long)forwarded, forwarded == 1 ? "" : "ren");
         else
             snprintf(su.su_why, sizeof(su.su_why), "applied there");
-        snprintf(su.su_error, sizeof(su.su_error), "%s", error ? error : "");
+
         r->io.io_run_done(r->io.io_ctx, &su);
     }
     free(p);

@@ -133,10 +133,7 @@ static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
                              .su_bytes = rv->bytes,
                              .su_ms = f.now - rv->started_ms,
                              .su_ok = ok};
-        snprintf(su.su_peer, sizeof(su.su_peer), "%s", rv->peer);
-        snprintf(su.su_rule, sizeof(su.su_rule), "%s", rv->rule.ru_name);
-        snprintf(su.su_why, sizeof(su.su_why), "%s", rv->why);
-        snprintf(su.su_error, sizeof(su.su_error), "%s", ok ? "" : f.error);
+        repl_summary_names(&su, rv->peer, rv->rule.ru_name, rv->why, ok ? "" : f.error);
         r->io.io_run_done(r->io.io_ctx, &su);
     }
     s_free(r, rv);
@@ -727,9 +724,7 @@ void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m)
         *p = q->next;
         if (r->io.io_run_done) {
             repl_summary_t su = {.su_req = q->req, .su_role = "received", .su_ok = false};
-            snprintf(su.su_peer, sizeof(su.su_peer), "%s", peer);
-            snprintf(su.su_rule, sizeof(su.su_rule), "%s", q->rule);
-            snprintf(su.su_error, sizeof(su.su_error), "%s", m->m_why);
+            repl_summary_names(&su, peer, q->rule, NULL, m->m_why);
             r->io.io_run_done(r->io.io_ctx, &su);
         }
         free(q);
@@ -753,9 +748,7 @@ void repl_recv_drop_peer(repl_t *r, const char *peer)
         *p = q->next;
         if (r->io.io_run_done) {
             repl_summary_t su = {.su_req = q->req, .su_role = "received", .su_ok = false};
-            snprintf(su.su_peer, sizeof(su.su_peer), "%s", peer);
-            snprintf(su.su_rule, sizeof(su.su_rule), "%s", q->rule);
-            snprintf(su.su_error, sizeof(su.su_error), "the link went down");
+            repl_summary_names(&su, peer, q->rule, NULL, "the link went down");
             r->io.io_run_done(r->io.io_ctx, &su);
         }
         free(q);
