@@ -21,6 +21,17 @@ static bool s_resource_sendable(const store_obj_t *o, unsigned dir)
     return !(dir == RULES_UP && (o->flags & STORE_OBJ_IMPORTED));
 }
 
+/* system.*: HEP settings travel down (with what they unlock), agent trust
+ * summaries travel up, agent registration requests stay where they are. */
+static bool s_system_sendable(const store_obj_t *o, unsigned dir)
+{
+    if (!strncmp(o->cls, "system.hep", 10))
+        return dir == RULES_DOWN;
+    if (!strncmp(o->cls, "system.trust", 12))
+        return dir == RULES_UP;
+    return false;
+}
+
 static const rules_family_t s_families[] = {
     {"item", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, s_item_sendable, NULL},
     {"security", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, NULL, NULL},
@@ -29,6 +40,8 @@ static const rules_family_t s_families[] = {
      NULL},
     {"package", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, NULL, NULL},
     {"event", RULES_DOWN | RULES_UP, RULES_KEY_ORIGIN, RULES_BY_SEQ, NULL, NULL},
+    {"assoc", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, NULL, NULL},
+    {"system", RULES_DOWN | RULES_UP, RULES_KEY_ORIGIN, RULES_BY_HASH, s_system_sendable, NULL},
 };
 
 const rules_family_t *rules_family_of(const char *cls)
@@ -59,6 +72,8 @@ static const s_default_t s_defaults[] = {
     {"resources", {"resource.", "dataclass."}, RULES_DOWN | RULES_UP, true, false},
     {"packages", {"package", NULL}, RULES_DOWN, true, false},
     {"events", {"event.", NULL}, RULES_DOWN | RULES_UP, false, false},
+    {"associations", {"assoc.", NULL}, RULES_DOWN, true, false},
+    {"system", {"system.", NULL}, RULES_DOWN | RULES_UP, true, false},
 };
 
 static size_t s_key(char *k, size_t cap, const char *name)
@@ -183,13 +198,15 @@ int rules_each(store_txn_t *t, rules_cb cb, void *ctx)
 
 int rules_ensure_defaults(store_txn_t *t)
 {
-    s_each_t e = {NULL, NULL, 0};
-    int err = store_kv_scan(t, STORE_T_RULES, "h/", 2, s_each_one, &e);
-    if (err || e.n)
-        return err;
     for (size_t i = 0; i < sizeof(s_defaults) / sizeof(s_defaults[0]); i++) {
         const s_default_t *d = &s_defaults[i];
         rules_rule_t r;
+        int err = rules_get(t, d->name, &r);
+        if (err != HS_ENOTFOUND) {
+            if (err && err != HS_EMALF)
+                return err;
+            continue; /* kept as the admin left it */
+        }
         memset(&r, 0, sizeof(r));
         snprintf(r.ru_name, sizeof(r.ru_name), "%s", d->name);
         for (size_t j = 0; j < 2 && d->prefixes[j]; j++)

@@ -23,6 +23,11 @@
  *   resources  resource. dataclass.  up+down  last change    on
  *   packages   package               down     content hash   on
  *   events     event.                up+down  sequence       off
+ *   associations assoc.             down     content hash   on
+ *   system     system.               up+down  content hash   on
+ *
+ * A default rule missing from an older store is added at start-up; rules
+ * already there are left as the admin set them.
  *
  * Scope. For a run from node S to adjacent node D in direction dir, with
  * MINE = {S} + S's subtree (what S owns in its branch):

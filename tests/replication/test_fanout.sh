@@ -119,7 +119,7 @@ test_status_shows_pairs() {
     local st=$HS_OUT want="" c r
     assert_json "$st" "status --json"
     for c in $KIDS; do
-        for r in events items packages resources security; do
+        for r in associations events items packages resources security system; do
             want="$want $c/$r"
         done
     done
