@@ -2,6 +2,7 @@
 
 #include "store/hs_error.h"
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <string.h>
 #include <time.h>
@@ -100,4 +101,23 @@ bool store_guid_is_zero(const store_guid_t *g)
         if (g->b[i])
             return false;
     return true;
+}
+
+int store_guid_derive(const char *ns, const char *name, store_guid_t *out)
+{
+    static const char tag[] = "hsync-guid-1";
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(c, tag, sizeof(tag)) &&
+             EVP_DigestUpdate(c, ns, strlen(ns) + 1) &&
+             EVP_DigestUpdate(c, name, strlen(name)) && EVP_DigestFinal_ex(c, md, &mdlen);
+    EVP_MD_CTX_free(c);
+    if (!ok || mdlen < 16)
+        return HS_ECRYPTO;
+    memcpy(out->b, md, 16);
+    out->b[6] = (uint8_t)((out->b[6] & 0x0f) | 0x80); /* version 8 */
+    out->b[8] = (uint8_t)((out->b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    return HS_OK;
 }

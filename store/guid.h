@@ -28,6 +28,13 @@ int store_guid_parse(const char *s, store_guid_t *out);
 /* Write the 36-character lowercase form plus NUL into out (37 bytes). */
 void store_guid_format(const store_guid_t *g, char out[STORE_GUID_STRLEN + 1]);
 
+/* A name-based guid (UUIDv8 layout): the first 16 bytes of SHA-256 of
+ * "hsync-guid-1" NUL ns NUL name, with version 8 and variant bits set. The
+ * same (ns, name) gives the same guid on every node, so records that exist
+ * once per node or per target (trust summaries, HEP settings) need no
+ * lookup table. HS_OK or HS_ECRYPTO. */
+int store_guid_derive(const char *ns, const char *name, store_guid_t *out);
+
 bool store_guid_is_zero(const store_guid_t *g);
 
 /* Lowercase hex of len bytes into out (2*len+1 bytes). */
