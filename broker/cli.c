@@ -45,7 +45,7 @@ static const broker_cli_cmd_t s_commands[] = {
      "\n"
      "OPTIONS\n"
      "    --class CLASS      dotted lowercase class of a known family: item.*, security.*,\n"
-     "                       resource.*, dataclass.*, package, event.*, system.*\n"
+     "                       resource.*, dataclass.*, package, event.*, system.*, assoc.*\n"
      "    --guid GUID        replace (or create) this object; default: a new guid\n"
      "    --key NAME=VALUE   a resource key (resource.* only); repeatable\n"
      "    --imported         source 'imported' (AD import, data connector), not 'managed'\n"
@@ -201,6 +201,8 @@ static const broker_cli_cmd_t s_commands[] = {
      "        resources  resource.* dataclass.* up+down differential by last change\n"
      "        packages   package               down     differential by content hash\n"
      "        events     event.*               up+down  (disabled)\n"
+     "        associations assoc.*             down     differential by content hash\n"
+     "        system     system.*              HEP settings down, agent trust summaries up\n"
      "    each differential daily and complete monthly. item.server_job never\n"
      "    replicates; imported resources never go up. A disabled rule moves nothing and\n"
      "    keeps its settings and watermarks; enable brings it back as it was. Changes\n"
@@ -259,6 +261,32 @@ static const broker_cli_cmd_t s_commands[] = {
      "    names by guid) down to every child at once; each child applies it and passes\n"
      "    it on to its own children before acknowledging, so it reaches every\n"
      "    descendant hop by hop. Prints each child's acknowledgement.\n"},
+    {"hep", broker_cli_hep, "hierarchy editable properties: what a child may change",
+     "hsync hep set -d DIR (GUID|CLASS) PROPERTY editable|locked [--json]\n"
+     "       hsync hep ls -d DIR [--json]",
+     "DESCRIPTION\n"
+     "    Items, security records and packages replicate down, and the copy from above\n"
+     "    overwrites the child's: every property is locked below. 'hep set' on the node\n"
+     "    where data is managed marks one top-level body PROPERTY of one object (GUID)\n"
+     "    or of a whole CLASS editable (or locked again) on every node below. A setting\n"
+     "    for a guid overrides one for its class. The setting is a system.hep record that\n"
+     "    travels down with rule 'system' at its next run.\n"
+     "\n"
+     "    Below, 'hsync put' of a replicated object that changes a locked property, and\n"
+     "    'hsync rm' of one, are refused with the property and the node to ask. An edit\n"
+     "    of editable properties is kept: later differential and complete runs bring\n"
+     "    every other property from above and leave the edited ones as they are\n"
+     "    ('hsync get' lists them as edited here). When the property is locked again,\n"
+     "    the next copy from above replaces the local value.\n"
+     "\n"
+     "    Primary-user associations (assoc.*) are never editable below.\n"
+     "\n"
+     "    ls lists the settings known here: set on this node and received from above.\n"
+     "\n"
+     "EXAMPLES\n"
+     "    hsync hep set -d parent 0190c2d4-7a1e-7c3b-9f1a-2b3c4d5e6f70 enabled editable\n"
+     "    hsync hep set -d parent item.policy schedule editable\n"
+     "    hsync hep ls -d child1\n"},
     {"events", broker_cli_events, "hierarchy events raised and received, with delivery state",
      "hsync events -d DIR [--limit N] [--json]",
      "DESCRIPTION\n"
@@ -391,7 +419,7 @@ const char *broker_cli_why(int err)
     switch (err) {
     case HS_ECLASS:
         return "unknown or invalid class (use a dotted lowercase name of a known family: "
-               "item.*, security.*, resource.*, dataclass.*, package, event.*, system.*)";
+               "item.*, security.*, resource.*, dataclass.*, package, event.*, system.*, assoc.*)";
     case HS_EGUID:
         return "not a guid (expected 8-4-4-4-12 hex digits, "
                "e.g. 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b)";

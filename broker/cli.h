@@ -159,6 +159,7 @@ void broker_cli_repl_print(json_t *pairs);
 
 /* Hierarchy events (broker/cli_events.c). */
 int broker_cli_events(broker_cli_t *c, int argc, char **argv);
+int broker_cli_hep(broker_cli_t *c, int argc, char **argv);
 int broker_cli_event(broker_cli_t *c, int argc, char **argv);
 
 /* Links for status/show: from the running broker, else as recorded (state

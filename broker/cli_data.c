@@ -8,6 +8,7 @@
 #include "broker/cli.h"
 #include "broker/ctl.h"
 #include "replication/local.h"
+#include "rules/hep.h"
 #include "rules/rules.h"
 #include "store/epoch.h"
 #include "topology/identity.h"
@@ -458,7 +459,7 @@ int broker_cli_put(broker_cli_t *c, int argc, char **argv)
         goto out;
     err = store_write(s, s_put_fn, &p);
     if (err) {
-        rc = broker_cli_fail(c, "%s", broker_cli_why(err));
+        rc = broker_cli_fail(c, "%s", p.res.lr_why[0] ? p.res.lr_why : broker_cli_why(err));
         goto out;
     }
     broker_ctl_poke(c->cli_dir); /* events raised by the write go out now */
@@ -504,7 +505,12 @@ static int s_get_fn(store_txn_t *t, void *ctx)
     json_decref(g->j);
     g->j = NULL;
     int err = store_get(t, &g->guid, &o);
-    return err ? err : broker_cli_obj_json(&o, BROKER_CLI_FULL, &g->j);
+    if (!err)
+        err = broker_cli_obj_json(&o, BROKER_CLI_FULL, &g->j);
+    char edited[512];
+    if (!err && !rules_hep_overrides(t, &g->guid, edited, sizeof(edited)) && edited[0])
+        json_object_set_new(g->j, "edited_here", json_string(edited));
+    return err;
 }
 
 static const char *s_str(const json_t *j, const char *k)
@@ -533,6 +539,9 @@ static int s_get_human(broker_cli_t *c, const json_t *j)
         json_object_foreach(keys, k, v) printf(" %s=%s", k, json_string_value(v));
         printf("\n");
     }
+    if (json_is_string(json_object_get(j, "edited_here")))
+        printf("edited here (kept over copies from %s): %s\n", s_str(j, "origin"),
+               s_str(j, "edited_here"));
     if (json_is_true(json_object_get(j, "deleted"))) {
         printf("deleted:  yes\n");
         return BROKER_CLI_OK;
@@ -650,9 +659,15 @@ int broker_cli_ls(broker_cli_t *c, int argc, char **argv)
 
 /* ---- rm -------------------------------------------------------------------- */
 
+typedef struct s_rm {
+    store_guid_t guid;
+    char why[1200];
+} s_rm_t;
+
 static int s_rm_fn(store_txn_t *t, void *ctx)
 {
-    return store_delete(t, ctx, 0);
+    s_rm_t *r = ctx;
+    return repl_local_delete(t, &r->guid, r->why, sizeof(r->why)); /* HEP: managed above? */
 }
 
 int broker_cli_rm(broker_cli_t *c, int argc, char **argv)
@@ -664,20 +679,20 @@ int broker_cli_rm(broker_cli_t *c, int argc, char **argv)
             return c->cli_status;
     if ((rc = s_args(c, argc, argv, 1, "GUID")) || (rc = broker_cli_need_dir(c)))
         return rc;
-    store_guid_t g;
+    s_rm_t r = {0};
     const char *gs = argv[optind];
-    if (store_guid_parse(gs, &g))
+    if (store_guid_parse(gs, &r.guid))
         return broker_cli_fail(c, "'%s': %s", gs, broker_cli_why(HS_EGUID));
     store_t *s = NULL;
     if ((rc = broker_cli_open(c, &s)))
         return rc;
-    int err = store_write(s, s_rm_fn, &g);
+    int err = store_write(s, s_rm_fn, &r);
     store_close(&s);
     if (err == HS_ENOTFOUND)
         return broker_cli_fail(c, "no object %s in %s (never stored, or already deleted)", gs,
                                c->cli_dir);
     if (err)
-        return broker_cli_fail(c, "%s", broker_cli_why(err));
+        return broker_cli_fail(c, "%s", r.why[0] ? r.why : broker_cli_why(err));
     if (c->cli_json)
         printf("{\"guid\":\"%s\",\"deleted\":true}\n", gs);
     return BROKER_CLI_OK;

@@ -40,10 +40,17 @@ static int s_event_one(void *ctx, const repl_event_t *ev, const repl_delivery_re
     }
     char when[32];
     broker_cli_time_format(ev->ev_at_ms, when);
+    /* a decision's reason on a line of its own, for the admin who asks why */
+    json_t *reason = json_incref(json_object_get(payload, "reason"));
+    if (reason && json_is_object(payload))
+        json_object_del(payload, "reason");
     char *ptxt = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
     printf("%s  %-12s %-9s origin %-12s %s%s  %s\n", when, repl_event_kind_name(ev->ev_kind),
            ev->ev_from[0] ? "received" : "raised", ev->ev_origin, ev->ev_from[0] ? "from " : "",
            ev->ev_from, ptxt ? ptxt : "");
+    if (json_is_string(reason))
+        printf("      why: %s\n", json_string_value(reason));
+    json_decref(reason);
     for (size_t i = 0; i < ndl; i++)
         printf("      -> %-14s %s (%u attempt%s)%s%s\n", dl[i].dl_peer,
                repl_delivery_name(dl[i].dl_state), dl[i].dl_attempts,

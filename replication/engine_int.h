@@ -161,6 +161,11 @@ void repl_push_free_all(repl_t *r);
  * applied over what this node holds under its guid? */
 bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
                        const rules_names_t *branch, const store_obj_t *o);
+/* Apply o arriving in direction dir (how: 0 or RULES_APPLY_STATE) through
+ * its family handler, and raise the hierarchy event a decision asks for in
+ * the same transaction (*raised counts them). Errors as rules_apply's. */
+int repl_apply_incoming(store_txn_t *t, unsigned dir, unsigned how, store_obj_t *o, int *outcome,
+                        unsigned *raised);
 void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_plan(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_drop(repl_t *r, const char *peer, const repl_msg_t *m);

@@ -1,5 +1,6 @@
 #include "replication/events.h"
 
+#include "rules/resource.h"
 #include "topology/peers.h"
 #include "topology/wire.h"
 
@@ -280,12 +281,18 @@ static int s_effect(store_txn_t *t, const repl_event_t *ev)
     store_guid_t g;
     int err;
     switch (ev->ev_kind) {
-    case REPL_EV_MERGE: /* the merged-away guid goes; the survivor stays */
+    case REPL_EV_MERGE: { /* the same merge here: old goes into the survivor */
+        store_guid_t ng;
+        char owner[STORE_NAME_MAX + 1];
         err = s_payload_guid(ev, "old", &g);
+        if (!err)
+            err = s_payload_guid(ev, "new", &ng);
         if (err)
             return err == HS_ENOTFOUND ? HS_OK : err;
-        err = store_delete(t, &g, 0);
-        return err == HS_ENOTFOUND ? HS_OK : err;
+        if (s_payload_str(ev, "owner", owner, sizeof(owner)) != HS_OK)
+            owner[0] = '\0';
+        return rules_resource_merged(t, &g, &ng, owner);
+    }
     case REPL_EV_PURGED:
         err = s_payload_guid(ev, "guid", &g);
         if (err)

@@ -13,8 +13,8 @@
  * hop by hop; a child still learns nothing of its siblings but the events.
  *
  *   kind          travels                         effect where it arrives
- *   merge         everywhere but where it came    the merged-away guid is deleted
- *   moved         everywhere but where it came    the resource's owner changes
+ *   merge         everywhere but where it came    the same merge (rules_resource_merged)
+ *   moved         everywhere but where it came    the resource's owner becomes `to`
  *   purged        everywhere but where it came    the resource is deleted
  *   trust         up                              recorded (trust summaries)
  *   key           down                            recorded
@@ -26,6 +26,8 @@
  *                              from_peer ("" if raised here), seq, at_ms]
  *   "s" be64(seq) id(16)   -> ""               (newest last, for listing)
  *   "d" id(16) peer        -> [state, at_ms, attempts, error]  per-peer delivery
+ *   "m" old(16)            -> new(16)          where a merged-away resource went
+ *                                              (rules/resource.h)
  * STORE_T_OUTBOX:
  *   peer 0x00 be64(seq)    -> [id(16), attempts, last_sent_ms]
  */

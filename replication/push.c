@@ -254,6 +254,7 @@ typedef struct s_papply {
     unsigned dir;
     rules_names_t branch; /* up: the child's branch as we know it; down: ours */
     uint64_t applied, refused;
+    unsigned raised; /* hierarchy events the handlers' decisions raised */
     s_set_t got;
 } s_papply_t;
 
@@ -261,6 +262,7 @@ static int s_papply_txn(store_txn_t *t, void *ctx)
 {
     s_papply_t *a = ctx;
     a->applied = a->refused = 0;
+    a->raised = 0;
     a->got.n = 0;
     store_mpr_t rd;
     store_mpr_init(&rd, a->objs, a->len);
@@ -278,7 +280,7 @@ static int s_papply_txn(store_txn_t *t, void *ctx)
             continue;
         }
         int outcome;
-        int err = rules_apply(t, a->dir, 0, &wo.o, &outcome);
+        int err = repl_apply_incoming(t, a->dir, 0, &wo.o, &outcome, &a->raised);
         if (rules_refused(err)) {
             a->refused++;
             continue;
@@ -316,6 +318,8 @@ static void s_on_push(repl_t *r, const char *peer, const void *buf, size_t len)
     int err = why ? HS_EPROTO : store_write(r->store, s_papply_txn, &a);
     if (err && !why)
         why = hs_strerror(err);
+    if (!err && a.raised)
+        repl_events_pump(r);
     size_t forwarded = 0;
     if (!why && emergency) {
         /* pass it on to our children before acknowledging */

@@ -153,7 +153,31 @@ bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
     if (store_get(t, &o->guid, &cur) != HS_OK || (cur.flags & STORE_OBJ_TOMBSTONE))
         return true;
     const rules_family_t *fi = rules_family_of(o->cls), *fc = rules_family_of(cur.cls);
-    return fi == fc && rules_recv_scope(rule, dir, &cur, branch);
+    if (fi != fc)
+        return false;
+    /* a claim on a resource of another branch (an agent moved): the
+     * family's handler decides who owns it (rules/resource.h) */
+    return rules_recv_scope(rule, dir, &cur, branch) ||
+           (fi->fam_claims && !(o->flags & STORE_OBJ_TOMBSTONE));
+}
+
+int repl_apply_incoming(store_txn_t *t, unsigned dir, unsigned how, store_obj_t *o, int *outcome,
+                        unsigned *raised)
+{
+    rules_ctx_t c = {.rc_dir = dir, .rc_how = how, .rc_self = store_node_name(store_txn_store(t))};
+    rules_result_t res;
+    rules_result_init(&res);
+    int err = rules_apply(t, &c, o, &res);
+    *outcome = res.rr_outcome;
+    if (!err && res.rr_event) {
+        int kind = repl_event_kind_parse(res.rr_event);
+        err =
+            kind ? repl_event_raise(t, kind, res.rr_payload, res.rr_payload_len, NULL) : HS_EINVAL;
+        if (!err)
+            (*raised)++;
+    }
+    rules_result_free(&res);
+    return err;
 }
 
 /* Whose objects this run may bring: up, the sender's declared branch; down,
@@ -404,6 +428,7 @@ typedef struct s_apply {
     const repl_msg_t *m;
     bool to_end; /* END: the range runs to the end of the scope */
     uint64_t applied, skipped, deleted, refused;
+    unsigned raised;     /* hierarchy events the handlers' decisions raised */
     store_guid_t *guids; /* objects of this batch, sorted, for range removal */
     size_t nguids;
     rules_names_t branch;
@@ -551,6 +576,7 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
 {
     s_apply_t *a = ctx;
     a->applied = a->skipped = a->deleted = a->refused = 0;
+    a->raised = 0;
     a->nguids = 0;
     a->t = t;
     const repl_msg_t *m = a->m;
@@ -584,9 +610,9 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
             continue;
         }
         int outcome = RULES_SKIPPED;
-        int err =
-            rules_apply(t, a->rv->dir, a->rv->mode == REPL_DIFFERENTIAL ? 0u : RULES_APPLY_STATE,
-                        &wo.o, &outcome);
+        int err = repl_apply_incoming(t, a->rv->dir,
+                                      a->rv->mode == REPL_DIFFERENTIAL ? 0u : RULES_APPLY_STATE,
+                                      &wo.o, &outcome, &a->raised);
         if (rules_refused(err)) {
             a->refused++;
             continue;
@@ -663,6 +689,13 @@ void repl_recv_batch(repl_t *r, const char *peer, const repl_msg_t *m)
         repl_log(r, REPL_LOG_WARN, peer, "refused-objects",
                  "rule %s: %llu objects refused (wrong direction or invalid)", rv->rule.ru_name,
                  (unsigned long long)a.refused);
+    if (a.raised) {
+        repl_log(r, REPL_LOG_INFO, peer, "decisions",
+                 "rule %s: %u merge or ownership decisions, announced as hierarchy events "
+                 "(hsync events)",
+                 rv->rule.ru_name, a.raised);
+        repl_events_pump(r);
+    }
     repl_msg_t ack = {.m_type = REPL_ACK,
                       .m_run = m->m_run,
                       .m_no = m->m_no,

@@ -1,5 +1,7 @@
 #include "rules/rules.h"
 
+#include "rules/hep.h"
+#include "rules/resource.h"
 #include "store/mp.h"
 
 #include <stdio.h>
@@ -33,15 +35,22 @@ static bool s_system_sendable(const store_obj_t *o, unsigned dir)
 }
 
 static const rules_family_t s_families[] = {
-    {"item", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, s_item_sendable, NULL},
-    {"security", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, NULL, NULL},
-    {"resource", RULES_DOWN | RULES_UP, RULES_KEY_OWNER, RULES_BY_MTIME, s_resource_sendable, NULL},
-    {"dataclass", RULES_DOWN | RULES_UP, RULES_KEY_OWNER, RULES_BY_MTIME, s_resource_sendable,
-     NULL},
-    {"package", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, NULL, NULL},
-    {"event", RULES_DOWN | RULES_UP, RULES_KEY_ORIGIN, RULES_BY_SEQ, NULL, NULL},
-    {"assoc", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, NULL, NULL},
-    {"system", RULES_DOWN | RULES_UP, RULES_KEY_ORIGIN, RULES_BY_HASH, s_system_sendable, NULL},
+    /* name      dirs                    scope by          diff by      claims */
+    {"item", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, false, s_item_sendable, rules_hep_apply,
+     rules_hep_local},
+    {"security", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, false, NULL, rules_hep_apply,
+     rules_hep_local},
+    {"resource", RULES_DOWN | RULES_UP, RULES_KEY_OWNER, RULES_BY_MTIME, true, s_resource_sendable,
+     rules_resource_apply, NULL},
+    {"dataclass", RULES_DOWN | RULES_UP, RULES_KEY_OWNER, RULES_BY_MTIME, false,
+     s_resource_sendable, rules_dataclass_apply, NULL},
+    {"package", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, false, NULL, rules_hep_apply,
+     rules_hep_local},
+    {"event", RULES_DOWN | RULES_UP, RULES_KEY_ORIGIN, RULES_BY_SEQ, false, NULL, NULL, NULL},
+    {"assoc", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, false, NULL, NULL,
+     rules_hep_parent_only},
+    {"system", RULES_DOWN | RULES_UP, RULES_KEY_ORIGIN, RULES_BY_HASH, false, s_system_sendable,
+     NULL, NULL},
 };
 
 const rules_family_t *rules_family_of(const char *cls)
@@ -284,51 +293,62 @@ bool rules_recv_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
 
 /* ---- apply -------------------------------------------------------------- */
 
-static int s_default_apply(store_txn_t *t, const rules_family_t *f, store_obj_t *o,
-                           const store_obj_t *cur, unsigned how, int *outcome)
+void rules_result_init(rules_result_t *res)
 {
-    if (!(how & RULES_APPLY_STATE) && f->fam_diff_by == RULES_BY_MTIME && cur &&
-        cur->mtime > o->mtime) {
-        *outcome = RULES_SKIPPED; /* the local copy changed later: newest wins */
-        return HS_OK;
-    }
+    memset(res, 0, sizeof(*res));
+    res->rr_outcome = RULES_SKIPPED;
+}
+
+void rules_result_free(rules_result_t *res)
+{
+    free(res->rr_payload);
+    res->rr_payload = NULL;
+    res->rr_payload_len = 0;
+    res->rr_event = NULL;
+}
+
+int rules_apply_default(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
+                        const store_obj_t *cur, rules_result_t *res)
+{
+    const rules_family_t *f = rules_family_of(o->cls);
+    res->rr_guid = o->guid;
     if (o->flags & STORE_OBJ_TOMBSTONE) {
-        if (!cur || (cur->flags & STORE_OBJ_TOMBSTONE)) {
-            *outcome = RULES_SKIPPED;
+        if (!(c->rc_how & RULES_APPLY_STATE) && f && f->fam_diff_by == RULES_BY_MTIME && cur &&
+            cur->mtime > o->mtime) {
+            res->rr_outcome = RULES_SKIPPED; /* the local copy changed later: newest wins */
             return HS_OK;
         }
-        int err = store_delete(t, &o->guid, o->mtime);
-        *outcome = RULES_DELETED;
-        return err;
+        if (!cur || (cur->flags & STORE_OBJ_TOMBSTONE)) {
+            res->rr_outcome = RULES_SKIPPED;
+            return HS_OK;
+        }
+        res->rr_outcome = RULES_DELETED;
+        return store_delete(t, &o->guid, o->mtime);
     }
+    /* newest wins by last change (RULES_BY_MTIME outside state transfers),
+     * else the sender wins; one lookup of the store */
     bool changed = false;
-    int err = store_put(t, o, &changed);
-    *outcome = changed ? RULES_APPLIED : RULES_SKIPPED;
+    bool newest = f && f->fam_diff_by == RULES_BY_MTIME && !(c->rc_how & RULES_APPLY_STATE);
+    int err = store_put_ex(t, o, STORE_PUT_CHECKED | (newest ? STORE_PUT_NEWER : 0u), &changed);
+    res->rr_outcome = changed ? RULES_APPLIED : RULES_SKIPPED;
     return err;
 }
 
-int rules_apply(store_txn_t *t, unsigned dir, unsigned how, store_obj_t *o, int *outcome)
+int rules_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, rules_result_t *res)
 {
-    *outcome = RULES_SKIPPED;
+    res->rr_outcome = RULES_SKIPPED;
+    res->rr_guid = o->guid;
     const rules_family_t *f = rules_family_of(o->cls);
     if (!f)
         return HS_ECLASS;
-    if (!(f->fam_dirs & dir) || (f->fam_sendable && !f->fam_sendable(o, dir)))
+    if (!(f->fam_dirs & c->rc_dir) || (f->fam_sendable && !f->fam_sendable(o, c->rc_dir)))
         return HS_EDIRECTION;
     if (!(o->flags & STORE_OBJ_TOMBSTONE)) {
         int err = store_obj_check(o);
         if (err)
             return err;
-        if (!f->fam_apply) {
-            /* s_default_apply for a live object in one lookup of the store:
-             * newest wins by mtime (RULES_BY_MTIME), else the sender wins. */
-            bool changed = false;
-            bool newest = f->fam_diff_by == RULES_BY_MTIME && !(how & RULES_APPLY_STATE);
-            unsigned fl = STORE_PUT_CHECKED | (newest ? STORE_PUT_NEWER : 0u);
-            err = store_put_ex(t, o, fl, &changed);
-            *outcome = changed ? RULES_APPLIED : RULES_SKIPPED;
-            return err;
-        }
+        if (!f->fam_apply)
+            return rules_apply_default(t, c, o, NULL, res);
     }
     store_obj_t cur;
     int err = store_get(t, &o->guid, &cur);
@@ -336,8 +356,21 @@ int rules_apply(store_txn_t *t, unsigned dir, unsigned how, store_obj_t *o, int 
         return err;
     const store_obj_t *curp = err ? NULL : &cur;
     if (f->fam_apply)
-        return f->fam_apply(t, o, curp, outcome);
-    return s_default_apply(t, f, o, curp, how, outcome);
+        return f->fam_apply(t, c, o, curp, res);
+    return rules_apply_default(t, c, o, curp, res);
+}
+
+int rules_local_check(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, rules_result_t *res)
+{
+    res->rr_guid = o->guid;
+    const rules_family_t *f = rules_family_of(o->cls);
+    if (!f || !f->fam_local)
+        return HS_OK;
+    store_obj_t cur;
+    int err = store_get(t, &o->guid, &cur);
+    if (err && err != HS_ENOTFOUND)
+        return err;
+    return f->fam_local(t, c, o, err ? NULL : &cur, res);
 }
 
 bool rules_refused(int err)

@@ -54,22 +54,66 @@
 enum rules_diff_by { RULES_BY_HASH = 1, RULES_BY_MTIME = 2, RULES_BY_SEQ = 3 };
 enum rules_key_field { RULES_KEY_ORIGIN = 1, RULES_KEY_OWNER = 2 };
 
-/* One object family's handler. */
+/* Where a handler is called from: a run or push (dir set) or a local write
+ * on this node (dir 0). */
+typedef struct rules_ctx {
+    unsigned rc_dir;       /* RULES_DOWN / RULES_UP: the way the object travels; 0 = local */
+    unsigned rc_how;       /* RULES_APPLY_STATE for complete and reconcile runs */
+    const char *rc_self;   /* this node's name */
+    const char *rc_parent; /* this node's parent, or NULL (top of its hierarchy) */
+} rules_ctx_t;
+
+enum rules_outcome { RULES_APPLIED = 1, RULES_SKIPPED = 2, RULES_DELETED = 3 };
+
+/*
+ * What a handler decided. A decision that the whole hierarchy must learn
+ * (a merge, an ownership change) names a hierarchy event kind and its
+ * payload; the caller (the replication engine, or replication/local.c for
+ * local writes) raises it in the same transaction. A refused local write
+ * says why in words for the user. Initialise with rules_result_init, free
+ * with rules_result_free (owns rr_payload).
+ */
+typedef struct rules_result {
+    int rr_outcome;       /* rules_outcome */
+    const char *rr_event; /* NULL, or "merge", "moved" (replication/events.h kinds) */
+    uint8_t *rr_payload;  /* canonical msgpack map; owned */
+    size_t rr_payload_len;
+    store_guid_t rr_guid;               /* where the object now lives (a merge moves it) */
+    char rr_why[1200];                  /* refusal (HS_ELOCKED) or decision, in words */
+    char rr_origin[STORE_NAME_MAX + 1]; /* local writes over a replicated object: */
+    char rr_owner[STORE_NAME_MAX + 1];  /*  its origin and owner are kept */
+} rules_result_t;
+
+void rules_result_init(rules_result_t *res);
+void rules_result_free(rules_result_t *res);
+
+/*
+ * One object family's handler. Adding a family is one row in the table of
+ * rules.c and, if it decides more than the defaults, one handler file
+ * (rules/hep.c for data managed from above, rules/resource.c for resources).
+ */
 typedef struct rules_family {
     const char *fam_name; /* "item", "resource", ... (store_class_family) */
     unsigned fam_dirs;    /* RULES_DOWN | RULES_UP */
     int fam_key;          /* RULES_KEY_* */
     int fam_diff_by;      /* RULES_BY_* */
+    /* A peer may send a local object of this family that is in another's
+     * scope (a claim: an agent moved); fam_apply decides who owns it. */
+    bool fam_claims;
     /* May this object be sent in direction dir at all? NULL = yes. */
     bool (*fam_sendable)(const store_obj_t *o, unsigned dir);
-    /* Apply an incoming object (o: from the wire; cur: the local copy or NULL).
-     * Sets *outcome to RULES_APPLIED, RULES_SKIPPED (local copy is the same
-     * or newer). NULL = the default (store_put, newest-wins by mtime for
-     * RULES_BY_MTIME families, the sender wins otherwise). */
-    int (*fam_apply)(store_txn_t *t, store_obj_t *o, const store_obj_t *cur, int *outcome);
+    /* Apply an incoming object o over the local copy cur (NULL if none);
+     * NULL = the default (newest wins by last change for RULES_BY_MTIME
+     * families outside state transfers, the sender wins otherwise). */
+    int (*fam_apply)(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const store_obj_t *cur,
+                     rules_result_t *res);
+    /* Check a local write of o (a tombstone for a delete) over cur before
+     * it is made; may record side state in t. HS_ELOCKED with rr_why to
+     * refuse. When it keeps a replicated object's origin and owner it sets
+     * rr_origin/rr_owner. NULL = any local write is allowed. */
+    int (*fam_local)(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const store_obj_t *cur,
+                     rules_result_t *res);
 } rules_family_t;
-
-enum rules_outcome { RULES_APPLIED = 1, RULES_SKIPPED = 2, RULES_DELETED = 3 };
 
 /* Handler of a class's family, or NULL for a class no rule may carry. */
 const rules_family_t *rules_family_of(const char *cls);
@@ -125,15 +169,26 @@ bool rules_recv_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
                       const rules_names_t *branch);
 
 /* Apply one incoming object through its family handler. o->flags may carry
- * STORE_OBJ_TOMBSTONE (then o->mtime is the deletion time). *outcome is a
- * rules_outcome. how: 0 for a change (differential, push): families compared
- * by last-changed time keep a local copy that changed later; or
- * RULES_APPLY_STATE for a state transfer (complete, reconcile): the sender
- * is the authority for its scope and its copy is taken. Errors: store
- * errors; HS_EDIRECTION if the family may not arrive from that direction
- * (dir is the run's direction). */
+ * STORE_OBJ_TOMBSTONE (then o->mtime is the deletion time). c->rc_how: 0 for
+ * a change (differential, push): families compared by last-changed time
+ * keep a local copy that changed later; or RULES_APPLY_STATE for a state
+ * transfer (complete, reconcile): the sender is the authority for its scope
+ * and its copy is taken. res->rr_outcome is a rules_outcome; a decision the
+ * hierarchy must learn is in rr_event/rr_payload. Errors: store errors;
+ * HS_EDIRECTION if the family may not arrive from that direction. */
 #define RULES_APPLY_STATE 0x1u
-int rules_apply(store_txn_t *t, unsigned dir, unsigned how, store_obj_t *o, int *outcome);
+int rules_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, rules_result_t *res);
+
+/* The default apply (what a family without fam_apply gets); handlers call
+ * it for the cases they do not decide themselves. cur may be NULL for a
+ * live o (then it is looked up as part of the write). */
+int rules_apply_default(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
+                        const store_obj_t *cur, rules_result_t *res);
+
+/* Check a local write (put, or delete when o carries STORE_OBJ_TOMBSTONE)
+ * through its family's fam_local. HS_ELOCKED with res->rr_why when the
+ * write is refused; store errors. */
+int rules_local_check(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, rules_result_t *res);
 
 /* Is err a refusal of one incoming object (wrong direction, invalid class,
  * body or size) rather than a failure of the whole transaction? */

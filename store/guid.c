@@ -110,8 +110,7 @@ int store_guid_derive(const char *ns, const char *name, store_guid_t *out)
     unsigned mdlen = 0;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(c, tag, sizeof(tag)) &&
-             EVP_DigestUpdate(c, ns, strlen(ns) + 1) &&
+             EVP_DigestUpdate(c, tag, sizeof(tag)) && EVP_DigestUpdate(c, ns, strlen(ns) + 1) &&
              EVP_DigestUpdate(c, name, strlen(name)) && EVP_DigestFinal_ex(c, md, &mdlen);
     EVP_MD_CTX_free(c);
     if (!ok || mdlen < 16)

@@ -208,7 +208,7 @@ static size_t s_env_size(const char *name, size_t dflt)
 /* ---- validation --------------------------------------------------------- */
 
 static const char *const s_families[] = {"item",    "security", "resource", "dataclass",
-                                         "package", "event",    "system"};
+                                         "package", "event",    "system",   "assoc"};
 
 int store_class_check(const char *cls)
 {

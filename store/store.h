@@ -241,7 +241,7 @@ int store_counts(store_txn_t *t, store_count_cb cb, void *ctx);
 
 /* A class is a dotted lowercase name ([a-z0-9_]+ parts, at most
  * STORE_CLASS_MAX bytes) of a known family: item.*, security.*, resource.*,
- * dataclass.*, package or package.*, event.*, system.*. HS_OK or HS_ECLASS. */
+ * dataclass.*, package or package.*, event.*, system.*, assoc.*. HS_OK or HS_ECLASS. */
 int store_class_check(const char *cls);
 
 /* Family of a class: the part before the first dot ("package" for package). */

@@ -1,0 +1,60 @@
+/*
+ * resource.h - resources: one owner each, one guid per real thing.
+ *
+ * Ownership. Each resource has one owning node. When a copy arrives from a
+ * peer that names another owner than the local copy (an agent moved to
+ * another server, or two children both claim it), this node decides by the
+ * documented rule: the most recent registration wins, that is the copy with
+ * the later last-changed time (the agent reports to the server it now
+ * belongs to); on a tie the current owner keeps it. The decision is raised
+ * as a "moved" hierarchy event {from, guid, node, reason, to} that reaches
+ * every server, the loser included: each sets the resource's owner to `to`.
+ *
+ * Duplicates. A resource that arrives with a resource key (name=value) that
+ * a different local resource has is the same thing registered twice. The
+ * two are merged: the guid registered first (the smaller: guids are
+ * time-ordered) survives; the most recently changed copy gives the content
+ * and the owner; data-class rows of the other guid are moved to the
+ * survivor; the other guid is deleted. A "merge" event {key, new, node,
+ * old, owner, reason} tells every server, which make the same change
+ * (rules_resource_merged). Local puts merge the same way (replication/local.c).
+ * Rows that arrive later for the merged-away guid join the survivor.
+ */
+#ifndef RULES_RESOURCE_H
+#define RULES_RESOURCE_H
+
+#include "rules/rules.h"
+
+/* Family handler for resource.* (see rules_family_t). */
+int rules_resource_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
+                         const store_obj_t *cur, rules_result_t *res);
+
+/*
+ * Make the merge of old into new here (write txn), as a merge event asks:
+ * if only old exists, its content moves to new; new takes owner (when not
+ * NULL or ""); old is deleted; data-class rows of old move to new. Objects
+ * already in that state are left alone.
+ */
+int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_guid_t *new_guid,
+                          const char *owner);
+
+/* Family handler for dataclass.*: a row that arrives for a resource merged
+ * away here is attached to the survivor. */
+int rules_dataclass_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
+                          const store_obj_t *cur, rules_result_t *res);
+
+/* Where g lives now: the survivor of the merges g went through here (g
+ * itself if none). Merges are recorded in STORE_T_EVENTS under
+ * "m" old(16) -> new(16). */
+int rules_resource_survivor(store_txn_t *t, const store_guid_t *g, store_guid_t *out);
+
+/* Move the data-class rows of resource from to resource to (write txn). */
+int rules_resource_move_rows(store_txn_t *t, const store_guid_t *from, const store_guid_t *to);
+
+/* The first live resource other than self sharing one of keys' name=value
+ * pairs: *found true, its guid, and "name=value" in key. */
+int rules_resource_find_duplicate(store_txn_t *t, const store_guid_t *self, const uint8_t *keys,
+                                  size_t keys_len, bool *found, store_guid_t *dup, char *key,
+                                  size_t keylen);
+
+#endif
