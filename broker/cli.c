@@ -319,6 +319,22 @@ static const broker_cli_cmd_t s_commands[] = {
      "EXAMPLE\n"
      "    id=$(hsync agent request -d ns1 laptop-042)\n"
      "    hsync agent approve -d ns1 \"$id\"\n"},
+    {"package", broker_cli_package, "where a package is downloaded from",
+     "hsync package locate -d DIR GUID [--json]",
+     "DESCRIPTION\n"
+     "    A package object (class package; body name, version and codebase, the\n"
+     "    download URL on the node that published it) replicates down the hierarchy.\n"
+     "    The package servers of a node that received it are redirected to its\n"
+     "    parent, which serves it or redirects in turn, up to the publishing node.\n"
+     "    locate GUID says where this node gets the package from: on the publishing\n"
+     "    node, its codebase; elsewhere, the origin node and its codebase, the path\n"
+     "    from the origin down to this node, and the parent this node redirects to:\n"
+     "        package GUID (NAME VERSION): from ORIGIN at CODEBASE; this node (C)\n"
+     "        redirects to its parent P\n"
+     "\n"
+     "OPTIONS\n"
+     "    --json   {guid, name, version, codebase, origin, node, published_here,\n"
+     "             redirect_to (the parent, or null), path (origin ... this node)}\n"},
     /*
      * Later commands go here, one row each, handlers in their own files (see
      * broker/cli.h): serve, invite, hierarchy, rule, standalone, hep, sync,

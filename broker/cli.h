@@ -170,6 +170,9 @@ int broker_cli_agent(broker_cli_t *c, int argc, char **argv);
 int broker_cli_agent_trust(store_t *s, json_t **out);
 void broker_cli_agent_trust_print(const json_t *rows);
 
+/* Packages (broker/cli_package.c). */
+int broker_cli_package(broker_cli_t *c, int argc, char **argv);
+
 /* Links for status/show: from the running broker, else as recorded (state
  * "unknown"). Owned *out. */
 int broker_cli_links_json(broker_cli_t *c, json_t **out);

@@ -411,7 +411,7 @@ static int s_decide(broker_cli_t *c, store_t *s, const char *verb, const char *i
                       id, ch.deleted ? " (it was deleted)" : "", c->cli_dir);
     if (err == HS_ECLASS)
         return s_fail(verb,
-                      "%s is a %s object, not an agent request (see 'hsync "
+                      "%s is of class %s, not an agent request (see 'hsync "
                       "agent ls -d %s')",
                       id, ch.cls, c->cli_dir);
     if (err == HS_EMALF)
