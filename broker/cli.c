@@ -137,10 +137,13 @@ static const broker_cli_cmd_t s_commands[] = {
      "    fingerprint and the subtree each child reports; and one row per peer and\n"
      "    rule, problems first: direction, whether it runs, last run (when, mode,\n"
      "    result), next run, backlog (changes in scope not yet acknowledged) and the\n"
-     "    last error. Without a running broker, links are shown as recorded.\n"
+     "    last error. Without a running broker, links are shown as recorded. Last, the\n"
+     "    agent trust summaries known here: this node's and those of every node below\n"
+     "    it (pending, approved, rejected and trusted agents; see 'hsync agent').\n"
      "\n"
      "OPTIONS\n"
-     "    --json   one JSON object\n"},
+     "    --json   one JSON object; agent_trust is an array of {node, pending,\n"
+     "             approved, rejected, trusted, pending_agents, updated}\n"},
     {"serve", broker_cli_serve, "run the broker in the foreground", "hsync serve -d DIR",
      "DESCRIPTION\n"
      "    Run the node's broker until SIGINT or SIGTERM, which stop it cleanly (the\n"
@@ -314,6 +317,52 @@ static const broker_cli_cmd_t s_commands[] = {
      "EXAMPLE\n"
      "    hsync event raise -d ns1 alert '{\"text\":\"disk 95% "
      "full\",\"severity\":\"warning\"}'\n"},
+    {"agent", broker_cli_agent, "agent registration requests and this node's trust summary",
+     "hsync agent request -d DIR NAME [--json]\n"
+     "       hsync agent approve|reject -d DIR ID [--json]\n"
+     "       hsync agent ls -d DIR [--json]",
+     "DESCRIPTION\n"
+     "    Agents register with one node; only that node decides whether to trust them.\n"
+     "    request NAME records a registration request (class system.agent, state\n"
+     "        pending) and prints its id.\n"
+     "    approve ID, reject ID decide on a request of this node (a decided request\n"
+     "        may be decided again: approve a rejected agent, or reject an approved one).\n"
+     "    ls lists this node's requests: id, agent name, state, when requested and\n"
+     "        decided.\n"
+     "    Every change recomputes, in the same transaction, this node's trust summary\n"
+     "    (class system.trust: pending, approved, rejected, trusted and up to 50\n"
+     "    pending agents) and raises a trust event. Both go up to the parent and on to\n"
+     "    the root, at once when the broker runs (the event) and with the 'system' rule\n"
+     "    (the summary); requests themselves never leave the node. 'hsync status'\n"
+     "    shows the summaries of this node and every node below it.\n"
+     "    A parent sees its children's pending agents but cannot approve or reject\n"
+     "    them: an ID from a child's summary is refused with the name of the node to\n"
+     "    do it on.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --json   request: {id, name, state}; approve/reject: {id, name, state,\n"
+     "             changed}; ls: an array of {id, name, state, requested, decided}\n"
+     "             (times in ms since the epoch, decided null while pending)\n"
+     "\n"
+     "EXAMPLE\n"
+     "    id=$(hsync agent request -d ns1 laptop-042)\n"
+     "    hsync agent approve -d ns1 \"$id\"\n"},
+    {"package", broker_cli_package, "where a package is downloaded from",
+     "hsync package locate -d DIR GUID [--json]",
+     "DESCRIPTION\n"
+     "    A package object (class package; body name, version and codebase, the\n"
+     "    download URL on the node that published it) replicates down the hierarchy.\n"
+     "    The package servers of a node that received it are redirected to its\n"
+     "    parent, which serves it or redirects in turn, up to the publishing node.\n"
+     "    locate GUID says where this node gets the package from: on the publishing\n"
+     "    node, its codebase; elsewhere, the origin node and its codebase, the path\n"
+     "    from the origin down to this node, and the parent this node redirects to:\n"
+     "        package GUID (NAME VERSION): from ORIGIN at CODEBASE; this node (C)\n"
+     "        redirects to its parent P\n"
+     "\n"
+     "OPTIONS\n"
+     "    --json   {guid, name, version, codebase, origin, node, published_here,\n"
+     "             redirect_to (the parent, or null), path (origin ... this node)}\n"},
     /*
      * Later commands go here, one row each, handlers in their own files (see
      * broker/cli.h): serve, invite, hierarchy, rule, standalone, hep, sync,

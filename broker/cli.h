@@ -162,6 +162,18 @@ int broker_cli_events(broker_cli_t *c, int argc, char **argv);
 int broker_cli_hep(broker_cli_t *c, int argc, char **argv);
 int broker_cli_event(broker_cli_t *c, int argc, char **argv);
 
+/* Agent registration requests and trust summaries (broker/cli_agent.c). */
+int broker_cli_agent(broker_cli_t *c, int argc, char **argv);
+/* The trust summaries known here, for status: this node's first (zeros if
+ * it has none yet), then every node below it by name; each row {node,
+ * pending, approved, rejected, trusted, pending_agents, updated}. HS_OK and
+ * an owned *out, or a store error. */
+int broker_cli_agent_trust(store_t *s, json_t **out);
+void broker_cli_agent_trust_print(const json_t *rows);
+
+/* Packages (broker/cli_package.c). */
+int broker_cli_package(broker_cli_t *c, int argc, char **argv);
+
 /* Links for status/show: from the running broker, else as recorded (state
  * "unknown"). Owned *out. */
 int broker_cli_links_json(broker_cli_t *c, json_t **out);

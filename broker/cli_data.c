@@ -880,7 +880,10 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
         store_close(&s);
         return broker_cli_fail(c, "out of memory");
     }
+    json_t *trust = NULL; /* agent trust summaries of this node and below */
     int err = store_read(s, s_status_fn, st);
+    if (!err)
+        err = broker_cli_agent_trust(s, &trust);
     store_close(&s);
     if (err) {
         free(st);
@@ -902,6 +905,8 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
             fam = NULL;
             s_set(j, "log_head", json_integer((json_int_t)st->head), &ok);
             s_set(j, "store_bytes", json_integer((json_int_t)bytes), &ok);
+            s_set(j, "agent_trust", trust, &ok);
+            trust = NULL;
         }
         if (ok)
             rc = s_status_broker(c, j);
@@ -920,7 +925,12 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
         printf("log head:  %llu\n", (unsigned long long)st->head);
         printf("store:     %.1f MiB on disk\n", (double)bytes / (1024.0 * 1024.0));
         rc = s_status_broker(c, NULL);
+        if (rc == BROKER_CLI_OK) {
+            printf("\n");
+            broker_cli_agent_trust_print(trust);
+        }
     }
+    json_decref(trust);
     free(st);
     return rc;
 }
