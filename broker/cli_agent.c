@@ -14,7 +14,7 @@
  *
  * Every change of a request recomputes, in the same write transaction, the
  * node's trust summary: one object of class system.trust whose guid is
- * derived from the node name (s_trust_guid), origin and owner this node,
+ * derived from the node name (store_guid_derive), origin and owner this node,
  * body
  *   {"node": NAME, "pending": n, "approved": n, "rejected": n,
  *    "trusted": n (= approved), "pending_agents": [{"id":..,"name":..}...]}
@@ -34,7 +34,6 @@
 
 #include "store/hs_error.h"
 
-#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,24 +61,6 @@ static int s_state_parse(const char *s)
         if (!strcmp(s, s_state_names[i]))
             return i;
     return -1;
-}
-
-/* The trust summary's guid: the first 16 bytes of SHA-256("trust:" NAME),
- * marked as an RFC 9562 version 8 (custom) guid so it cannot collide with
- * the time-ordered version 7 guids of store_guid_new. */
-static void s_trust_guid(const char *node, store_guid_t *g)
-{
-    uint8_t md[SHA256_DIGEST_LENGTH];
-    char in[6 + STORE_NAME_MAX + 1];
-    int n = snprintf(in, sizeof(in), "trust:%s", node);
-    SHA256((const unsigned char *)in,
-           n < 0                    ? 0
-           : (size_t)n < sizeof(in) ? (size_t)n
-                                    : sizeof(in) - 1,
-           md);
-    memcpy(g->b, md, 16);
-    g->b[6] = (uint8_t)(0x80 | (g->b[6] & 0x0f));
-    g->b[8] = (uint8_t)(0x80 | (g->b[8] & 0x3f));
 }
 
 static json_t *s_guid_json(const store_guid_t *g)
@@ -185,8 +166,9 @@ static int s_summary_update(store_txn_t *t, uint64_t now)
         json_pack("{s:s,s:I,s:I,s:I,s:I}", "node", node, "pending", sm.n[S_PENDING], "approved",
                   sm.n[S_APPROVED], "rejected", sm.n[S_REJECTED], "trusted", sm.n[S_APPROVED]);
     store_guid_t g;
-    s_trust_guid(node, &g);
-    err = sum && ev ? s_put_json(t, S_CLASS_TRUST, &g, sum, now) : HS_ENOMEM;
+    err = store_guid_derive("trust", node, &g); /* one summary per node */
+    if (!err)
+        err = sum && ev ? s_put_json(t, S_CLASS_TRUST, &g, sum, now) : HS_ENOMEM;
     if (!err) {
         uint8_t *buf = NULL;
         size_t len = 0;

@@ -884,7 +884,7 @@ static void s_on_request(repl_t *r, const char *peer, const repl_msg_t *m)
     else if (!(ru.ru_dirs & dir))
         why = "this rule does not replicate in that direction";
     else if (!ru.ru_enabled)
-        why = "the rule is disabled on the sender";
+        why = REPL_WHY_DISABLED;
     if (why) {
         repl_msg_t refuse = {.m_type = REPL_REFUSE};
         snprintf(refuse.m_token, sizeof(refuse.m_token), "%s", m->m_token);

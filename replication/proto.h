@@ -77,6 +77,8 @@
 #define REPL_BATCH_BYTES (1u << 20)
 #define REPL_TOKEN_MAX 64
 #define REPL_WHY_MAX 256
+/* A REFUSE for a rule the sender has disabled: the run is skipped, not failed. */
+#define REPL_WHY_DISABLED "the rule is disabled on the sender"
 
 enum repl_frame {
     REPL_OPEN = 16,

@@ -756,8 +756,14 @@ void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m)
             continue;
         *p = q->next;
         if (r->io.io_run_done) {
-            repl_summary_t su = {.su_req = q->req, .su_role = "received", .su_ok = false};
-            repl_summary_names(&su, peer, q->rule, NULL, m->m_why);
+            /* a rule the peer has disabled is skipped as asked, not a failure */
+            bool disabled = strstr(m->m_why, REPL_WHY_DISABLED) != NULL;
+            repl_summary_t su = {.su_req = q->req,
+                                 .su_role = "received",
+                                 .su_direction = repl_dir_from(r, peer) == RULES_UP ? "up" : "down",
+                                 .su_ok = disabled};
+            repl_summary_names(&su, peer, q->rule, disabled ? m->m_why : NULL,
+                               disabled ? NULL : m->m_why);
             r->io.io_run_done(r->io.io_ctx, &su);
         }
         free(q);

@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # The events rule (event.*) is disabled by default: an event object put on a
 # child stays there through syncs until the rule is enabled on the child.
-#
-# Known issue (replication/engine.c): with the rule enabled on the child and
-# disabled on the parent, a plain `hsync sync -d CHILD` also asks the parent
-# to send events down; the parent refuses ("the rule is disabled on the
-# sender") and the run counts as FAILED (exit 1, retried with backoff),
-# whereas a rule disabled on the node itself is a skip, not a failure.
+# With the rule enabled on the child only, asking the parent for events
+# down is a skip (the parent has it disabled), not a failure.
 . "$(dirname "$0")/../replication/lib_repl.sh"
 
 setup() {
@@ -36,11 +32,11 @@ test_disabled_by_default() {
 test_enabled_on_child_goes_up() {
     expect_exit 0 hs rule enable -d "$(hr_dir c)" events
     assert_eq "true" "$(rule_enabled c)" "events rule on at c"
-    # Only the runs toward the parent: p's events rule is still disabled, and
-    # asking p to send events down is reported as a failed run (see the
-    # comment at the top).
-    hr_sync c --direction up
+    # p's events rule is still disabled: the run down is skipped, not failed
+    hr_sync c
     assert_eq "true" "$(hr_run ok p events up)" "events run ok"
+    assert_eq "true" "$(hr_run ok p events down)" "p's disabled rule: not a failure"
+    assert_contains "$(hr_run why p events down)" "disabled on the sender" "why it was skipped"
     # (the broker may already have run the newly enabled rule by itself)
     wait_for 10 hr_count_is 1 p event. c
     assert_eq "$(hr_digest c event.)" "$(hr_digest p event. c)" "event digest, c vs p"
