@@ -265,6 +265,10 @@ static size_t s_tree_for(broker_t *b, b_link_t *to, topo_rel_t **out)
         *out = NULL;
         return 0;
     }
+    if (to->role == TOPO_ROLE_DEST || to->role == TOPO_ROLE_SOURCE) {
+        *out = rel; /* a standalone peer learns nothing of the hierarchy */
+        return 0;
+    }
     if (to->role == TOPO_ROLE_CHILD) {
         /* path from the root down to this node: the parent's path, then us */
         b_link_t *p = s_link_find(b, TOPO_ROLE_PARENT, NULL, NULL);
@@ -353,6 +357,7 @@ typedef struct s_linkop {
     const topo_rel_t *path;     /* check the parent before accepting */
     size_t npath;
     const topo_identity_t *me;
+    bool feed; /* a standalone source: no hierarchy checks */
     const char *why;
 } s_linkop_t;
 
@@ -365,8 +370,9 @@ static int s_linkop_txn(store_txn_t *t, void *ctx)
         err = topo_token_redeem(t, op->redeem, (uint64_t)time(NULL), &op->why);
         if (err)
             return err;
-        err = topo_check_accept_parent(t, op->me, op->peer->pe_name, op->peer->pe_key, op->path,
-                                       op->npath, &op->why);
+        if (!op->feed)
+            err = topo_check_accept_parent(t, op->me, op->peer->pe_name, op->peer->pe_key, op->path,
+                                           op->npath, &op->why);
         if (err)
             return err;
     }
@@ -533,6 +539,52 @@ static void s_on_join(broker_t *b, const uint8_t *rid, size_t rlen, const char *
         s_alive(b, parent, true);
 }
 
+/* FEED from a not-yet-trusted key: a standalone source presents our invite.
+ * It becomes a source of this node: it sends, we never send back. */
+static void s_on_feed(broker_t *b, const uint8_t *rid, size_t rlen, const char *key,
+                      const topo_msg_t *m)
+{
+    topo_msg_t reply = {.m_type = TOPO_MSG_JOINED};
+    topo_token_t tok;
+    topo_peer_t p = {.pe_role = TOPO_ROLE_SOURCE, .pe_since = s_wall_ms()};
+    snprintf(p.pe_name, sizeof(p.pe_name), "%s", m->m_name);
+    snprintf(p.pe_key, sizeof(p.pe_key), "%s", key);
+    s_linkop_t op = {.peer = &p, .redeem = &tok, .me = &b->id, .feed = true};
+    int err = topo_token_decode(m->m_token, &tok);
+    if (err) {
+        op.why = "the token is not an hsync invite";
+    } else if (strcmp(m->m_key, key) != 0) {
+        err = HS_ETRUST;
+        op.why = "the key in the request is not the key the connection was made with";
+    } else if (s_link_find(b, 0, m->m_name, NULL)) {
+        err = HS_ETOPO;
+        op.why = "a node of that name is already linked to this one";
+    } else {
+        err = store_write(b->store, s_linkop_txn, &op);
+    }
+    b_link_t *l = NULL;
+    if (err) {
+        const char *why = op.why ? op.why : hs_strerror(err);
+        broker_log(BROKER_LOG_WARN, m->m_name, "feed-refused", "refused '%s' as a source: %s",
+                   m->m_name, why);
+        snprintf(reply.m_why, sizeof(reply.m_why), "%s", why);
+    } else {
+        reply.m_ok = true;
+        l = s_link_new(b, &p, B_DOWN);
+        if (l)
+            broker_log(BROKER_LOG_INFO, l->name, "source-added",
+                       "'%s' now feeds this node (standalone replication, one way)", l->name);
+        snprintf(reply.m_token, sizeof(reply.m_token), "%s", TOPO_SOFTWARE_VERSION);
+    }
+    snprintf(reply.m_name, sizeof(reply.m_name), "%s", b->id.id_name);
+    store_mpw_reset(&b->w);
+    if (topo_msg_encode(&reply, &b->w) == HS_OK &&
+        zmq_send(b->router, rid, rlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(b->router, b->w.mpw_buf, b->w.mpw_len, ZMQ_DONTWAIT);
+    if (l)
+        s_alive(b, l, true);
+}
+
 static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
 {
     if (l->state != B_JOINING)
@@ -562,13 +614,18 @@ static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
         return;
     }
     s_alive(b, l, true);
-    broker_log(BROKER_LOG_INFO, l->name, "child-added", "'%s' is now a child of this node",
-               l->name);
+    bool dest = l->role == TOPO_ROLE_DEST;
+    if (dest)
+        broker_log(BROKER_LOG_INFO, l->name, "destination-added",
+                   "'%s' is now a standalone destination of this node", l->name);
+    else
+        broker_log(BROKER_LOG_INFO, l->name, "child-added", "'%s' is now a child of this node",
+                   l->name);
     char fp[20];
     topo_fingerprint(l->key, fp);
     s_ctl_reply(b, l->ctl_rid, l->ctl_rid_len,
-                json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "child", l->name, "endpoint", l->endpoint,
-                          "fingerprint", fp));
+                json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, dest ? "destination" : "child", l->name,
+                          "endpoint", l->endpoint, "fingerprint", fp, "version", m->m_token));
     s_send_hb(b, l);
 }
 
@@ -606,6 +663,8 @@ static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t 
     if (!l) {
         if (m.m_type == TOPO_MSG_JOIN)
             s_on_join(b, rid, rlen, key, &m);
+        else if (m.m_type == TOPO_MSG_FEED)
+            s_on_feed(b, rid, rlen, key, &m);
         else
             broker_log(BROKER_LOG_WARN, key, "untrusted", "dropped a frame from an untrusted key");
         topo_msg_clear(&m);
@@ -675,9 +734,8 @@ static int s_zap_one(broker_t *b);
 static b_link_t *s_peer(broker_t *b, const char *name)
 {
     for (b_link_t *l = b->links; l; l = l->next)
-        if (l->state != B_JOINING && !strcmp(l->name, name) &&
-            (l->role == TOPO_ROLE_PARENT || l->role == TOPO_ROLE_CHILD))
-            return l;
+        if (l->state != B_JOINING && !strcmp(l->name, name))
+            return l; /* parent, child, standalone destination or source */
     return NULL;
 }
 
@@ -693,7 +751,21 @@ static unsigned s_io_dir_to(void *ctx, const char *peer)
     b_link_t *l = s_peer(ctx, peer);
     if (!l)
         return 0;
-    return l->role == TOPO_ROLE_CHILD ? RULES_DOWN : RULES_UP;
+    return l->role == TOPO_ROLE_CHILD    ? RULES_DOWN
+           : l->role == TOPO_ROLE_PARENT ? RULES_UP
+           : l->role == TOPO_ROLE_DEST   ? RULES_SIDE
+                                         : 0;
+}
+
+static unsigned s_io_dir_from(void *ctx, const char *peer)
+{
+    b_link_t *l = s_peer(ctx, peer);
+    if (!l)
+        return 0;
+    return l->role == TOPO_ROLE_PARENT   ? RULES_DOWN
+           : l->role == TOPO_ROLE_CHILD  ? RULES_UP
+           : l->role == TOPO_ROLE_SOURCE ? RULES_SIDE
+                                         : 0;
 }
 
 static bool s_io_peer_up(void *ctx, const char *peer)
@@ -755,7 +827,7 @@ static size_t s_io_peers(void *ctx, const char *const **out)
     if (!s_names_room(b, need + 1))
         return 0;
     for (b_link_t *l = b->links; l; l = l->next)
-        if (l->state != B_JOINING && (l->role == TOPO_ROLE_PARENT || l->role == TOPO_ROLE_CHILD))
+        if (l->state != B_JOINING)
             b->names[n++] = l->name;
     *out = b->names;
     return n;
@@ -891,12 +963,16 @@ static int s_sync_rule(void *ctx, const rules_rule_t *ru)
         return 0;
     sy->matched_rules++;
     for (b_link_t *l = b->links; l; l = l->next) {
-        if (l->state == B_JOINING || (l->role != TOPO_ROLE_PARENT && l->role != TOPO_ROLE_CHILD))
-            continue;
+        if (l->state == B_JOINING || l->role == TOPO_ROLE_SOURCE)
+            continue; /* a standalone source sends on its own schedule */
         if (sy->peer_filter && strcmp(sy->peer_filter, l->name) != 0)
             continue;
-        unsigned to = l->role == TOPO_ROLE_CHILD ? RULES_DOWN : RULES_UP;
-        unsigned from = to == RULES_DOWN ? RULES_UP : RULES_DOWN;
+        if (!rules_applies_to(ru, l->name))
+            continue;
+        unsigned to = l->role == TOPO_ROLE_CHILD    ? RULES_DOWN
+                      : l->role == TOPO_ROLE_PARENT ? RULES_UP
+                                                    : RULES_SIDE;
+        unsigned from = to == RULES_DOWN ? RULES_UP : to == RULES_UP ? RULES_DOWN : 0;
         const char *why = NULL;
         if (!ru->ru_enabled)
             why = "rule disabled";
@@ -904,7 +980,7 @@ static int s_sync_rule(void *ctx, const rules_rule_t *ru)
             why = "link down";
         for (int pass = 0; pass < 2; pass++) {
             unsigned dir = pass ? from : to;
-            if (!(ru->ru_dirs & dir) || !(sy->dir_filter & dir))
+            if (!dir || !(ru->ru_dirs & dir) || !(sy->dir_filter & dir))
                 continue;
             if (pass && sy->dry_run)
                 continue; /* a dry run covers what this node would send */
@@ -932,8 +1008,10 @@ static int s_sync_rule(void *ctx, const rules_rule_t *ru)
             if (why || err)
                 json_array_append_new(sy->skipped, json_pack("{s:s,s:s,s:s,s:s}", "peer", l->name,
                                                              "rule", ru->ru_name, "direction",
-                                                             dir == RULES_UP ? "up" : "down", "why",
-                                                             why ? why : hs_strerror(err)));
+                                                             dir == RULES_UP     ? "up"
+                                                             : dir == RULES_DOWN ? "down"
+                                                                                 : "standalone",
+                                                             "why", why ? why : hs_strerror(err)));
         }
     }
     return 0;
@@ -948,7 +1026,7 @@ static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
                    .job = job,
                    .peer_filter = json_string_value(json_object_get(req, "peer")),
                    .rule_filter = json_string_value(json_object_get(req, "rule")),
-                   .dir_filter = RULES_UP | RULES_DOWN,
+                   .dir_filter = RULES_UP | RULES_DOWN | RULES_SIDE,
                    .complete = json_is_true(json_object_get(req, "complete")),
                    .dry_run = json_is_true(json_object_get(req, "dry_run")),
                    .skipped = json_array()};
@@ -1236,6 +1314,54 @@ static json_t *s_status_json(broker_t *b)
                      b->listen, "fingerprint", fp, "links", links, "replication", pairs);
 }
 
+/* `hsync standalone add`: link to a destination with its invite (FEED).
+ * Already linked: the reply says so at once. */
+static void s_cmd_link_dest(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req)
+{
+    const char *text = json_string_value(json_object_get(req, "token"));
+    topo_token_t tok;
+    if (!text || topo_token_decode(text, &tok)) {
+        s_ctl_error(b, rid, rlen,
+                    "the token is not an hsync invite (copy it whole from 'hsync invite' on the "
+                    "destination)");
+        return;
+    }
+    if (!strcmp(tok.tok_node, b->id.id_name)) {
+        s_ctl_error(b, rid, rlen, "the token is this node's own invite");
+        return;
+    }
+    b_link_t *have = s_link_find(b, 0, NULL, tok.tok_key);
+    if (have && have->role == TOPO_ROLE_DEST && have->state != B_JOINING) {
+        s_ctl_reply(b, rid, rlen,
+                    json_pack("{s:b,s:s,s:b}", "ok", 1, "destination", have->name, "already", 1));
+        return;
+    }
+    if (have || s_link_find(b, 0, tok.tok_node, NULL)) {
+        s_ctl_error(b, rid, rlen, "'%s' is already linked to this node as its %s", tok.tok_node,
+                    topo_role_name(have ? have->role : TOPO_ROLE_CHILD));
+        return;
+    }
+    topo_peer_t p = {.pe_role = TOPO_ROLE_DEST};
+    snprintf(p.pe_name, sizeof(p.pe_name), "%s", tok.tok_node);
+    snprintf(p.pe_key, sizeof(p.pe_key), "%s", tok.tok_key);
+    snprintf(p.pe_endpoint, sizeof(p.pe_endpoint), "%s", tok.tok_endpoint);
+    b_link_t *l = s_link_new(b, &p, B_JOINING);
+    if (!l) {
+        s_ctl_error(b, rid, rlen, "cannot dial %s", tok.tok_endpoint);
+        return;
+    }
+    memcpy(l->ctl_rid, rid, rlen < sizeof(l->ctl_rid) ? rlen : sizeof(l->ctl_rid));
+    l->ctl_rid_len = rlen < sizeof(l->ctl_rid) ? rlen : sizeof(l->ctl_rid);
+    l->join_deadline = s_mono_ms() + B_JOIN_MS;
+    topo_msg_t m = {.m_type = TOPO_MSG_FEED};
+    snprintf(m.m_key, sizeof(m.m_key), "%s", b->id.id_public);
+    snprintf(m.m_token, sizeof(m.m_token), "%s", text);
+    s_send_msg(b, l, &m);
+    broker_log(BROKER_LOG_INFO, l->name, "feed-sent",
+               "asking '%s' at %s to take standalone replication from this node", l->name,
+               l->endpoint);
+}
+
 static void s_cmd_add_child(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req)
 {
     const char *text = json_string_value(json_object_get(req, "token"));
@@ -1339,6 +1465,10 @@ static int s_ctl_one(broker_t *b)
         s_ctl_reply(b, rid, rlen, s_status_json(b));
     else if (!strcmp(cmd, "add-child"))
         s_cmd_add_child(b, rid, rlen, req);
+    else if (!strcmp(cmd, "link-destination"))
+        s_cmd_link_dest(b, rid, rlen, req);
+    else if (!strcmp(cmd, "remove-destination"))
+        s_cmd_remove(b, rid, rlen, TOPO_ROLE_DEST, json_string_value(json_object_get(req, "name")));
     else if (!strcmp(cmd, "remove-child"))
         s_cmd_remove(b, rid, rlen, TOPO_ROLE_CHILD,
                      json_string_value(json_object_get(req, "name")));
@@ -1492,7 +1622,7 @@ static void s_on_drain(evutil_socket_t fd, short what, void *arg)
 static int s_load_link(void *ctx, const topo_peer_t *p)
 {
     broker_t *b = ctx;
-    if (p->pe_role != TOPO_ROLE_PARENT && p->pe_role != TOPO_ROLE_CHILD)
+    if (p->pe_role < TOPO_ROLE_PARENT || p->pe_role > TOPO_ROLE_SOURCE)
         return 0;
     if (!s_link_new(b, p, B_DOWN))
         broker_log(BROKER_LOG_ERROR, p->pe_name, "load-failed", "cannot restore the link");
@@ -1560,6 +1690,7 @@ static int s_start(broker_t *b)
     repl_io_t io = {.io_ctx = b,
                     .io_send = s_io_send,
                     .io_dir_to = s_io_dir_to,
+                    .io_dir_from = s_io_dir_from,
                     .io_peer_up = s_io_peer_up,
                     .io_branch = s_io_branch,
                     .io_peers = s_io_peers,

@@ -160,6 +160,7 @@ void broker_cli_repl_print(json_t *pairs);
 /* Hierarchy events (broker/cli_events.c). */
 int broker_cli_events(broker_cli_t *c, int argc, char **argv);
 int broker_cli_hep(broker_cli_t *c, int argc, char **argv);
+int broker_cli_standalone(broker_cli_t *c, int argc, char **argv);
 int broker_cli_event(broker_cli_t *c, int argc, char **argv);
 
 /* Agent registration requests and trust summaries (broker/cli_agent.c). */

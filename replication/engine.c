@@ -64,6 +64,8 @@ int repl_send_msg(repl_t *r, const char *peer, const repl_msg_t *m)
 
 unsigned repl_dir_from(repl_t *r, const char *peer)
 {
+    if (r->io.io_dir_from)
+        return r->io.io_dir_from(r->io.io_ctx, peer);
     unsigned to = r->io.io_dir_to(r->io.io_ctx, peer);
     return to == RULES_DOWN ? RULES_UP : to == RULES_UP ? RULES_DOWN : 0;
 }
@@ -126,6 +128,8 @@ void repl_destroy(repl_t **rp)
 
 static const char *s_dir_name(unsigned dir)
 {
+    if (dir == RULES_SIDE)
+        return "standalone";
     return dir == RULES_UP ? "up" : "down";
 }
 
@@ -260,7 +264,8 @@ static int s_fill_change(void *ctx, const store_change_t *c)
     if (rules_send_scope(&f->run->rule, f->run->dir, &meta, &f->mine)) {
         store_obj_t o;
         int err = store_get(f->t, &c->guid, &o);
-        if (err == HS_OK && rules_send_scope(&f->run->rule, f->run->dir, &o, &f->mine)) {
+        if (err == HS_OK && rules_send_scope(&f->run->rule, f->run->dir, &o, &f->mine) &&
+            rules_target_member(f->t, &f->run->rule, &o)) {
             repl_obj_encode(&f->r->objs, &o);
             f->nobj++;
         } else if (err && err != HS_ENOTFOUND) {
@@ -289,7 +294,8 @@ static int s_fill_obj(void *ctx, const store_obj_t *o)
     r_run_t *run = f->run;
     if ((run->mode != REPL_RECONCILE ||
          repl_bucket_set_has(&run->plan, repl_bucket_of(&o->guid))) &&
-        rules_send_scope(&run->rule, run->dir, o, &f->mine)) {
+        rules_send_scope(&run->rule, run->dir, o, &f->mine) &&
+        rules_target_member(f->t, &run->rule, o)) {
         bool same = false;
         if (run->leaves_mode && run->nleaves) {
             const uint8_t(*hit)[48] =
@@ -506,6 +512,31 @@ static void s_snapshot(r_run_t *run, store_txn_t *t, const repl_mark_t *m)
     }
 }
 
+#define R_OWNERS_MAX 256
+
+typedef struct s_owners {
+    const rules_rule_t *rule;
+    size_t n;
+    char names[R_OWNERS_MAX][STORE_NAME_MAX + 1];
+    const char *ptrs[R_OWNERS_MAX];
+} s_owners_t;
+
+static int s_owner_one(void *ctx, const char *cls, const char *owner, uint64_t count)
+{
+    s_owners_t *o = ctx;
+    if (!count || !rules_carries(o->rule, cls))
+        return 0;
+    for (size_t i = 0; i < o->n; i++)
+        if (!strcmp(o->names[i], owner))
+            return 0;
+    if (o->n == R_OWNERS_MAX)
+        return 0;
+    snprintf(o->names[o->n], sizeof(o->names[0]), "%s", owner);
+    o->ptrs[o->n] = o->names[o->n];
+    o->n++;
+    return 0;
+}
+
 static int s_send_open(repl_t *r, r_run_t *run)
 {
     repl_msg_t om = {.m_type = REPL_OPEN,
@@ -521,6 +552,18 @@ static int s_send_open(repl_t *r, r_run_t *run)
     snprintf(om.m_why, sizeof(om.m_why), "%s", run->why);
     snprintf(om.m_token, sizeof(om.m_token), "%s", run->token);
     rules_names_t mine = repl_branch(r, NULL);
+    s_owners_t ow = {.rule = &run->rule};
+    if (run->dir == RULES_SIDE) {
+        /* standalone: the owners of what this run carries, so that a
+         * complete run removes at the destination only what came from here */
+        store_txn_t *t;
+        if (store_txn_begin(r->store, false, &t) == HS_OK) {
+            store_counts(t, s_owner_one, &ow);
+            store_txn_abort(&t);
+        }
+        mine.rn_names = ow.ptrs;
+        mine.rn_count = ow.n;
+    }
     om.m_branch_names = mine.rn_names;
     om.m_nbranch = mine.rn_count;
     int err = repl_send_msg(r, run->peer, &om);
@@ -794,7 +837,7 @@ int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry
     err = rules_get(t, rule, &ru);
     if (!err)
         err = repl_mark_get(t, peer, rule, &m);
-    if (!err && !(ru.ru_dirs & dir))
+    if (!err && (!(ru.ru_dirs & dir) || !rules_applies_to(&ru, peer)))
         err = HS_EDIRECTION;
     if (!err && !ru.ru_enabled)
         err = HS_EDISABLED;
@@ -881,7 +924,7 @@ static void s_on_request(repl_t *r, const char *peer, const repl_msg_t *m)
         why = "no such rule on the sender";
     else if (err)
         why = hs_strerror(err);
-    else if (!(ru.ru_dirs & dir))
+    else if (!(ru.ru_dirs & dir) || !rules_applies_to(&ru, peer))
         why = "this rule does not replicate in that direction";
     else if (!ru.ru_enabled)
         why = REPL_WHY_DISABLED;
@@ -1137,7 +1180,7 @@ static uint64_t s_next_due(const rules_rule_t *ru, const repl_mark_t *m, int *mo
 static int s_sched_rule(void *ctx, const rules_rule_t *ru)
 {
     s_sched_t *s = ctx;
-    if (!ru->ru_enabled || !(ru->ru_dirs & s->dir))
+    if (!ru->ru_enabled || !(ru->ru_dirs & s->dir) || !rules_applies_to(ru, s->peer))
         return 0;
     for (r_run_t *run = s->r->runs; run; run = run->next)
         if (!strcmp(run->peer, s->peer) && !strcmp(run->rule.ru_name, ru->ru_name))
@@ -1251,7 +1294,7 @@ static int s_pair_rule(void *ctx, const rules_rule_t *ru)
 {
     s_pairs_t *s = ctx;
     repl_mark_t m;
-    if (ru->ru_dirs & s->dir_to) {
+    if ((ru->ru_dirs & s->dir_to) && rules_applies_to(ru, s->peer)) {
         if (repl_mark_get(s->t, s->peer, ru->ru_name, &m))
             return 0;
         repl_pair_t p = {.pr_peer = s->peer,
@@ -1353,7 +1396,7 @@ typedef struct s_minw {
 static int s_minw_rule(void *ctx, const rules_rule_t *ru)
 {
     s_minw_t *w = ctx;
-    if (!(ru->ru_dirs & w->dir))
+    if (!(ru->ru_dirs & w->dir) || !rules_applies_to(ru, w->peer))
         return 0;
     repl_mark_t m;
     if (repl_mark_get(w->t, w->peer, ru->ru_name, &m) || !m.mk_last_complete_ms)

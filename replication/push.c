@@ -233,7 +233,8 @@ int repl_push(repl_t *r, const store_guid_t *g, bool emergency, uint64_t req, si
         snprintf(list[i], sizeof(list[i]), "%s", names[i]);
     for (size_t i = 0; !err && i < np; i++) {
         unsigned dir = r->io.io_dir_to(r->io.io_ctx, list[i]);
-        if (!dir || (emergency && dir != RULES_DOWN) || !r->io.io_peer_up(r->io.io_ctx, list[i]))
+        if (!dir || dir == RULES_SIDE || (emergency && dir != RULES_DOWN) ||
+            !r->io.io_peer_up(r->io.io_ctx, list[i]))
             continue;
         size_t n = 0;
         err = s_send_push(r, t, set, list[i], dir, emergency, req, &n);
@@ -311,7 +312,7 @@ static void s_on_push(repl_t *r, const char *peer, const void *buf, size_t len)
     const char *why = NULL;
     if (store_mpr_error(&rd) || n > R_PUSH_MAX_OBJECTS)
         why = "malformed push";
-    else if (!dir || (emergency && dir != RULES_DOWN))
+    else if (!dir || dir == RULES_SIDE || (emergency && dir != RULES_DOWN))
         why = "pushes of that kind do not come from that side";
     s_papply_t a = {.objs = rd.mpr_p + rd.mpr_pos, .len = len - rd.mpr_pos, .n = n, .dir = dir};
     a.branch = repl_branch(r, dir == RULES_UP ? peer : NULL);

@@ -125,7 +125,9 @@ static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
     if (r->io.io_run_done) {
         repl_summary_t su = {.su_req = req,
                              .su_role = "received",
-                             .su_direction = rv->dir == RULES_UP ? "up" : "down",
+                             .su_direction = rv->dir == RULES_SIDE ? "standalone"
+                                             : rv->dir == RULES_UP ? "up"
+                                                                   : "down",
                              .su_mode = rv->mode,
                              .su_applied = rv->applied,
                              .su_skipped = rv->skipped,
@@ -184,7 +186,7 @@ int repl_apply_incoming(store_txn_t *t, unsigned dir, unsigned how, store_obj_t 
  * everything but our own branch. */
 static rules_names_t s_recv_branch(repl_t *r, const r_recv_t *rv)
 {
-    if (rv->dir == RULES_UP) {
+    if (rv->dir == RULES_UP || rv->dir == RULES_SIDE) {
         rules_names_t n = {rv->nbranch, rv->branch_ptrs};
         return n;
     }
@@ -264,18 +266,27 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
     snprintf(rv->why, sizeof(rv->why), "%s", m->m_why);
     snprintf(rv->token, sizeof(rv->token), "%s", m->m_token);
     rv->started_ms = rv->last_ms = repl_now_ms();
-    if (dir == RULES_UP) {
-        /* the child's branch as it declares it (it may know of nodes below
-         * it that we have not heard of yet), unless it claims nodes that we
-         * know to be elsewhere */
+    if (dir == RULES_UP || dir == RULES_SIDE) {
+        /* up: the child's branch as it declares it (it may know of nodes
+         * below it that we have not heard of yet), unless it claims nodes
+         * that we know to be elsewhere; standalone: the owners of what the
+         * source carries, never this node (a source cannot remove our own) */
         const char *bad = NULL;
         int err = repl_branch_decode(m, &rv->branch, &rv->nbranch);
-        if (!err && (rv->nbranch == 0 || strcmp(rv->branch[0], peer) != 0))
+        if (!err && dir == RULES_UP && (rv->nbranch == 0 || strcmp(rv->branch[0], peer) != 0))
             err = HS_EPROTO;
-        for (size_t i = 0; !err && i < rv->nbranch && !bad; i++)
+        if (!err && dir == RULES_SIDE) {
+            const char *self = store_node_name(r->store);
+            size_t keep = 0;
+            for (size_t i = 0; i < rv->nbranch; i++)
+                if (strcmp(rv->branch[i], self) != 0)
+                    memmove(rv->branch[keep++], rv->branch[i], sizeof(rv->branch[0]));
+            rv->nbranch = keep;
+        }
+        for (size_t i = 0; !err && dir == RULES_UP && i < rv->nbranch && !bad; i++)
             if (r->io.io_elsewhere && r->io.io_elsewhere(r->io.io_ctx, peer, rv->branch[i]))
                 bad = rv->branch[i];
-        if (!err && !bad && !(rv->branch_ptrs = malloc(rv->nbranch * sizeof(char *))))
+        if (!err && !bad && !(rv->branch_ptrs = malloc((rv->nbranch + 1) * sizeof(char *))))
             err = HS_ENOMEM;
         if (err || bad) {
             char why[REPL_WHY_MAX];

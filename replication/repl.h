@@ -40,8 +40,12 @@ typedef struct repl_io {
     void *io_ctx;
     /* Send one frame to peer; HS_OK or an error (the run then fails). */
     int (*io_send)(void *ctx, const char *peer, const void *buf, size_t len);
-    /* RULES_DOWN if peer is our child, RULES_UP if our parent, 0 otherwise. */
+    /* RULES_DOWN if peer is our child, RULES_UP if our parent, RULES_SIDE if
+     * a standalone destination of ours, 0 otherwise. */
     unsigned (*io_dir_to)(void *ctx, const char *peer);
+    /* The way data from peer travels: RULES_DOWN from our parent, RULES_UP
+     * from a child, RULES_SIDE from a standalone source, 0 otherwise. */
+    unsigned (*io_dir_from)(void *ctx, const char *peer);
     bool (*io_peer_up)(void *ctx, const char *peer);
     /* Branch names: of this node (peer NULL: self first, then subtree) or of
      * a child peer (the child first, then its subtree). The array stays valid

@@ -36,17 +36,18 @@ static bool s_system_sendable(const store_obj_t *o, unsigned dir)
 
 static const rules_family_t s_families[] = {
     /* name      dirs                    scope by          diff by      claims */
-    {"item", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, false, s_item_sendable, rules_hep_apply,
-     rules_hep_local},
-    {"security", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, false, NULL, rules_hep_apply,
-     rules_hep_local},
-    {"resource", RULES_DOWN | RULES_UP, RULES_KEY_OWNER, RULES_BY_MTIME, true, s_resource_sendable,
-     rules_resource_apply, NULL},
-    {"dataclass", RULES_DOWN | RULES_UP, RULES_KEY_OWNER, RULES_BY_MTIME, false,
+    {"item", RULES_DOWN | RULES_SIDE, RULES_KEY_ORIGIN, RULES_BY_HASH, false, s_item_sendable,
+     rules_hep_apply, rules_hep_local},
+    {"security", RULES_DOWN | RULES_SIDE, RULES_KEY_ORIGIN, RULES_BY_HASH, false, NULL,
+     rules_hep_apply, rules_hep_local},
+    {"resource", RULES_DOWN | RULES_UP | RULES_SIDE, RULES_KEY_OWNER, RULES_BY_MTIME, true,
+     s_resource_sendable, rules_resource_apply, NULL},
+    {"dataclass", RULES_DOWN | RULES_UP | RULES_SIDE, RULES_KEY_OWNER, RULES_BY_MTIME, false,
      s_resource_sendable, rules_dataclass_apply, NULL},
-    {"package", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, false, NULL, rules_hep_apply,
-     rules_hep_local},
-    {"event", RULES_DOWN | RULES_UP, RULES_KEY_ORIGIN, RULES_BY_SEQ, false, NULL, NULL, NULL},
+    {"package", RULES_DOWN | RULES_SIDE, RULES_KEY_ORIGIN, RULES_BY_HASH, false, NULL,
+     rules_hep_apply, rules_hep_local},
+    {"event", RULES_DOWN | RULES_UP | RULES_SIDE, RULES_KEY_ORIGIN, RULES_BY_SEQ, false, NULL, NULL,
+     NULL},
     {"assoc", RULES_DOWN, RULES_KEY_ORIGIN, RULES_BY_HASH, false, NULL, NULL,
      rules_hep_parent_only},
     {"system", RULES_DOWN | RULES_UP, RULES_KEY_ORIGIN, RULES_BY_HASH, false, s_system_sendable,
@@ -85,9 +86,9 @@ static const s_default_t s_defaults[] = {
     {"system", {"system.", NULL}, RULES_DOWN | RULES_UP, true, false},
 };
 
-static size_t s_key(char *k, size_t cap, const char *name)
+static size_t s_key(char *k, size_t cap, const char *name, bool standalone)
 {
-    int n = snprintf(k, cap, "h/%s", name);
+    int n = snprintf(k, cap, "%c/%s", standalone ? 's' : 'h', name);
     return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
@@ -95,8 +96,9 @@ int rules_encode(const rules_rule_t *r, uint8_t **out, size_t *len)
 {
     store_mpw_t w;
     store_mpw_init(&w);
-    store_mpw_array(&w, 10);
-    store_mpw_uint(&w, 1); /* record version */
+    bool side = r->ru_dirs == RULES_SIDE;
+    store_mpw_array(&w, side ? 13 : 10);
+    store_mpw_uint(&w, side ? 2 : 1); /* record version: 2 adds the standalone fields */
     store_mpw_str(&w, r->ru_name);
     store_mpw_array(&w, (uint32_t)r->ru_nprefix);
     for (size_t i = 0; i < r->ru_nprefix; i++)
@@ -110,6 +112,15 @@ int rules_encode(const rules_rule_t *r, uint8_t **out, size_t *len)
     store_mpw_array(&w, (uint32_t)r->ru_ndataclass);
     for (size_t i = 0; i < r->ru_ndataclass; i++)
         store_mpw_str(&w, r->ru_dataclass[i]);
+    if (side) {
+        store_mpw_array(&w, (uint32_t)r->ru_ndest);
+        for (size_t i = 0; i < r->ru_ndest; i++)
+            store_mpw_str(&w, r->ru_dest[i]);
+        store_mpw_str(&w, r->ru_target);
+        store_mpw_array(&w, (uint32_t)r->ru_nwhere);
+        for (size_t i = 0; i < r->ru_nwhere; i++)
+            store_mpw_str(&w, r->ru_where[i]);
+    }
     int err = store_mpw_error(&w);
     if (err) {
         store_mpw_free(&w);
@@ -125,7 +136,9 @@ int rules_decode(const void *buf, size_t len, rules_rule_t *out)
     memset(out, 0, sizeof(*out));
     store_mpr_t r;
     store_mpr_init(&r, buf, len);
-    if (store_mpr_array(&r) != 10 || store_mpr_uint(&r) != 1)
+    uint32_t fields = store_mpr_array(&r);
+    uint64_t version = store_mpr_uint(&r);
+    if (!((fields == 10 && version == 1) || (fields == 13 && version == 2)))
         return HS_EMALF;
     store_mpr_str(&r, out->ru_name, sizeof(out->ru_name));
     uint32_t n = store_mpr_array(&r);
@@ -146,9 +159,24 @@ int rules_decode(const void *buf, size_t len, rules_rule_t *out)
     for (uint32_t i = 0; i < n; i++)
         store_mpr_str(&r, out->ru_dataclass[i], sizeof(out->ru_dataclass[i]));
     out->ru_ndataclass = n;
+    if (version == 2) {
+        n = store_mpr_array(&r);
+        if (n > RULES_DEST_MAX)
+            return HS_EMALF;
+        for (uint32_t i = 0; i < n; i++)
+            store_mpr_str(&r, out->ru_dest[i], sizeof(out->ru_dest[i]));
+        out->ru_ndest = n;
+        store_mpr_str(&r, out->ru_target, sizeof(out->ru_target));
+        n = store_mpr_array(&r);
+        if (n > RULES_WHERE_MAX)
+            return HS_EMALF;
+        for (uint32_t i = 0; i < n; i++)
+            store_mpr_str(&r, out->ru_where[i], sizeof(out->ru_where[i]));
+        out->ru_nwhere = n;
+    }
     int err = store_mpr_done(&r);
-    if (!err &&
-        (!out->ru_name[0] || out->ru_dirs == 0 || out->ru_dirs > 3 || out->ru_verify_pct > 100))
+    bool side_ok = version == 2 ? out->ru_dirs == RULES_SIDE : out->ru_dirs <= 3;
+    if (!err && (!out->ru_name[0] || out->ru_dirs == 0 || !side_ok || out->ru_verify_pct > 100))
         err = HS_EMALF;
     return err;
 }
@@ -156,7 +184,7 @@ int rules_decode(const void *buf, size_t len, rules_rule_t *out)
 int rules_put(store_txn_t *t, const rules_rule_t *r)
 {
     char k[RULES_NAME_MAX + 3];
-    size_t kl = s_key(k, sizeof(k), r->ru_name);
+    size_t kl = s_key(k, sizeof(k), r->ru_name, r->ru_dirs == RULES_SIDE);
     if (!kl)
         return HS_EINVAL;
     uint8_t *v;
@@ -172,13 +200,30 @@ int rules_put(store_txn_t *t, const rules_rule_t *r)
 int rules_get(store_txn_t *t, const char *name, rules_rule_t *out)
 {
     char k[RULES_NAME_MAX + 3];
-    size_t kl = s_key(k, sizeof(k), name);
-    if (!kl)
-        return HS_ENOTFOUND;
+    int err = HS_ENOTFOUND;
+    for (int side = 0; side < 2 && err == HS_ENOTFOUND; side++) {
+        size_t kl = s_key(k, sizeof(k), name, side);
+        if (!kl)
+            return HS_ENOTFOUND;
+        const void *v;
+        size_t vl;
+        err = store_kv_get(t, STORE_T_RULES, k, kl, &v, &vl);
+        if (!err)
+            return rules_decode(v, vl, out);
+    }
+    return err;
+}
+
+int rules_del(store_txn_t *t, const char *name)
+{
+    char k[RULES_NAME_MAX + 3];
+    size_t kl = s_key(k, sizeof(k), name, false);
     const void *v;
     size_t vl;
-    int err = store_kv_get(t, STORE_T_RULES, k, kl, &v, &vl);
-    return err ? err : rules_decode(v, vl, out);
+    if (kl && store_kv_get(t, STORE_T_RULES, k, kl, &v, &vl) == HS_OK)
+        return HS_EINVAL;
+    kl = s_key(k, sizeof(k), name, true);
+    return kl ? store_kv_del(t, STORE_T_RULES, k, kl) : HS_ENOTFOUND;
 }
 
 typedef struct s_each {
@@ -202,7 +247,8 @@ static int s_each_one(void *ctx, const void *k, size_t kl, const void *v, size_t
 int rules_each(store_txn_t *t, rules_cb cb, void *ctx)
 {
     s_each_t e = {cb, ctx, 0};
-    return store_kv_scan(t, STORE_T_RULES, "h/", 2, s_each_one, &e);
+    int err = store_kv_scan(t, STORE_T_RULES, "h/", 2, s_each_one, &e);
+    return err ? err : store_kv_scan(t, STORE_T_RULES, "s/", 2, s_each_one, &e);
 }
 
 int rules_ensure_defaults(store_txn_t *t)
@@ -258,9 +304,70 @@ bool rules_names_has(const rules_names_t *n, const char *name)
     return false;
 }
 
-static const char *s_scope_key(const rules_family_t *f, const store_obj_t *o)
+static const char *s_scope_key(const rules_family_t *f, const store_obj_t *o, unsigned dir)
 {
-    return f->fam_key == RULES_KEY_OWNER ? o->owner : o->origin;
+    /* standalone runs declare and scope by owner for every family */
+    return f->fam_key == RULES_KEY_OWNER || dir == RULES_SIDE ? o->owner : o->origin;
+}
+
+bool rules_applies_to(const rules_rule_t *r, const char *peer)
+{
+    if (r->ru_dirs != RULES_SIDE)
+        return true;
+    for (size_t i = 0; i < r->ru_ndest; i++)
+        if (!strcmp(r->ru_dest[i], peer))
+            return true;
+    return false;
+}
+
+/* Does resource o meet every NAME=VALUE condition (a key or a string
+ * property of the body)? */
+static bool s_where_match(const rules_rule_t *r, const store_obj_t *o)
+{
+    for (size_t i = 0; i < r->ru_nwhere; i++) {
+        const char *eq = strchr(r->ru_where[i], '=');
+        if (!eq)
+            return false;
+        size_t nl = (size_t)(eq - r->ru_where[i]), vlen = strlen(eq + 1);
+        bool hit = false;
+        const uint8_t *maps[2] = {o->keys, o->body};
+        size_t lens[2] = {o->keys_len, o->body_len};
+        for (int m = 0; m < 2 && !hit; m++) {
+            if (!lens[m])
+                continue;
+            store_mpr_t rd;
+            store_mpr_init(&rd, maps[m], lens[m]);
+            uint32_t n = store_mpr_map(&rd);
+            for (uint32_t j = 0; j < n && !store_mpr_error(&rd) && !hit; j++) {
+                size_t kl, vl;
+                const uint8_t *k = store_mpr_bytes(&rd, &kl);
+                store_mpr_t peek = rd;
+                const uint8_t *v = store_mpr_bytes(&peek, &vl);
+                if (!store_mpr_error(&peek) && kl == nl && !memcmp(k, r->ru_where[i], nl) &&
+                    vl == vlen && !memcmp(v, eq + 1, vl))
+                    hit = true;
+                store_mpr_raw(&rd, &vl);
+            }
+        }
+        if (!hit)
+            return false;
+    }
+    return true;
+}
+
+bool rules_target_member(store_txn_t *t, const rules_rule_t *r, const store_obj_t *o)
+{
+    if (!r->ru_target[0] || (o->flags & STORE_OBJ_TOMBSTONE))
+        return true;
+    if (!strncmp(o->cls, "dataclass.", 10)) {
+        store_obj_t res;
+        if (store_get(t, &o->resource, &res) != HS_OK || (res.flags & STORE_OBJ_TOMBSTONE))
+            return false;
+        return rules_target_member(t, r, &res);
+    }
+    if (strncmp(o->cls, "resource.", 9) != 0)
+        return true;
+    return !strcmp(o->cls, r->ru_target) && s_where_match(r, o);
 }
 
 bool rules_send_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
@@ -271,7 +378,9 @@ bool rules_send_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
         return false;
     if (f->fam_sendable && !f->fam_sendable(o, dir))
         return false;
-    const char *k = s_scope_key(f, o);
+    if (dir == RULES_SIDE)
+        return true; /* everything of its classes here */
+    const char *k = s_scope_key(f, o, dir);
     if (dir == RULES_UP)
         return rules_names_has(mine, k);
     /* down: our own data (mine[0] is this node) and what came from above,
@@ -287,8 +396,8 @@ bool rules_recv_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
         return false;
     if (f->fam_sendable && !f->fam_sendable(o, dir))
         return false;
-    const char *k = s_scope_key(f, o);
-    return dir == RULES_UP ? rules_names_has(branch, k) : !rules_names_has(branch, k);
+    const char *k = s_scope_key(f, o, dir);
+    return dir == RULES_DOWN ? !rules_names_has(branch, k) : rules_names_has(branch, k);
 }
 
 /* ---- apply -------------------------------------------------------------- */
@@ -343,6 +452,19 @@ int rules_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, rules_resu
         return HS_ECLASS;
     if (!(f->fam_dirs & c->rc_dir) || (f->fam_sendable && !f->fam_sendable(o, c->rc_dir)))
         return HS_EDIRECTION;
+    if (c->rc_dir == RULES_SIDE) {
+        /* standalone: no conflict prevention, the destination takes it */
+        rules_ctx_t side = *c;
+        side.rc_how |= RULES_APPLY_STATE;
+        int err = (o->flags & STORE_OBJ_TOMBSTONE) ? HS_OK : store_obj_check(o);
+        if (err)
+            return err;
+        store_obj_t cur;
+        err = store_get(t, &o->guid, &cur);
+        if (err && err != HS_ENOTFOUND)
+            return err;
+        return rules_apply_default(t, &side, o, err ? NULL : &cur, res);
+    }
     if (!(o->flags & STORE_OBJ_TOMBSTONE)) {
         int err = store_obj_check(o);
         if (err)

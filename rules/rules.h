@@ -46,10 +46,13 @@
 
 #define RULES_DOWN 0x1u
 #define RULES_UP 0x2u
+#define RULES_SIDE 0x4u /* standalone: one way, to a destination outside the hierarchy */
 
 #define RULES_NAME_MAX 32
 #define RULES_PREFIX_MAX 8
 #define RULES_DATACLASS_MAX 32
+#define RULES_DEST_MAX 8
+#define RULES_WHERE_MAX 8
 
 enum rules_diff_by { RULES_BY_HASH = 1, RULES_BY_MTIME = 2, RULES_BY_SEQ = 3 };
 enum rules_key_field { RULES_KEY_ORIGIN = 1, RULES_KEY_OWNER = 2 };
@@ -132,7 +135,37 @@ typedef struct rules_rule {
     unsigned ru_verify_pct;        /* 0..100: share of data verified per run */
     size_t ru_ndataclass;          /* data classes carried (0 = all) */
     char ru_dataclass[RULES_DATACLASS_MAX][STORE_CLASS_MAX + 1];
+    /* standalone rules only (ru_dirs == RULES_SIDE) */
+    size_t ru_ndest; /* destinations (peer names) */
+    char ru_dest[RULES_DEST_MAX][STORE_NAME_MAX + 1];
+    char ru_target[STORE_CLASS_MAX + 1]; /* resource target: a class ("" = none) ... */
+    size_t ru_nwhere;                    /* ... and NAME=VALUE conditions on keys or body */
+    char ru_where[RULES_WHERE_MAX][128];
 } rules_rule_t;
+
+/*
+ * Standalone rules (STORE_T_RULES, key "s/<name>", ru_dirs RULES_SIDE) carry
+ * their classes one way from this node to the destinations they list, in
+ * scope everything of those classes here (what this node received from
+ * elsewhere too, so chains A -> B -> C work), minus item.server_job. They
+ * share the name space of hierarchy rules. The destination takes what
+ * arrives (no merges, no ownership decisions, no HEP); a complete run removes
+ * there what the source no longer has among the owners it declared.
+ * A resource target (ru_target + ru_where) narrows resources and their
+ * data-class rows to the target's current members (rules_target_member).
+ */
+
+/* Does rule r run to peer at all (a standalone rule: peer is a destination)? */
+bool rules_applies_to(const rules_rule_t *r, const char *peer);
+
+/* Is o (a resource, or a data-class row whose resource is looked up in t) a
+ * member of r's resource target? Always true without a target; objects of
+ * other families are not narrowed. */
+bool rules_target_member(store_txn_t *t, const rules_rule_t *r, const store_obj_t *o);
+
+/* Remove a standalone rule (write txn). HS_ENOTFOUND; HS_EINVAL for a
+ * hierarchy rule (those are disabled, never removed). */
+int rules_del(store_txn_t *t, const char *name);
 
 /* Create the default rules if no rule exists yet (write txn). */
 int rules_ensure_defaults(store_txn_t *t);

@@ -38,7 +38,7 @@ hs_cleanup() {
     local pids
     pids=$(jobs -pr)
     [ -n "$pids" ] && kill $pids 2>/dev/null
-    rm -rf "$HS_ROOT"
+    [ -n "${HSYNC_KEEP:-}" ] || rm -rf "$HS_ROOT" # HSYNC_KEEP=1 keeps it for a post-mortem
 }
 trap hs_cleanup EXIT
 

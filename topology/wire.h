@@ -34,7 +34,13 @@ enum topo_msg_type {
     TOPO_MSG_JOIN = 2,
     TOPO_MSG_JOINED = 3,
     TOPO_MSG_LEAVE = 4,
+    /* JOIN as a standalone source (one-way feed, not a parent); its JOINED
+     * reply carries the destination's software version in m_token */
+    TOPO_MSG_FEED = 5,
 };
+
+/* This build's software version (standalone package rules compare it). */
+#define TOPO_SOFTWARE_VERSION "hsync 0.8"
 
 typedef struct topo_msg {
     int m_type;
