@@ -105,7 +105,8 @@ typedef struct rules_family {
     bool fam_claims;
     /* May this object be sent in direction dir at all? NULL = yes. */
     bool (*fam_sendable)(const store_obj_t *o, unsigned dir);
-    /* Apply an incoming object o over the local copy cur (NULL if none);
+    /* Apply an incoming object o over the local copy cur (NULL if none;
+     * for a live o, cur is only looked up for families with fam_claims);
      * NULL = the default (newest wins by last change for RULES_BY_MTIME
      * families outside state transfers, the sender wins otherwise). */
     int (*fam_apply)(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const store_obj_t *cur,
