@@ -249,6 +249,28 @@ static const broker_cli_cmd_t s_commands[] = {
      "\n"
      "OPTIONS\n"
      "    --limit N   show at most N runs (default 50)\n"},
+    {"trace", broker_cli_trace, "one object here and where it was sent and acknowledged",
+     "hsync trace -d DIR GUID [--json]",
+     "DESCRIPTION\n"
+     "    Show the object GUID as this node holds it: class, content hash, change\n"
+     "    sequence (seq), last change, owner and origin. Then, for every adjacent\n"
+     "    peer (parent, children) and every rule carrying its class, one line:\n"
+     "      acknowledged  in the rule's scope and seq <= the watermark the peer\n"
+     "                    acknowledged: it was sent and acknowledged at or before\n"
+     "                    the last successful run (LAST OK RUN, from the history)\n"
+     "      pending       in scope, not acknowledged yet: the next run carries it\n"
+     "      out of scope  the rule never sends it that way (e.g. a child's own data\n"
+     "                    back to it, or to its siblings)\n"
+     "      not carried   the rule or the object's family does not go that way\n"
+     "    Works from the store alone: no broker needs to run.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --json   {guid, class, hash, seq, mtime, owner, origin, deleted,\n"
+     "              peers: [{peer, role, rule, direction, state, watermark,\n"
+     "                       last_ok_run, why}]}\n"
+     "\n"
+     "EXAMPLE\n"
+     "    hsync trace -d /srv/hsync/parent 01a228a2-6786-7273-be9c-f62e8a3ffcc4\n"},
     {"replicate-now", broker_cli_replicate_now, "push one object to the adjacent nodes now",
      "hsync replicate-now -d DIR GUID [--json]",
      "DESCRIPTION\n"
