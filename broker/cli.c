@@ -154,8 +154,20 @@ static const broker_cli_cmd_t s_commands[] = {
      "        TIME level=LEVEL peer=NAME event=WORD msg=\"...\"\n"
      "    Only one broker runs per node folder.\n"
      "\n"
+     "HTTP\n"
+     "    On the node's http address (hsync init --http; default listen host, listen\n"
+     "    port + 1) it serves plain HTTP, no TLS (keep it on loopback or behind a\n"
+     "    proxy):\n"
+     "        /             status page: hierarchy, links, rules, runs, events\n"
+     "        /api/status   the same as JSON\n"
+     "        /metrics      Prometheus text: hsync_objects, hsync_log_head,\n"
+     "                      hsync_backlog, hsync_runs_total, hsync_run_duration_seconds,\n"
+     "                      hsync_run_bytes_total, hsync_event_outbox, ... (README)\n"
+     "    If that port is taken it logs event=http-failed and replicates without it.\n"
+     "\n"
      "EXAMPLE\n"
-     "    hsync serve -d /var/lib/hsync/ns1 2>>/var/log/hsync-ns1.log &\n"},
+     "    hsync serve -d /var/lib/hsync/ns1 2>>/var/log/hsync-ns1.log &\n"
+     "    curl -s http://127.0.0.1:7601/metrics\n"},
     {"invite", broker_cli_invite, "print a one-time token for linking a node to this one",
      "hsync invite -d DIR [--ttl SECONDS] [--json]",
      "DESCRIPTION\n"
@@ -228,6 +240,9 @@ static const broker_cli_cmd_t s_commands[] = {
      "    because first run, requested, scheduled, always-complete rule, or resuming an\n"
      "    interrupted run), objects sent, applied, skipped (unchanged or older), deleted,\n"
      "    bytes on the wire and time. Exit status 1 if any run failed.\n"
+     "    On a terminal one line on stderr follows the runs as they finish: runs,\n"
+     "    objects and bytes done, rate, time left; nothing with --json or when\n"
+     "    stdout or stderr is not a terminal.\n"
      "\n"
      "OPTIONS\n"
      "    --peer NAME    only the link to NAME\n"
