@@ -1,6 +1,7 @@
 #include "broker/broker.h"
 
 #include "broker/ctl.h"
+#include "broker/http.h"
 #include "broker/log.h"
 #include "replication/events.h"
 #include "replication/repl.h"
@@ -96,6 +97,7 @@ typedef struct broker {
     size_t names_cap;
     struct b_job *jobs; /* sync requests waiting for their runs */
     uint64_t next_job;
+    broker_http_t *http; /* status page and metrics; NULL when not served */
 } broker_t;
 
 /* A `hsync sync` waiting for its runs: replied to when all have ended. */
@@ -909,9 +911,33 @@ static void s_job_reply(broker_t *b, b_job_t *job)
     free(job);
 }
 
+/* Tell a waiting `hsync sync` how far its runs are: one progress message
+ * per finished run (broker/ctl.h), before the reply. */
+static void s_job_progress(broker_t *b, const b_job_t *job)
+{
+    json_int_t objects = 0, bytes = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(job->runs, i, r)
+    {
+        const char *role = json_string_value(json_object_get(r, "role"));
+        objects += json_integer_value(
+            json_object_get(r, role && !strcmp(role, "received") ? "applied" : "sent"));
+        bytes += json_integer_value(json_object_get(r, "bytes"));
+    }
+    size_t done = json_array_size(job->runs);
+    s_ctl_reply(b, job->rid, job->rid_len,
+                json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:O}}", "progress", "runs_done",
+                          (json_int_t)done, "runs_total", (json_int_t)(done + job->pending),
+                          "objects", objects, "bytes", bytes, "ms",
+                          (json_int_t)(repl_now_ms() - job->started_ms), "run",
+                          json_array_get(job->runs, done - 1)));
+}
+
 static void s_io_run_done(void *ctx, const repl_summary_t *su)
 {
     broker_t *b = ctx;
+    broker_http_run_done(b->http, su);
     if (!su->su_req)
         return;
     for (b_job_t *job = b->jobs; job; job = job->next) {
@@ -920,6 +946,8 @@ static void s_io_run_done(void *ctx, const repl_summary_t *su)
         json_array_append_new(job->runs, s_summary_json(su));
         if (--job->pending == 0)
             s_job_reply(b, job);
+        else
+            s_job_progress(b, job);
         return;
     }
 }
@@ -1362,6 +1390,12 @@ static void s_cmd_link_dest(broker_t *b, const uint8_t *rid, size_t rlen, json_t
                l->endpoint);
 }
 
+/* The status page's live view: the same data as the ctl "status" reply. */
+static json_t *s_http_status(void *ctx)
+{
+    return s_status_json(ctx);
+}
+
 static void s_cmd_add_child(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req)
 {
     const char *text = json_string_value(json_object_get(req, "token"));
@@ -1740,6 +1774,20 @@ static int s_start(broker_t *b)
     if (s_socket_event(b, b->zap, &b->ev_zap) || s_socket_event(b, b->router, &b->ev_router) ||
         s_socket_event(b, b->ctl, &b->ev_ctl))
         return HS_ENOMEM;
+    char http[256];
+    int herr = broker_http_open(b->base, b->store, s_http_status, b, &b->http, http);
+    if (herr == HS_ETRANSPORT)
+        broker_log(BROKER_LOG_ERROR, NULL, "http-failed",
+                   "cannot serve the status page on %s: the port is in use or the address "
+                   "is not this machine's (free the port and restart the broker); replication "
+                   "goes on without it",
+                   http);
+    else if (herr && herr != HS_ENOTFOUND)
+        broker_log(BROKER_LOG_ERROR, NULL, "http-failed",
+                   "cannot serve the status page on '%s': %s; replication goes on without it", http,
+                   hs_strerror(herr));
+    else if (!herr)
+        broker_log(BROKER_LOG_INFO, NULL, "http", "status page on http://%s/", http);
     b->ev_drain = event_new(b->base, -1, 0, s_on_drain, b);
     b->ev_tick = event_new(b->base, -1, EV_PERSIST, s_on_tick, b);
     b->ev_int = evsignal_new(b->base, SIGINT, s_on_signal, b);
@@ -1759,6 +1807,7 @@ static int s_start(broker_t *b)
 
 static void s_stop(broker_t *b)
 {
+    broker_http_destroy(&b->http);
     repl_destroy(&b->repl);
     while (b->jobs) {
         b_job_t *j = b->jobs;

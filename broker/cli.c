@@ -154,8 +154,20 @@ static const broker_cli_cmd_t s_commands[] = {
      "        TIME level=LEVEL peer=NAME event=WORD msg=\"...\"\n"
      "    Only one broker runs per node folder.\n"
      "\n"
+     "HTTP\n"
+     "    On the node's http address (hsync init --http; default listen host, listen\n"
+     "    port + 1) it serves plain HTTP, no TLS (keep it on loopback or behind a\n"
+     "    proxy):\n"
+     "        /             status page: hierarchy, links, rules, runs, events\n"
+     "        /api/status   the same as JSON\n"
+     "        /metrics      Prometheus text: hsync_objects, hsync_log_head,\n"
+     "                      hsync_backlog, hsync_runs_total, hsync_run_duration_seconds,\n"
+     "                      hsync_run_bytes_total, hsync_event_outbox, ... (README)\n"
+     "    If that port is taken it logs event=http-failed and replicates without it.\n"
+     "\n"
      "EXAMPLE\n"
-     "    hsync serve -d /var/lib/hsync/ns1 2>>/var/log/hsync-ns1.log &\n"},
+     "    hsync serve -d /var/lib/hsync/ns1 2>>/var/log/hsync-ns1.log &\n"
+     "    curl -s http://127.0.0.1:7601/metrics\n"},
     {"invite", broker_cli_invite, "print a one-time token for linking a node to this one",
      "hsync invite -d DIR [--ttl SECONDS] [--json]",
      "DESCRIPTION\n"
@@ -228,6 +240,9 @@ static const broker_cli_cmd_t s_commands[] = {
      "    because first run, requested, scheduled, always-complete rule, or resuming an\n"
      "    interrupted run), objects sent, applied, skipped (unchanged or older), deleted,\n"
      "    bytes on the wire and time. Exit status 1 if any run failed.\n"
+     "    On a terminal one line on stderr follows the runs as they finish: runs,\n"
+     "    objects and bytes done, rate, time left; nothing with --json or when\n"
+     "    stdout or stderr is not a terminal.\n"
      "\n"
      "OPTIONS\n"
      "    --peer NAME    only the link to NAME\n"
@@ -249,6 +264,28 @@ static const broker_cli_cmd_t s_commands[] = {
      "\n"
      "OPTIONS\n"
      "    --limit N   show at most N runs (default 50)\n"},
+    {"trace", broker_cli_trace, "one object here and where it was sent and acknowledged",
+     "hsync trace -d DIR GUID [--json]",
+     "DESCRIPTION\n"
+     "    Show the object GUID as this node holds it: class, content hash, change\n"
+     "    sequence (seq), last change, owner and origin. Then, for every adjacent\n"
+     "    peer (parent, children) and every rule carrying its class, one line:\n"
+     "      acknowledged  in the rule's scope and seq <= the watermark the peer\n"
+     "                    acknowledged: it was sent and acknowledged at or before\n"
+     "                    the last successful run (LAST OK RUN, from the history)\n"
+     "      pending       in scope, not acknowledged yet: the next run carries it\n"
+     "      out of scope  the rule never sends it that way (e.g. a child's own data\n"
+     "                    back to it, or to its siblings)\n"
+     "      not carried   the rule or the object's family does not go that way\n"
+     "    Works from the store alone: no broker needs to run.\n"
+     "\n"
+     "OPTIONS\n"
+     "    --json   {guid, class, hash, seq, mtime, owner, origin, deleted,\n"
+     "              peers: [{peer, role, rule, direction, state, watermark,\n"
+     "                       last_ok_run, why}]}\n"
+     "\n"
+     "EXAMPLE\n"
+     "    hsync trace -d /srv/hsync/parent 01a228a2-6786-7273-be9c-f62e8a3ffcc4\n"},
     {"replicate-now", broker_cli_replicate_now, "push one object to the adjacent nodes now",
      "hsync replicate-now -d DIR GUID [--json]",
      "DESCRIPTION\n"

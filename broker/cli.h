@@ -152,6 +152,8 @@ int broker_cli_hierarchy(broker_cli_t *c, int argc, char **argv);
 int broker_cli_rule(broker_cli_t *c, int argc, char **argv);
 int broker_cli_sync(broker_cli_t *c, int argc, char **argv);
 int broker_cli_history(broker_cli_t *c, int argc, char **argv);
+/* One object and where it was sent and acknowledged (broker/cli_trace.c). */
+int broker_cli_trace(broker_cli_t *c, int argc, char **argv);
 int broker_cli_replicate_now(broker_cli_t *c, int argc, char **argv);
 int broker_cli_emergency(broker_cli_t *c, int argc, char **argv);
 /* The replication table of status: one row per (peer, rule), problems first. */

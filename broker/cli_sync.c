@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void s_bytes(uint64_t b, char *out, size_t n)
 {
@@ -72,6 +73,38 @@ static void s_print_runs(const json_t *runs, bool dry, bool rows_for_disabled)
         printf("(disabled rules, not run: %s; 'hsync rule enable NAME' turns one on)\n", disabled);
 }
 
+/* ---- progress on a terminal --------------------------------------------- */
+
+/* One line on stderr, rewritten as each run ends (the broker sends a
+ * progress message per finished run): runs, objects and bytes done, rate
+ * and an estimate of the time left. Only when stderr is a terminal. */
+typedef struct s_progress {
+    bool shown;
+} s_progress_t;
+
+static void s_on_progress(void *ctx, const json_t *p)
+{
+    s_progress_t *pr = ctx;
+    json_int_t done = s_int(p, "runs_done"), total = s_int(p, "runs_total");
+    double secs = (double)s_int(p, "ms") / 1000.0;
+    char bytes[32], left[32] = "";
+    s_bytes((uint64_t)s_int(p, "bytes"), bytes, sizeof(bytes));
+    if (done > 0 && total > done && secs > 0) {
+        double est = secs / (double)done * (double)(total - done);
+        if (est >= 1)
+            snprintf(left, sizeof(left), ", ~%.0fs left", est);
+        else
+            snprintf(left, sizeof(left), ", <1s left");
+    }
+    const json_t *run = json_object_get(p, "run");
+    fprintf(stderr, "\r\033[Ksync: %lld/%lld runs, %lld objects, %s, %.0f objects/s%s (%s %s %s)",
+            (long long)done, (long long)total, (long long)s_int(p, "objects"), bytes,
+            secs > 0 ? (double)s_int(p, "objects") / secs : 0.0, left, s_str(run, "peer"),
+            s_str(run, "rule"), json_is_true(json_object_get(run, "ok")) ? "ok" : "FAILED");
+    fflush(stderr);
+    pr->shown = true;
+}
+
 int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -124,7 +157,12 @@ int broker_cli_sync(broker_cli_t *c, int argc, char **argv)
     if (direction)
         json_object_set_new(req, "direction", json_string(direction));
     json_t *resp = NULL;
-    int err = broker_ctl_call(c->cli_dir, req, (int)timeout * 1000, &resp, NULL, NULL);
+    s_progress_t pr = {false};
+    bool tty = !c->cli_json && isatty(STDERR_FILENO) && isatty(STDOUT_FILENO);
+    int err = broker_ctl_call(c->cli_dir, req, (int)timeout * 1000, &resp,
+                              tty ? s_on_progress : NULL, &pr);
+    if (pr.shown)
+        fprintf(stderr, "\r\033[K");
     json_decref(req);
     if (err == HS_ENOBROKER)
         return broker_cli_fail(c, "no broker is running for %s (start it with 'hsync serve -d %s')",
@@ -272,9 +310,27 @@ static void s_ago(uint64_t when, uint64_t now, char *out, size_t n)
     snprintf(out, n, future ? "in %llu%s" : "%llu%s ago", (unsigned long long)d, unit);
 }
 
+/* Colour only on a terminal, and never when NO_COLOR is set (no-color.org). */
+static bool s_colour(void)
+{
+    const char *no = getenv("NO_COLOR");
+    return isatty(STDOUT_FILENO) && !(no && *no);
+}
+
 void broker_cli_repl_print(json_t *pairs)
 {
     uint64_t now = repl_now_ms();
+    bool colour = s_colour();
+    static const char *const tint[] = {"\033[1;31m", "\033[33m", "\033[32m", "\033[2m"};
+    size_t failing = 0, i0;
+    json_t *p0;
+    json_array_foreach(pairs, i0, p0)
+    {
+        failing += s_rank(p0) == 0;
+    }
+    if (failing)
+        printf("%s%zu rule%s failing (listed first; 'hsync history' has the runs)%s\n",
+               colour ? tint[0] : "", failing, failing == 1 ? "" : "s", colour ? "\033[0m" : "");
     printf("%-14s %-10s %-4s %-8s %-10s %-22s %-18s %-9s %s\n", "PEER", "RULE", "DIR", "ROLE",
            "STATE", "LAST RUN", "NEXT RUN", "BACKLOG", "LAST ERROR");
     for (int rank = 0; rank < 4; rank++) {
@@ -305,9 +361,10 @@ void broker_cli_repl_print(json_t *pairs)
                                 : !json_is_true(json_object_get(p, "enabled")) ? "disabled"
                                 : rank == 0                                    ? "failing"
                                                                                : "ok";
-            printf("%-14s %-10s %-4s %-8s %-10s %-22s %-18s %-9s %s\n", s_str(p, "peer"),
-                   s_str(p, "rule"), s_str(p, "direction"), s_str(p, "role"), state, lastbuf, next,
-                   backlog, json_is_object(last) ? s_str(last, "error") : "");
+            printf("%-14s %-10s %-4s %-8s %s%-10s%s %-22s %-18s %-9s %s\n", s_str(p, "peer"),
+                   s_str(p, "rule"), s_str(p, "direction"), s_str(p, "role"),
+                   colour ? tint[rank] : "", state, colour ? "\033[0m" : "", lastbuf, next, backlog,
+                   json_is_object(last) ? s_str(last, "error") : "");
         }
     }
 }

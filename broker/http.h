@@ -1,0 +1,71 @@
+/*
+ * http.h - the operator view: a status page, its JSON and Prometheus metrics,
+ * served by the broker on its http address (meta "http", HOST:PORT; set by
+ * `hsync init --http`, default the listen host and listen port + 1).
+ *
+ * libevent's evhttp runs in the broker's own event loop: a request is
+ * answered in one go from the live broker state (a callback into broker.c,
+ * the same data `hsync status` and `hsync hierarchy show` get over the ctl
+ * socket) and one read transaction of the store. Plain HTTP, no TLS: the
+ * default address is loopback; put a TLS proxy in front to expose it.
+ *
+ *   GET /             self-contained page (inline HTML/CSS/JS) that fetches
+ *                     /api/status every 2 s and draws the hierarchy, links,
+ *                     rules, recent runs and events
+ *   GET /api/status   the same data as JSON
+ *   GET /metrics      Prometheus text exposition format 0.0.4
+ *   other paths 404, other methods than GET/HEAD 405, a malformed request
+ *   target 400.
+ *
+ * Requests are bounded: headers 8 KiB, no body, request target
+ * BROKER_HTTP_TARGET_MAX bytes, 10 s per connection.
+ */
+#ifndef BROKER_HTTP_H
+#define BROKER_HTTP_H
+
+#include "replication/repl.h"
+#include "store/store.h"
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#define BROKER_HTTP_TARGET_MAX 2048
+
+typedef struct broker_http broker_http_t;
+
+/* The live view of the broker: an owned JSON object with at least "node",
+ * "links" and "replication" (the ctl "status" reply), or NULL. */
+typedef json_t *(*broker_http_status_fn)(void *ctx);
+
+/*
+ * Serve the node's http address on base. store and ctx are borrowed and must
+ * outlive the server. addr (256 bytes) receives the address tried, for the
+ * caller's log line. Returns HS_OK and an owned *out; HS_ENOTFOUND if the
+ * node has no http address (older folder); HS_EINVAL if it is not
+ * HOST:PORT; HS_ETRANSPORT if it cannot be bound (port busy); HS_ENOMEM.
+ */
+int broker_http_open(struct event_base *base, store_t *store, broker_http_status_fn status,
+                     void *ctx, broker_http_t **out, char addr[256]);
+
+/* Stop serving; accepts NULL and nulls *h. */
+void broker_http_destroy(broker_http_t **h);
+
+/* Count one finished run for /metrics (counters since the broker started).
+ * h may be NULL (nothing served, nothing counted). */
+void broker_http_run_done(broker_http_t *h, const repl_summary_t *su);
+
+/* What a request target asks for. Pure; fed untrusted bytes (fuzzed). */
+enum broker_http_route {
+    BROKER_HTTP_BAD = -1,    /* malformed: 400 */
+    BROKER_HTTP_UNKNOWN = 0, /* well formed, no such page: 404 */
+    BROKER_HTTP_PAGE,        /* "/" or "/index.html" */
+    BROKER_HTTP_STATUS,      /* "/api/status" */
+    BROKER_HTTP_METRICS,     /* "/metrics" */
+};
+
+/* Route the request target target[0..len): origin form only ("/path" and an
+ * optional "?query", ignored), printable ASCII, at most
+ * BROKER_HTTP_TARGET_MAX bytes; NUL bytes are malformed. */
+int broker_http_route(const char *target, size_t len);
+
+#endif
