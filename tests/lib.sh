@@ -27,6 +27,11 @@ unset HSYNC_DIR
 
 HS_PASS=0
 HS_FAIL=0
+# The interpreter itself, not a version-manager shim (a shim costs ~100 ms a
+# call, and the suites call it thousands of times).
+HS_PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || echo python3)
+case "$HS_PY" in /*) PATH="$(dirname "$HS_PY"):$PATH" ;; esac
+
 HS_OUT=""
 HS_ERR=""
 HS_RC=0
@@ -119,7 +124,7 @@ expect_exit() {
 
 # assert_json TEXT [WHAT]: TEXT is valid JSON (python3 -m json.tool).
 assert_json() {
-    if printf '%s' "$1" | python3 -m json.tool >/dev/null 2>&1; then
+    if printf '%s' "$1" | "$HS_PY" -m json.tool >/dev/null 2>&1; then
         pass
     else
         fail "${2:-output} is not valid JSON: $1"
@@ -129,7 +134,7 @@ assert_json() {
 # json_get TEXT EXPR: evaluate a Python expression over the parsed JSON `j`,
 # e.g. json_get "$out" 'j["count"]'. Prints the result.
 json_get() {
-    printf '%s' "$1" | python3 -c 'import json,sys; j=json.load(sys.stdin); v='"$2"'; print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)'
+    printf '%s' "$1" | "$HS_PY" -c 'import json,sys; j=json.load(sys.stdin); v='"$2"'; print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)'
 }
 
 # wait_for DEADLINE_SECONDS CMD ARGS...: poll CMD until it succeeds or the
