@@ -55,8 +55,8 @@ static void s_branch_add(s_trace_t *tr, const char *name)
 static int s_peer_one(void *ctx, const topo_peer_t *p)
 {
     s_trace_t *tr = ctx;
-    if (p->pe_role != TOPO_ROLE_PARENT && p->pe_role != TOPO_ROLE_CHILD)
-        return 0;
+    if (p->pe_role == TOPO_ROLE_SOURCE)
+        return 0; /* a standalone source sends to us, never the other way */
     if (tr->npeer < S_PEERS_MAX) {
         snprintf(tr->peer[tr->npeer].name, sizeof(tr->peer[0].name), "%s", p->pe_name);
         tr->peer[tr->npeer++].role = p->pe_role;
@@ -96,8 +96,10 @@ static json_t *s_row(store_txn_t *t, s_trace_t *tr, size_t p, size_t r, const st
 {
     const rules_rule_t *ru = &tr->rule[r];
     const s_peer_t *pe = &tr->peer[p];
-    unsigned dir = pe->role == TOPO_ROLE_CHILD ? RULES_DOWN : RULES_UP;
-    const char *dname = dir == RULES_DOWN ? "down" : "up";
+    unsigned dir = pe->role == TOPO_ROLE_CHILD    ? RULES_DOWN
+                   : pe->role == TOPO_ROLE_PARENT ? RULES_UP
+                                                  : RULES_SIDE;
+    const char *dname = dir == RULES_DOWN ? "down" : dir == RULES_UP ? "up" : "standalone";
     const rules_family_t *f = rules_family_of(o->cls);
     rules_names_t mine = {tr->nbranch, tr->names};
     repl_mark_t m;
@@ -108,7 +110,8 @@ static json_t *s_row(store_txn_t *t, s_trace_t *tr, size_t p, size_t r, const st
     }
     const char *state, *why;
     char buf[160];
-    if (!(ru->ru_dirs & dir) || !f || !(f->fam_dirs & dir)) {
+    if (!(ru->ru_dirs & dir) || !f || !(f->fam_dirs & dir) || !rules_applies_to(ru, pe->name) ||
+        !rules_target_member(t, ru, o)) {
         state = "not carried";
         snprintf(buf, sizeof(buf), "rule %s does not carry %s %s", ru->ru_name, o->cls, dname);
         why = buf;
@@ -199,8 +202,11 @@ int broker_cli_trace(broker_cli_t *c, int argc, char **argv)
             tr->names[i] = tr->branch[i];
         for (size_t p = 0; !err && p < tr->npeer; p++)
             for (size_t r = 0; !err && r < tr->nrule; r++) {
-                if (!rules_carries(&tr->rule[r], ob.cls))
-                    continue;
+                bool side_rule = tr->rule[r].ru_dirs == RULES_SIDE;
+                bool side_peer = tr->peer[p].role == TOPO_ROLE_DEST;
+                if (!rules_carries(&tr->rule[r], ob.cls) || side_rule != side_peer ||
+                    !rules_applies_to(&tr->rule[r], tr->peer[p].name))
+                    continue; /* standalone rules to their destinations, the rest to the tree */
                 json_t *row = s_row(t, tr, p, r, &ob);
                 err = row ? HS_OK : tr->err ? tr->err : HS_ENOMEM;
                 json_array_append_new(tr->rows, row);

@@ -48,6 +48,9 @@ test_reporting_server() {
     assert_eq "4" "$(hr_run sent rep inv standalone)" "sent just the 4 changes"
     assert_eq "$(hr_digest ns1 resource.)" "$(hr_digest rep resource.)" "resources equal after differential"
     assert_eq "$(hr_digest ns1 dataclass.)" "$(hr_digest rep dataclass.)" "rows equal after differential"
+    expect_exit 0 hs trace -d "$(hr_dir ns1)" "$g" --json
+    assert_eq "acknowledged" "$(json_get "$HS_OUT" '[p["state"] for p in j["peers"] if p["peer"] == "rep" and p["rule"] == "inv"][0]')" \
+        "trace follows the object to the destination"
 
     # a complete run removes what the source no longer has
     expect_exit 0 hs rm -d "$(hr_dir ns1)" "$g"
