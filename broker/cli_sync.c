@@ -36,7 +36,7 @@ static const char *s_str(const json_t *o, const char *k)
 static void s_print_runs(const json_t *runs, bool dry, bool rows_for_disabled)
 {
     char disabled[256] = "";
-    printf("%-14s %-10s %-4s %-9s %-12s %8s %8s %8s %8s %10s %8s  %s\n", "PEER", "RULE", "DIR",
+    printf("%-14s %-12s %-10s %-9s %-12s %8s %8s %8s %8s %10s %8s  %s\n", "PEER", "RULE", "DIR",
            "ROLE", "MODE", dry ? "WOULD" : "SENT", "APPLIED", "SKIPPED", "DELETED",
            dry ? "EST.BYTES" : "BYTES", "TIME", "RESULT");
     size_t i;
@@ -62,7 +62,7 @@ static void s_print_runs(const json_t *runs, bool dry, bool rows_for_disabled)
             snprintf(result, sizeof(result), "ok (%s)", s_str(r, "why"));
         else
             snprintf(result, sizeof(result), "FAILED: %s", s_str(r, "error"));
-        printf("%-14s %-10s %-4s %-9s %-12s %8lld %8lld %8lld %8lld %10s %7.2fs  %s\n",
+        printf("%-14s %-12s %-10s %-9s %-12s %8lld %8lld %8lld %8lld %10s %7.2fs  %s\n",
                s_str(r, "peer"), s_str(r, "rule"), s_str(r, "direction"),
                skipped ? "-" : s_str(r, "role"), skipped ? "-" : s_str(r, "mode"),
                (long long)s_int(r, "sent"), (long long)s_int(r, "applied"),
@@ -225,7 +225,7 @@ static int s_hist_one(void *ctx, const repl_hist_t *h)
     char when[32], bytes[32];
     broker_cli_time_format(h->h_when_ms, when);
     s_bytes(h->h_bytes, bytes, sizeof(bytes));
-    printf("%-24s %-12s %-10s %-8s %-12s %8llu %8llu %8llu %8llu %10s %7.2fs  %s%s\n", when,
+    printf("%-24s %-12s %-12s %-10s %-12s %8llu %8llu %8llu %8llu %10s %7.2fs  %s%s\n", when,
            h->h_peer, h->h_rule, h->h_role, repl_mode_name(h->h_mode),
            (unsigned long long)h->h_sent, (unsigned long long)h->h_applied,
            (unsigned long long)h->h_skipped, (unsigned long long)h->h_deleted, bytes,
@@ -258,7 +258,7 @@ int broker_cli_history(broker_cli_t *c, int argc, char **argv)
         return rc;
     s_hist_t h = {c, json_array(), 0, max};
     if (!c->cli_json)
-        printf("%-24s %-12s %-10s %-8s %-12s %8s %8s %8s %8s %10s %8s  %s\n", "WHEN", "PEER",
+        printf("%-24s %-12s %-12s %-10s %-12s %8s %8s %8s %8s %10s %8s  %s\n", "WHEN", "PEER",
                "RULE", "ROLE", "MODE", "SENT", "APPLIED", "SKIPPED", "DELETED", "BYTES", "TIME",
                "RESULT");
     store_txn_t *t;
@@ -331,7 +331,7 @@ void broker_cli_repl_print(json_t *pairs)
     if (failing)
         printf("%s%zu rule%s failing (listed first; 'hsync history' has the runs)%s\n",
                colour ? tint[0] : "", failing, failing == 1 ? "" : "s", colour ? "\033[0m" : "");
-    printf("%-14s %-10s %-4s %-8s %-10s %-22s %-18s %-9s %s\n", "PEER", "RULE", "DIR", "ROLE",
+    printf("%-14s %-12s %-10s %-8s %-10s %-22s %-18s %-9s %s\n", "PEER", "RULE", "DIR", "ROLE",
            "STATE", "LAST RUN", "NEXT RUN", "BACKLOG", "LAST ERROR");
     for (int rank = 0; rank < 4; rank++) {
         size_t i;
@@ -361,7 +361,7 @@ void broker_cli_repl_print(json_t *pairs)
                                 : !json_is_true(json_object_get(p, "enabled")) ? "disabled"
                                 : rank == 0                                    ? "failing"
                                                                                : "ok";
-            printf("%-14s %-10s %-4s %-8s %s%-10s%s %-22s %-18s %-9s %s\n", s_str(p, "peer"),
+            printf("%-14s %-12s %-10s %-8s %s%-10s%s %-22s %-18s %-9s %s\n", s_str(p, "peer"),
                    s_str(p, "rule"), s_str(p, "direction"), s_str(p, "role"),
                    colour ? tint[rank] : "", state, colour ? "\033[0m" : "", lastbuf, next, backlog,
                    json_is_object(last) ? s_str(last, "error") : "");
