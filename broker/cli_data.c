@@ -851,13 +851,16 @@ static int s_status_broker(broker_cli_t *c, json_t *j)
         else
             json_object_set_new(j, "replication", json_array());
     } else {
+        /* one table: every peer and rule with its link, problems first
+         * (keys and endpoints: 'hsync hierarchy show') */
         printf("\n");
-        broker_cli_links_print(st);
+        if (strcmp(json_string_value(json_object_get(st, "broker")), "running") != 0)
+            printf("(no broker runs for this node: link states are unknown; start it with "
+                   "'hsync serve')\n");
         json_t *pairs = json_object_get(st, "replication");
-        if (pairs) {
-            printf("\n");
-            broker_cli_repl_print(pairs);
-        }
+        json_t *none = json_array();
+        broker_cli_repl_print(pairs ? pairs : none, json_object_get(st, "links"));
+        json_decref(none);
     }
     json_decref(st);
     return BROKER_CLI_OK;

@@ -276,8 +276,45 @@ int broker_cli_history(broker_cli_t *c, int argc, char **argv)
 
 /* ---- status table ------------------------------------------------------- */
 
+/* The link of peer in links (the status "links" array), or NULL. */
+static const json_t *s_link_of(const json_t *links, const char *peer)
+{
+    size_t i;
+    const json_t *l;
+    json_array_foreach(links, i, l)
+    {
+        if (!strcmp(s_str(l, "name"), peer))
+            return l;
+    }
+    return NULL;
+}
+
+/* "up", "down", "up/degraded"...: the link's state and, when not ok, health. */
+static void s_link_text(const json_t *l, char *out, size_t n)
+{
+    if (!l) {
+        snprintf(out, n, "-");
+        return;
+    }
+    const char *health = s_str(l, "health");
+    snprintf(out, n, "%s%s%s", s_str(l, "state"), *health && strcmp(health, "ok") ? "/" : "",
+             *health && strcmp(health, "ok") ? health : "");
+}
+
+static bool s_link_bad(const json_t *l)
+{
+    const char *health = l ? s_str(l, "health") : "";
+    return l && (strcmp(s_str(l, "state"), "up") || (*health && strcmp(health, "ok")));
+}
+
+static const json_t *s_links; /* for s_rank: set while printing */
+
 static int s_rank(const json_t *p)
 {
+    if (!json_is_true(json_object_get(p, "enabled")))
+        return 3; /* disabled as asked: last */
+    if (s_links && s_link_bad(s_link_of(s_links, s_str(p, "peer"))))
+        return 0; /* a link in trouble is a problem too */
     const json_t *last = json_object_get(p, "last_run");
     if (json_is_object(last) && !json_is_true(json_object_get(last, "ok")))
         return 0; /* failing first */
@@ -317,8 +354,9 @@ static bool s_colour(void)
     return isatty(STDOUT_FILENO) && !(no && *no);
 }
 
-void broker_cli_repl_print(json_t *pairs)
+void broker_cli_repl_print(json_t *pairs, const json_t *links)
 {
+    s_links = links;
     uint64_t now = repl_now_ms();
     bool colour = s_colour();
     static const char *const tint[] = {"\033[1;31m", "\033[33m", "\033[32m", "\033[2m"};
@@ -329,10 +367,32 @@ void broker_cli_repl_print(json_t *pairs)
         failing += s_rank(p0) == 0;
     }
     if (failing)
-        printf("%s%zu rule%s failing (listed first; 'hsync history' has the runs)%s\n",
+        printf("%s%zu problem%s (listed first; 'hsync history' has the runs)%s\n",
                colour ? tint[0] : "", failing, failing == 1 ? "" : "s", colour ? "\033[0m" : "");
-    printf("%-14s %-12s %-10s %-8s %-10s %-22s %-18s %-9s %s\n", "PEER", "RULE", "DIR", "ROLE",
-           "STATE", "LAST RUN", "NEXT RUN", "BACKLOG", "LAST ERROR");
+    else
+        printf("%sno problems%s\n", colour ? tint[2] : "", colour ? "\033[0m" : "");
+    printf("%-14s %-12s %-12s %-10s %-8s %-10s %-22s %-18s %-9s %s\n", "PEER", "LINK", "RULE",
+           "DIR", "ROLE", "STATE", "LAST RUN", "NEXT RUN", "BACKLOG", "LAST ERROR");
+    /* links with no rule rows (a standalone source) still get a row */
+    size_t li;
+    const json_t *l;
+    json_array_foreach(links, li, l)
+    {
+        bool any = false;
+        size_t i;
+        json_t *p;
+        json_array_foreach(pairs, i, p)
+        {
+            any = any || !strcmp(s_str(p, "peer"), s_str(l, "name"));
+        }
+        if (!any) {
+            char lt[32];
+            s_link_text(l, lt, sizeof(lt));
+            printf("%-14s %s%-12s%s %-12s %-10s %-8s\n", s_str(l, "name"),
+                   colour && s_link_bad(l) ? tint[0] : "", lt,
+                   colour && s_link_bad(l) ? "\033[0m" : "", "-", s_str(l, "role"), "-");
+        }
+    }
     for (int rank = 0; rank < 4; rank++) {
         size_t i;
         json_t *p;
@@ -357,12 +417,17 @@ void broker_cli_repl_print(json_t *pairs)
             }
             if (json_object_get(p, "backlog"))
                 snprintf(backlog, sizeof(backlog), "%lld", (long long)s_int(p, "backlog"));
+            const json_t *link = s_link_of(links, s_str(p, "peer"));
+            bool run_failed = json_is_object(last) && !json_is_true(json_object_get(last, "ok"));
             const char *state = json_is_true(json_object_get(p, "running"))    ? "running"
                                 : !json_is_true(json_object_get(p, "enabled")) ? "disabled"
-                                : rank == 0                                    ? "failing"
-                                                                               : "ok";
-            printf("%-14s %-12s %-10s %-8s %s%-10s%s %-22s %-18s %-9s %s\n", s_str(p, "peer"),
-                   s_str(p, "rule"), s_str(p, "direction"), s_str(p, "role"),
+                                : run_failed                                   ? "failing"
+                                : s_link_bad(link) ? "waiting" /* for its link */
+                                                   : "ok";
+            char lt[32];
+            s_link_text(link, lt, sizeof(lt));
+            printf("%-14s %-12s %-12s %-10s %-8s %s%-10s%s %-22s %-18s %-9s %s\n", s_str(p, "peer"),
+                   lt, s_str(p, "rule"), s_str(p, "direction"), s_str(p, "role"),
                    colour ? tint[rank] : "", state, colour ? "\033[0m" : "", lastbuf, next, backlog,
                    json_is_object(last) ? s_str(last, "error") : "");
         }
