@@ -558,6 +558,9 @@ static void s_on_feed(broker_t *b, const uint8_t *rid, size_t rlen, const char *
     } else if (strcmp(m->m_key, key) != 0) {
         err = HS_ETRUST;
         op.why = "the key in the request is not the key the connection was made with";
+    } else if (!topo_name_ok(m->m_name) || !strcmp(m->m_name, b->id.id_name)) {
+        err = HS_ETOPO;
+        op.why = "the source's name is not a valid node name, or is this node's own";
     } else if (s_link_find(b, 0, m->m_name, NULL)) {
         err = HS_ETOPO;
         op.why = "a node of that name is already linked to this one";

@@ -122,18 +122,6 @@ fail:
 }
 
 /* Node name: [A-Za-z0-9_.-]{1,64}. */
-static bool s_name_ok(const char *n)
-{
-    size_t len = strlen(n);
-    if (len == 0 || len > STORE_NAME_MAX)
-        return false;
-    for (const char *p = n; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '.' || *p == '-'))
-            return false;
-    return true;
-}
-
 /* Split "HOST:PORT" (HOST may be [v6]) at the last colon. */
 static bool s_hostport(const char *s, char *host, size_t hostlen, unsigned *port)
 {
@@ -241,7 +229,7 @@ int broker_cli_init(broker_cli_t *c, int argc, char **argv)
         return rc;
     if (!in.name)
         return broker_cli_usage(c, "missing --name NAME");
-    if (!s_name_ok(in.name))
+    if (!topo_name_ok(in.name))
         return broker_cli_fail(c,
                                "invalid node name '%s' (use 1 to 64 letters, digits, '_', '.' "
                                "or '-')",

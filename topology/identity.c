@@ -122,3 +122,15 @@ int topo_trust_del(store_txn_t *t, const char *key)
         return HS_ENOTFOUND;
     return store_kv_del(t, STORE_T_TRUST, key, TOPO_KEY_LEN);
 }
+
+bool topo_name_ok(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > STORE_NAME_MAX)
+        return false;
+    for (const char *p = n; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || *p == '-'))
+            return false;
+    return true;
+}

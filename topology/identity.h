@@ -23,6 +23,10 @@ enum topo_role {
     TOPO_ROLE_SOURCE = 4, /* standalone source feeding this node */
 };
 
+/* Is n a valid node name: 1 to STORE_NAME_MAX of A-Z a-z 0-9 _ . - ? Names
+ * arrive from peers (JOIN, FEED) as well as from the command line. */
+bool topo_name_ok(const char *n);
+
 const char *topo_role_name(int role);
 
 typedef struct topo_identity {

@@ -231,6 +231,10 @@ int topo_check_add_child(store_txn_t *t, const topo_identity_t *me, const char *
 {
     static char msg[256];
     *why = NULL;
+    if (!topo_name_ok(name)) {
+        *why = "the node's name is not a valid node name (1 to 64 of A-Z a-z 0-9 _ . -)";
+        return HS_ETOPO;
+    }
     if (!strcmp(key, me->id_public) || !strcmp(name, me->id_name)) {
         *why = "a node cannot be its own child";
         return HS_ETOPO;
@@ -288,6 +292,10 @@ int topo_check_accept_parent(store_txn_t *t, const topo_identity_t *me, const ch
 {
     static char msg[256];
     *why = NULL;
+    if (!topo_name_ok(name)) {
+        *why = "the node's name is not a valid node name (1 to 64 of A-Z a-z 0-9 _ . -)";
+        return HS_ETOPO;
+    }
     if (!strcmp(key, me->id_public) || !strcmp(name, me->id_name)) {
         *why = "a node cannot be its own parent";
         return HS_ETOPO;
