@@ -1345,6 +1345,34 @@ static json_t *s_status_json(broker_t *b)
                      b->listen, "fingerprint", fp, "links", links, "replication", pairs);
 }
 
+/* Dial the node an invite names, as a child (JOIN, with what we know of the
+ * tree) or a standalone destination (FEED); the ctl request rid is answered
+ * when it replies (JOINED) or at the join deadline. NULL (answered) if the
+ * link cannot be made. */
+static b_link_t *s_dial_invite(broker_t *b, const uint8_t *rid, size_t rlen,
+                               const topo_token_t *tok, const char *text, int role)
+{
+    topo_peer_t p = {.pe_role = role};
+    snprintf(p.pe_name, sizeof(p.pe_name), "%s", tok->tok_node);
+    snprintf(p.pe_key, sizeof(p.pe_key), "%s", tok->tok_key);
+    snprintf(p.pe_endpoint, sizeof(p.pe_endpoint), "%s", tok->tok_endpoint);
+    b_link_t *l = s_link_new(b, &p, B_JOINING);
+    if (!l) {
+        s_ctl_error(b, rid, rlen, "cannot dial %s", tok->tok_endpoint);
+        return NULL;
+    }
+    memcpy(l->ctl_rid, rid, rlen < sizeof(l->ctl_rid) ? rlen : sizeof(l->ctl_rid));
+    l->ctl_rid_len = rlen < sizeof(l->ctl_rid) ? rlen : sizeof(l->ctl_rid);
+    l->join_deadline = s_mono_ms() + B_JOIN_MS;
+    topo_msg_t m = {.m_type = role == TOPO_ROLE_DEST ? TOPO_MSG_FEED : TOPO_MSG_JOIN};
+    snprintf(m.m_key, sizeof(m.m_key), "%s", b->id.id_public);
+    snprintf(m.m_token, sizeof(m.m_token), "%s", text);
+    m.m_nrel = s_tree_for(b, l, &m.m_rel); /* nothing for a destination */
+    s_send_msg(b, l, &m);
+    free(m.m_rel);
+    return l;
+}
+
 /* `hsync standalone add`: link to a destination with its invite (FEED).
  * Already linked: the reply says so at once. */
 static void s_cmd_link_dest(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req)
@@ -1372,22 +1400,9 @@ static void s_cmd_link_dest(broker_t *b, const uint8_t *rid, size_t rlen, json_t
                     topo_role_name(have ? have->role : TOPO_ROLE_CHILD));
         return;
     }
-    topo_peer_t p = {.pe_role = TOPO_ROLE_DEST};
-    snprintf(p.pe_name, sizeof(p.pe_name), "%s", tok.tok_node);
-    snprintf(p.pe_key, sizeof(p.pe_key), "%s", tok.tok_key);
-    snprintf(p.pe_endpoint, sizeof(p.pe_endpoint), "%s", tok.tok_endpoint);
-    b_link_t *l = s_link_new(b, &p, B_JOINING);
-    if (!l) {
-        s_ctl_error(b, rid, rlen, "cannot dial %s", tok.tok_endpoint);
+    b_link_t *l = s_dial_invite(b, rid, rlen, &tok, text, TOPO_ROLE_DEST);
+    if (!l)
         return;
-    }
-    memcpy(l->ctl_rid, rid, rlen < sizeof(l->ctl_rid) ? rlen : sizeof(l->ctl_rid));
-    l->ctl_rid_len = rlen < sizeof(l->ctl_rid) ? rlen : sizeof(l->ctl_rid);
-    l->join_deadline = s_mono_ms() + B_JOIN_MS;
-    topo_msg_t m = {.m_type = TOPO_MSG_FEED};
-    snprintf(m.m_key, sizeof(m.m_key), "%s", b->id.id_public);
-    snprintf(m.m_token, sizeof(m.m_token), "%s", text);
-    s_send_msg(b, l, &m);
     broker_log(BROKER_LOG_INFO, l->name, "feed-sent",
                "asking '%s' at %s to take standalone replication from this node", l->name,
                l->endpoint);
@@ -1434,24 +1449,9 @@ static void s_cmd_add_child(broker_t *b, const uint8_t *rid, size_t rlen, json_t
                        "adding child %zu, above the recommended maximum of %d", n + 1,
                        TOPO_MAX_CHILDREN);
     }
-    topo_peer_t p = {.pe_role = TOPO_ROLE_CHILD};
-    snprintf(p.pe_name, sizeof(p.pe_name), "%s", tok.tok_node);
-    snprintf(p.pe_key, sizeof(p.pe_key), "%s", tok.tok_key);
-    snprintf(p.pe_endpoint, sizeof(p.pe_endpoint), "%s", tok.tok_endpoint);
-    b_link_t *l = s_link_new(b, &p, B_JOINING);
-    if (!l) {
-        s_ctl_error(b, rid, rlen, "cannot dial %s", tok.tok_endpoint);
+    b_link_t *l = s_dial_invite(b, rid, rlen, &tok, text, TOPO_ROLE_CHILD);
+    if (!l)
         return;
-    }
-    memcpy(l->ctl_rid, rid, rlen < sizeof(l->ctl_rid) ? rlen : sizeof(l->ctl_rid));
-    l->ctl_rid_len = rlen < sizeof(l->ctl_rid) ? rlen : sizeof(l->ctl_rid);
-    l->join_deadline = s_mono_ms() + B_JOIN_MS;
-    topo_msg_t m = {.m_type = TOPO_MSG_JOIN};
-    snprintf(m.m_key, sizeof(m.m_key), "%s", b->id.id_public);
-    snprintf(m.m_token, sizeof(m.m_token), "%s", text);
-    m.m_nrel = s_tree_for(b, l, &m.m_rel);
-    s_send_msg(b, l, &m);
-    free(m.m_rel);
     broker_log(BROKER_LOG_INFO, l->name, "join-sent", "asking '%s' at %s to become a child",
                l->name, l->endpoint);
 }

@@ -76,6 +76,31 @@ static bool s_same_value(const s_entry_t *a, const s_entry_t *b)
     return a->vlen == b->vlen && !memcmp(a->val, b->val, a->vlen);
 }
 
+/* The "props" entries of a HEP record's body (pointing into body). */
+static int s_props_entries(const uint8_t *body, size_t len, s_map_t *props)
+{
+    store_mpr_t r;
+    store_mpr_init(&r, body, len);
+    uint32_t n = store_mpr_map(&r);
+    for (uint32_t i = 0; i < n && !store_mpr_error(&r); i++) {
+        size_t kl;
+        const uint8_t *k = store_mpr_bytes(&r, &kl);
+        if (kl != 5 || memcmp(k, "props", 5) != 0) {
+            store_mpr_raw(&r, &kl);
+            continue;
+        }
+        uint32_t np = store_mpr_map(&r);
+        for (uint32_t j = 0; j < np && !store_mpr_error(&r); j++) {
+            s_entry_t e = {.present = true};
+            e.key = store_mpr_bytes(&r, &e.klen);
+            e.val = store_mpr_raw(&r, &e.vlen);
+            if (!store_mpr_error(&r) && s_map_add(props, &e))
+                return HS_ENOMEM;
+        }
+    }
+    return store_mpr_error(&r) ? HS_EMALF : HS_OK;
+}
+
 /* ---- HEP records -------------------------------------------------------- */
 
 bool rules_hep_family(const char *cls)
@@ -109,25 +134,18 @@ static int s_setting(store_txn_t *t, const char *origin, const char *target, con
         return HS_OK;
     if (err)
         return err;
-    store_mpr_t r;
-    store_mpr_init(&r, rec.body, rec.body_len);
-    uint32_t n = store_mpr_map(&r);
-    for (uint32_t i = 0; i < n && !store_mpr_error(&r); i++) {
-        size_t kl;
-        const uint8_t *k = store_mpr_bytes(&r, &kl);
-        if (kl == 5 && !memcmp(k, "props", 5)) {
-            uint32_t np = store_mpr_map(&r);
-            for (uint32_t j = 0; j < np && !store_mpr_error(&r); j++) {
-                size_t pl, vl;
-                const uint8_t *p = store_mpr_bytes(&r, &pl);
-                const uint8_t *v = store_mpr_bytes(&r, &vl);
-                if (!store_mpr_error(&r) && pl == plen && !memcmp(p, prop, plen))
-                    *setting = vl == 8 && !memcmp(v, "editable", 8);
-            }
-        } else {
-            store_mpr_raw(&r, &kl);
+    s_map_t props = {0};
+    if (s_props_entries(rec.body, rec.body_len, &props) == HS_OK) {
+        const s_entry_t *e = s_map_find(&props, (const uint8_t *)prop, plen);
+        if (e) {
+            store_mpr_t v;
+            store_mpr_init(&v, e->val, e->vlen);
+            size_t vl;
+            const uint8_t *val = store_mpr_bytes(&v, &vl);
+            *setting = !store_mpr_error(&v) && vl == 8 && !memcmp(val, "editable", 8);
         }
     }
+    s_map_free(&props);
     return HS_OK; /* a malformed record unlocks nothing */
 }
 
@@ -205,25 +223,7 @@ int rules_hep_set(store_txn_t *t, const char *self, const char *target, const ch
         if (!copy)
             return HS_ENOMEM;
         memcpy(copy, rec.body, rec.body_len);
-        store_mpr_t r;
-        store_mpr_init(&r, copy, rec.body_len);
-        uint32_t n = store_mpr_map(&r);
-        for (uint32_t i = 0; i < n && !store_mpr_error(&r); i++) {
-            size_t kl;
-            const uint8_t *k = store_mpr_bytes(&r, &kl);
-            if (kl == 5 && !memcmp(k, "props", 5)) {
-                uint32_t np = store_mpr_map(&r);
-                for (uint32_t j = 0; j < np && !store_mpr_error(&r) && !err; j++) {
-                    s_entry_t e = {.present = true};
-                    e.key = store_mpr_bytes(&r, &e.klen);
-                    e.val = store_mpr_raw(&r, &e.vlen);
-                    if (!store_mpr_error(&r))
-                        err = s_map_add(&props, &e);
-                }
-            } else {
-                store_mpr_raw(&r, &kl);
-            }
-        }
+        err = s_props_entries(copy, rec.body_len, &props) == HS_ENOMEM ? HS_ENOMEM : HS_OK;
     } else if (err == HS_ENOTFOUND || !err) {
         err = HS_OK;
     }
