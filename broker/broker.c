@@ -108,7 +108,8 @@ typedef struct b_job {
     size_t rid_len;
     size_t pending;
     json_t *runs;
-    uint64_t started_ms;
+    json_t *inflight; /* "peer/rule" -> [sent, total, bytes] of runs under way */
+    uint64_t started_ms, progress_ms;
 } b_job_t;
 
 /* ---- time --------------------------------------------------------------- */
@@ -895,6 +896,7 @@ static void s_job_drop(broker_t *b, b_job_t *job)
 {
     s_job_unlink(b, job);
     json_decref(job->runs);
+    json_decref(job->inflight);
     free(job);
 }
 
@@ -911,14 +913,15 @@ static void s_job_reply(broker_t *b, b_job_t *job)
     json_t *reply = json_pack("{s:b,s:b,s:I,s:o}", "ok", 1, "all_ok", ok, "ms",
                               (json_int_t)(repl_now_ms() - job->started_ms), "runs", job->runs);
     s_ctl_reply(b, job->rid, job->rid_len, reply);
+    json_decref(job->inflight);
     free(job);
 }
 
 /* Tell a waiting `hsync sync` how far its runs are: one progress message
  * per finished run (broker/ctl.h), before the reply. */
-static void s_job_progress(broker_t *b, const b_job_t *job)
+static void s_job_progress(broker_t *b, b_job_t *job)
 {
-    json_int_t objects = 0, bytes = 0;
+    json_int_t objects = 0, bytes = 0, total = 0;
     size_t i;
     json_t *r;
     json_array_foreach(job->runs, i, r)
@@ -928,13 +931,42 @@ static void s_job_progress(broker_t *b, const b_job_t *job)
             json_object_get(r, role && !strcmp(role, "received") ? "applied" : "sent"));
         bytes += json_integer_value(json_object_get(r, "bytes"));
     }
+    total = objects;
+    const char *k;
+    json_t *v;
+    json_object_foreach(job->inflight, k, v)
+    { /* runs under way: what is acknowledged, of their estimated size */
+        objects += json_integer_value(json_array_get(v, 0));
+        total += json_integer_value(json_array_get(v, 1));
+        bytes += json_integer_value(json_array_get(v, 2));
+    }
     size_t done = json_array_size(job->runs);
+    json_t *last = done ? json_array_get(job->runs, done - 1) : json_null();
+    job->progress_ms = repl_now_ms();
     s_ctl_reply(b, job->rid, job->rid_len,
-                json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:O}}", "progress", "runs_done",
+                json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:O}}", "progress", "runs_done",
                           (json_int_t)done, "runs_total", (json_int_t)(done + job->pending),
-                          "objects", objects, "bytes", bytes, "ms",
-                          (json_int_t)(repl_now_ms() - job->started_ms), "run",
-                          json_array_get(job->runs, done - 1)));
+                          "objects", objects, "objects_total", total, "bytes", bytes, "ms",
+                          (json_int_t)(repl_now_ms() - job->started_ms), "run", last));
+}
+
+/* A batch of a waited-for run was acknowledged: progress, at most 5 a second. */
+static void s_io_run_progress(void *ctx, uint64_t req, const char *peer, const char *rule,
+                              uint64_t sent, uint64_t total, uint64_t bytes)
+{
+    broker_t *b = ctx;
+    for (b_job_t *job = b->jobs; job; job = job->next) {
+        if (job->id != req)
+            continue;
+        char key[STORE_NAME_MAX + RULES_NAME_MAX + 2];
+        snprintf(key, sizeof(key), "%s/%s", peer, rule);
+        json_object_set_new(
+            job->inflight, key,
+            json_pack("[I,I,I]", (json_int_t)sent, (json_int_t)total, (json_int_t)bytes));
+        if (repl_now_ms() - job->progress_ms >= 200)
+            s_job_progress(b, job);
+        return;
+    }
 }
 
 static void s_io_run_done(void *ctx, const repl_summary_t *su)
@@ -947,6 +979,9 @@ static void s_io_run_done(void *ctx, const repl_summary_t *su)
         if (job->id != su->su_req)
             continue;
         json_array_append_new(job->runs, s_summary_json(su));
+        char key[STORE_NAME_MAX + RULES_NAME_MAX + 2];
+        snprintf(key, sizeof(key), "%s/%s", su->su_peer, su->su_rule);
+        json_object_del(job->inflight, key);
         if (--job->pending == 0)
             s_job_reply(b, job);
         else
@@ -960,7 +995,9 @@ static void s_io_run_done(void *ctx, const repl_summary_t *su)
 static b_job_t *s_job_new(broker_t *b, const uint8_t *rid, size_t rlen)
 {
     b_job_t *job = calloc(1, sizeof(*job));
-    if (!job || !(job->runs = json_array())) {
+    if (!job || !(job->runs = json_array()) || !(job->inflight = json_object())) {
+        if (job)
+            json_decref(job->runs);
         free(job);
         s_ctl_error(b, rid, rlen, "out of memory");
         return NULL;
@@ -1728,6 +1765,7 @@ static int s_start(broker_t *b)
                     .io_send = s_io_send,
                     .io_dir_to = s_io_dir_to,
                     .io_dir_from = s_io_dir_from,
+                    .io_run_progress = s_io_run_progress,
                     .io_peer_up = s_io_peer_up,
                     .io_branch = s_io_branch,
                     .io_peers = s_io_peers,

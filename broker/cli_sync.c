@@ -86,21 +86,28 @@ static void s_on_progress(void *ctx, const json_t *p)
 {
     s_progress_t *pr = ctx;
     json_int_t done = s_int(p, "runs_done"), total = s_int(p, "runs_total");
+    json_int_t objs = s_int(p, "objects"), objs_total = s_int(p, "objects_total");
     double secs = (double)s_int(p, "ms") / 1000.0;
-    char bytes[32], left[32] = "";
+    char bytes[32], left[32] = "", of[48] = "";
     s_bytes((uint64_t)s_int(p, "bytes"), bytes, sizeof(bytes));
-    if (done > 0 && total > done && secs > 0) {
-        double est = secs / (double)done * (double)(total - done);
-        if (est >= 1)
-            snprintf(left, sizeof(left), ", ~%.0fs left", est);
-        else
-            snprintf(left, sizeof(left), ", <1s left");
-    }
+    double est = -1;
+    if (objs > 0 && objs_total > objs && secs > 0) /* by objects, when the runs say how many */
+        est = secs / (double)objs * (double)(objs_total - objs);
+    else if (done > 0 && total > done && secs > 0)
+        est = secs / (double)done * (double)(total - done);
+    if (est >= 1)
+        snprintf(left, sizeof(left), ", ~%.0fs left", est);
+    else if (est >= 0)
+        snprintf(left, sizeof(left), ", <1s left");
+    if (objs_total > objs)
+        snprintf(of, sizeof(of), " of ~%lld", (long long)objs_total);
     const json_t *run = json_object_get(p, "run");
-    fprintf(stderr, "\r\033[Ksync: %lld/%lld runs, %lld objects, %s, %.0f objects/s%s (%s %s %s)",
-            (long long)done, (long long)total, (long long)s_int(p, "objects"), bytes,
-            secs > 0 ? (double)s_int(p, "objects") / secs : 0.0, left, s_str(run, "peer"),
-            s_str(run, "rule"), json_is_true(json_object_get(run, "ok")) ? "ok" : "FAILED");
+    fprintf(stderr, "\r\033[Ksync: %lld/%lld runs, %lld%s objects, %s, %.0f objects/s%s%s%s%s%s%s",
+            (long long)done, (long long)total, (long long)objs, of, bytes,
+            secs > 0 ? (double)objs / secs : 0.0, left, json_is_object(run) ? " (last: " : "",
+            s_str(run, "peer"), json_is_object(run) ? " " : "", s_str(run, "rule"),
+            json_is_object(run) ? (json_is_true(json_object_get(run, "ok")) ? " ok)" : " FAILED)")
+                                : "");
     fflush(stderr);
     pr->shown = true;
 }

@@ -375,6 +375,7 @@ static int s_pump(repl_t *r, r_run_t *run)
             break;
         r_batch_t *b = &run->inflight[run->ninflight];
         b->b_no = ++run->next_no;
+        b->b_nobj = f.nobj;
         if (run->mode == REPL_DIFFERENTIAL) {
             b->b_upto = f.last_seq;
             run->seq_cursor = f.last_seq;
@@ -572,6 +573,20 @@ static int s_send_open(repl_t *r, r_run_t *run)
     return err;
 }
 
+typedef struct s_total {
+    const rules_rule_t *rule;
+    uint64_t n;
+} s_total_t;
+
+static int s_total_one(void *ctx, const char *cls, const char *owner, uint64_t count)
+{
+    (void)owner;
+    s_total_t *tt = ctx;
+    if (rules_carries(tt->rule, cls))
+        tt->n += count;
+    return 0;
+}
+
 static int s_open(repl_t *r, r_run_t *run)
 {
     repl_mark_t m;
@@ -596,6 +611,18 @@ static int s_open(repl_t *r, r_run_t *run)
         run->mode = REPL_RECONCILE;
         run->vfirst = 0;
         run->vcount = REPL_BUCKETS;
+    }
+    if (run->req) {
+        /* progress for the command line waiting: a cheap upper bound (the
+         * class counts, or the changes since the watermark), not a scan */
+        s_total_t tt = {&run->rule, 0};
+        if (run->mode == REPL_DIFFERENTIAL) {
+            uint64_t head = store_log_head(t);
+            tt.n = head > m.mk_diff_seq ? head - m.mk_diff_seq : 0;
+        } else {
+            store_counts(t, s_total_one, &tt);
+        }
+        run->total = tt.n;
     }
     if (run->mode != REPL_DIFFERENTIAL) {
         s_snapshot(run, t, &m); /* one consistent snapshot for the whole run */
@@ -999,6 +1026,13 @@ static void s_on_ack(repl_t *r, const char *peer, const repl_msg_t *m)
     run->last_ack_ms = repl_now_ms();
     memmove(run->inflight, run->inflight + 1, (run->ninflight - 1) * sizeof(run->inflight[0]));
     run->ninflight--;
+    if (run->req && r->io.io_run_progress) {
+        uint64_t acked = run->sent; /* objects in batches still in flight are not done */
+        for (size_t i = 0; i < run->ninflight; i++)
+            acked -= acked >= run->inflight[i].b_nobj ? run->inflight[i].b_nobj : acked;
+        r->io.io_run_progress(r->io.io_ctx, run->req, run->peer, run->rule.ru_name, acked,
+                              run->total > acked ? run->total : acked, run->bytes);
+    }
     err = s_pump(r, run);
     if (err)
         s_run_finish(r, run, false, hs_strerror(err));

@@ -13,6 +13,7 @@ typedef struct r_batch {
     uint64_t b_no;
     uint64_t b_upto;   /* differential: last change-log seq the batch covered */
     repl_key_t b_last; /* complete: last key the batch covered */
+    uint64_t b_nobj;   /* objects in it (progress) */
 } r_batch_t;
 
 enum r_run_state {

@@ -58,6 +58,11 @@ typedef struct repl_io {
      * claim to own. */
     bool (*io_elsewhere)(void *ctx, const char *peer, const char *name);
     void (*io_run_done)(void *ctx, const repl_summary_t *s);
+    /* Optional: a run started by request req (the command line waits for
+     * it) had a batch acknowledged: objects and bytes sent so far, and the
+     * estimated objects of the whole run (0 if unknown). */
+    void (*io_run_progress)(void *ctx, uint64_t req, const char *peer, const char *rule,
+                            uint64_t sent, uint64_t total, uint64_t bytes);
     void (*io_log)(void *ctx, int level, const char *peer, const char *event, const char *msg);
 } repl_io_t;
 
