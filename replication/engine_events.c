@@ -182,7 +182,11 @@ void repl_ev_on_event(repl_t *r, const char *peer, const void *buf, size_t len)
         return;
     }
     s_accept_t a = {peer, &ev, false};
-    int err = store_write(r->store, s_accept_txn, &a);
+    unsigned from = repl_dir_from(r, peer);
+    /* hierarchy events travel the hierarchy only: never from a standalone
+     * source or destination (they would delete or move data everywhere) */
+    int err = from == RULES_UP || from == RULES_DOWN ? store_write(r->store, s_accept_txn, &a)
+                                                     : HS_EDIRECTION;
     if (err == HS_EDIRECTION || err == HS_EMALF || err == HS_EGUID || err == HS_EINVAL) {
         /* final: acknowledge, so the sender stops resending it */
         repl_log(r, REPL_LOG_WARN, peer, "event-refused", "refused a %s event from %s: %s",

@@ -310,8 +310,9 @@ static int s_effect(store_txn_t *t, const repl_event_t *ev)
         err = store_get(t, &g, &o);
         if (err || (o.flags & STORE_OBJ_TOMBSTONE))
             return HS_OK; /* not here (yet): the next run brings it with its owner */
-        o.owner = owner;
-        o.mtime = 0;
+        if (strncmp(o.cls, "resource.", 9) != 0 || !strcmp(o.owner, owner))
+            return HS_OK; /* ownership is of resources; already so */
+        o.owner = owner;  /* its own time kept: only the owner changes */
         /* o's strings point into the map; store_put copies before writing */
         char cls[STORE_CLASS_MAX + 1], origin[STORE_NAME_MAX + 1];
         snprintf(cls, sizeof(cls), "%s", o.cls);

@@ -160,7 +160,7 @@ bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
     /* a claim on a resource of another branch (an agent moved): the
      * family's handler decides who owns it (rules/resource.h) */
     return rules_recv_scope(rule, dir, &cur, branch) ||
-           (fi->fam_claims && !(o->flags & STORE_OBJ_TOMBSTONE));
+           (fi->fam_claims && dir != RULES_SIDE && !(o->flags & STORE_OBJ_TOMBSTONE));
 }
 
 int repl_apply_incoming(store_txn_t *t, unsigned dir, unsigned how, store_obj_t *o, int *outcome,
@@ -186,11 +186,123 @@ int repl_apply_incoming(store_txn_t *t, unsigned dir, unsigned how, store_obj_t 
  * everything but our own branch. */
 static rules_names_t s_recv_branch(repl_t *r, const r_recv_t *rv)
 {
-    if (rv->dir == RULES_UP || rv->dir == RULES_SIDE) {
+    if (rv->branch_ptrs) {
         rules_names_t n = {rv->nbranch, rv->branch_ptrs};
         return n;
     }
     return repl_branch(r, NULL);
+}
+
+/* ---- owners fed by standalone sources ------------------------------------ */
+
+/* STORE_T_META "fed/<source>" -> msgpack array of the owner names that
+ * source declared in its runs (at most R_FED_MAX). */
+#define R_FED_MAX 1024
+
+typedef char r_name_t[STORE_NAME_MAX + 1];
+
+static int s_names_add(r_name_t **names, size_t *n, const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp((*names)[i], name))
+            return HS_OK;
+    if (*n >= R_FED_MAX)
+        return HS_OK;
+    r_name_t *nn = realloc(*names, (*n + 1) * sizeof(**names));
+    if (!nn)
+        return HS_ENOMEM;
+    *names = nn;
+    snprintf(nn[*n], sizeof(nn[0]), "%s", name);
+    (*n)++;
+    return HS_OK;
+}
+
+static int s_fed_decode(const void *v, size_t vl, r_name_t **names, size_t *n)
+{
+    store_mpr_t rd;
+    store_mpr_init(&rd, v, vl);
+    uint32_t k = store_mpr_array(&rd);
+    int err = HS_OK;
+    for (uint32_t i = 0; i < k && !err && !store_mpr_error(&rd); i++) {
+        char name[STORE_NAME_MAX + 1];
+        store_mpr_str(&rd, name, sizeof(name));
+        if (!store_mpr_error(&rd))
+            err = s_names_add(names, n, name);
+    }
+    return err;
+}
+
+typedef struct s_fed {
+    repl_t *r;
+    const char *peer;
+    r_name_t **names;
+    size_t *n;
+} s_fed_t;
+
+static int s_fed_txn(store_txn_t *t, void *ctx)
+{
+    s_fed_t *f = ctx;
+    char key[STORE_NAME_MAX + 8];
+    int kl = snprintf(key, sizeof(key), "fed/%s", f->peer);
+    const void *v;
+    size_t vl;
+    int err = store_kv_get(t, STORE_T_META, key, (size_t)kl, &v, &vl);
+    if (!err)
+        err = s_fed_decode(v, vl, f->names, f->n);
+    else if (err == HS_ENOTFOUND)
+        err = HS_OK;
+    if (err)
+        return err;
+    store_mpw_t w;
+    store_mpw_init(&w);
+    store_mpw_array(&w, (uint32_t)*f->n);
+    for (size_t i = 0; i < *f->n; i++)
+        store_mpw_str(&w, (*f->names)[i]);
+    err = store_mpw_error(&w);
+    if (!err)
+        err = store_kv_put(t, STORE_T_META, key, (size_t)kl, w.mpw_buf, w.mpw_len);
+    store_mpw_free(&w);
+    return err;
+}
+
+/* The owners source peer declares now, plus those it declared before
+ * (remembered in the same write). */
+static int s_fed_merge(repl_t *r, const char *peer, r_name_t **names, size_t *n)
+{
+    s_fed_t f = {r, peer, names, n};
+    return store_write(r->store, s_fed_txn, &f);
+}
+
+typedef struct s_fed_scan {
+    r_name_t **names;
+    size_t *n;
+    int err;
+} s_fed_scan_t;
+
+static int s_fed_one(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (void)k;
+    (void)kl;
+    s_fed_scan_t *sc = ctx;
+    sc->err = s_fed_decode(v, vl, sc->names, sc->n);
+    return sc->err ? sc->err : 0;
+}
+
+/* mine, then every owner any standalone source feeds us. */
+static int s_fed_all(repl_t *r, const rules_names_t *mine, r_name_t **names, size_t *n)
+{
+    int err = HS_OK;
+    for (size_t i = 0; !err && i < mine->rn_count; i++)
+        err = s_names_add(names, n, mine->rn_names[i]);
+    store_txn_t *t;
+    if (!err)
+        err = store_txn_begin(r->store, false, &t);
+    if (!err) {
+        s_fed_scan_t sc = {names, n, HS_OK};
+        err = store_kv_scan(t, STORE_T_META, "fed/", 4, s_fed_one, &sc);
+        store_txn_abort(&t);
+    }
+    return err;
 }
 
 /* Answer OPEN: our epoch and head, and for a reconcile our bucket vector. */
@@ -266,22 +378,35 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
     snprintf(rv->why, sizeof(rv->why), "%s", m->m_why);
     snprintf(rv->token, sizeof(rv->token), "%s", m->m_token);
     rv->started_ms = rv->last_ms = repl_now_ms();
-    if (dir == RULES_UP || dir == RULES_SIDE) {
+    {
         /* up: the child's branch as it declares it (it may know of nodes
          * below it that we have not heard of yet), unless it claims nodes
          * that we know to be elsewhere; standalone: the owners of what the
          * source carries, never this node (a source cannot remove our own) */
         const char *bad = NULL;
-        int err = repl_branch_decode(m, &rv->branch, &rv->nbranch);
+        int err = dir == RULES_DOWN ? HS_OK : repl_branch_decode(m, &rv->branch, &rv->nbranch);
         if (!err && dir == RULES_UP && (rv->nbranch == 0 || strcmp(rv->branch[0], peer) != 0))
             err = HS_EPROTO;
         if (!err && dir == RULES_SIDE) {
+            /* never a node of our own hierarchy (this node, its ancestors,
+             * its subtree): a source must not overwrite or remove what the
+             * hierarchy keeps here */
             const char *self = store_node_name(r->store);
             size_t keep = 0;
             for (size_t i = 0; i < rv->nbranch; i++)
-                if (strcmp(rv->branch[i], self) != 0)
+                if (strcmp(rv->branch[i], self) != 0 &&
+                    !(r->io.io_elsewhere && r->io.io_elsewhere(r->io.io_ctx, peer, rv->branch[i])))
                     memmove(rv->branch[keep++], rv->branch[i], sizeof(rv->branch[0]));
             rv->nbranch = keep;
+            /* plus every owner it declared before (an owner whose last object
+             * it deleted is no longer counted, but its deletes must arrive) */
+            err = s_fed_merge(r, peer, &rv->branch, &rv->nbranch);
+        }
+        if (!err && dir == RULES_DOWN) {
+            /* ours, and what standalone sources feed us: neither is the
+             * parent's to overwrite or remove */
+            rules_names_t mine = repl_branch(r, NULL);
+            err = s_fed_all(r, &mine, &rv->branch, &rv->nbranch);
         }
         for (size_t i = 0; !err && dir == RULES_UP && i < rv->nbranch && !bad; i++)
             if (r->io.io_elsewhere && r->io.io_elsewhere(r->io.io_ctx, peer, rv->branch[i]))

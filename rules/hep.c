@@ -63,6 +63,19 @@ static int s_keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
     return c ? c : (al > bl) - (al < bl);
 }
 
+static int s_entry_cmp(const void *a, const void *b)
+{
+    const s_entry_t *x = a, *y = b;
+    return s_keycmp(x->key, x->klen, y->key, y->klen);
+}
+
+/* Key order (canonical for bodies; overrides are merged with bodies). */
+static void s_map_sort(s_map_t *m)
+{
+    if (m->n > 1)
+        qsort(m->e, m->n, sizeof(*m->e), s_entry_cmp);
+}
+
 static const s_entry_t *s_map_find(const s_map_t *m, const uint8_t *k, size_t kl)
 {
     for (size_t i = 0; i < m->n; i++)
@@ -241,15 +254,7 @@ int rules_hep_set(store_txn_t *t, const char *self, const char *target, const ch
             err = s_map_add(&props, &ne);
     }
     if (!err) {
-        /* insertion sort: a handful of properties */
-        for (size_t i = 1; i < props.n; i++)
-            for (size_t j = i; j > 0 && s_keycmp(props.e[j - 1].key, props.e[j - 1].klen,
-                                                 props.e[j].key, props.e[j].klen) > 0;
-                 j--) {
-                s_entry_t tmp = props.e[j];
-                props.e[j] = props.e[j - 1];
-                props.e[j - 1] = tmp;
-            }
+        s_map_sort(&props);
         store_mpw_map(&w, 2);
         store_mpw_str(&w, "props");
         store_mpw_map(&w, (uint32_t)props.n);
@@ -304,8 +309,9 @@ static int s_overrides_load(store_txn_t *t, const store_guid_t *g, uint8_t **buf
     return store_mpr_done(&r) ? HS_EMALF : HS_OK;
 }
 
-static int s_overrides_store(store_txn_t *t, const store_guid_t *g, const s_map_t *m)
+static int s_overrides_store(store_txn_t *t, const store_guid_t *g, s_map_t *m)
 {
+    s_map_sort(m);
     if (!m->n) {
         int err = store_kv_del(t, STORE_T_HEP, g->b, 16);
         return err == HS_ENOTFOUND ? HS_OK : err;
@@ -452,6 +458,7 @@ int rules_hep_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const 
         if (!err && editable)
             err = s_map_add(&keep, &ov.e[i]);
     }
+    s_map_sort(&keep); /* records from older versions may be unsorted */
     if (!err)
         err = s_body_entries(o->body, o->body_len, &in);
     store_mpw_t w;

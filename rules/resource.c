@@ -200,6 +200,29 @@ int rules_resource_find_duplicate(store_txn_t *t, const store_guid_t *self, cons
     return HS_OK;
 }
 
+/* Is a the more recent registration than b? Last-changed times, a time from
+ * the future counting as at most RULES_SKEW_MS ahead of this node's clock
+ * (so a wrong clock cannot win every claim); a tie goes to the owner name
+ * first in byte order, then to the content, the same on every node. */
+#define RULES_SKEW_MS (5u * 60u * 1000u)
+
+static bool s_newer(const store_obj_t *a, const store_obj_t *b)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t cap = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + RULES_SKEW_MS;
+    uint64_t ta = a->mtime < cap ? a->mtime : cap, tb = b->mtime < cap ? b->mtime : cap;
+    if (ta != tb)
+        return ta > tb;
+    int c = strcmp(a->owner, b->owner);
+    if (c)
+        return c < 0;
+    /* the content itself (hashes do not travel with objects) */
+    if (a->body_len != b->body_len)
+        return a->body_len > b->body_len;
+    return a->body_len && memcmp(a->body, b->body, a->body_len) > 0;
+}
+
 /* Incoming o and local resource dup are one: merge them (see resource.h). */
 static int s_merge(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const store_obj_t *cur,
                    const store_guid_t *dupg, const char *key, rules_result_t *res)
@@ -213,7 +236,7 @@ static int s_merge(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const s
         return err;
     bool in_first = memcmp(o->guid.b, dupg->b, 16) < 0;
     store_guid_t survivor = in_first ? o->guid : *dupg, loser = in_first ? *dupg : o->guid;
-    bool in_wins = o->mtime > d.o.mtime;
+    bool in_wins = s_newer(o, &d.o);
     const store_obj_t *win = in_wins ? o : &d.o, *lose = in_wins ? &d.o : o;
     char gw[STORE_GUID_STRLEN + 1], gl[STORE_GUID_STRLEN + 1], gs[STORE_GUID_STRLEN + 1];
     char tw[24], tl[24];
@@ -278,7 +301,7 @@ static int s_merge(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const s
 static int s_claim(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const store_obj_t *cur,
                    rules_result_t *res)
 {
-    bool claim_wins = o->mtime > cur->mtime;
+    bool claim_wins = s_newer(o, cur);
     char from[STORE_NAME_MAX + 1], to[STORE_NAME_MAX + 1], gs[STORE_GUID_STRLEN + 1];
     char tin[24], tcur[24], reason[1200];
     snprintf(from, sizeof(from), "%s", claim_wins ? cur->owner : o->owner);
@@ -350,10 +373,14 @@ int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_g
     bool old_live = !err && !(oo.flags & STORE_OBJ_TOMBSTONE);
     if (err && err != HS_ENOTFOUND)
         return err;
+    if (old_live && strncmp(oo.cls, "resource.", 9) != 0)
+        return HS_OK; /* merges are of resources only */
     err = store_get(t, new_guid, &no);
     bool new_live = !err && !(no.flags & STORE_OBJ_TOMBSTONE);
     if (err && err != HS_ENOTFOUND)
         return err;
+    if (new_live && strncmp(no.cls, "resource.", 9) != 0)
+        return HS_OK;
     err = HS_OK;
     const store_obj_t *src = new_live ? &no : old_live ? &oo : NULL;
     if (src && (!new_live || (owner && *owner && strcmp(src->owner, owner)))) {
@@ -363,7 +390,8 @@ int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_g
         cp.o.guid = *new_guid;
         if (owner && *owner)
             cp.o.owner = owner;
-        cp.o.mtime = 0;
+        /* keep the content's own time: a stale copy must not look newer than
+         * the winning one still on its way (an owner change is still written) */
         err = store_put(t, &cp.o, NULL);
         free(cp.buf);
     }

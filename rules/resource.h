@@ -6,7 +6,9 @@
  * another server, or two children both claim it), this node decides by the
  * documented rule: the most recent registration wins, that is the copy with
  * the later last-changed time (the agent reports to the server it now
- * belongs to); on a tie the current owner keeps it. The decision is raised
+ * belongs to; a time more than 5 minutes ahead of this node's clock counts
+ * as 5 minutes ahead); on a tie, the owner name first in byte order, then
+ * the content, so every node decides alike. The decision is raised
  * as a "moved" hierarchy event {from, guid, node, reason, to} that reaches
  * every server, the loser included: each sets the resource's owner to `to`.
  *

@@ -454,8 +454,7 @@ int rules_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, rules_resu
         return HS_EDIRECTION;
     if (c->rc_dir == RULES_SIDE) {
         /* standalone: no conflict prevention, the destination takes it */
-        rules_ctx_t side = *c;
-        side.rc_how |= RULES_APPLY_STATE;
+        rules_ctx_t side = *c; /* a differential run keeps a newer local resource */
         int err = (o->flags & STORE_OBJ_TOMBSTONE) ? HS_OK : store_obj_check(o);
         if (err)
             return err;

@@ -145,10 +145,29 @@ test_primary_user_down_only() {
     assert_eq "$(hr_digest p assoc.)" "$(hr_digest c assoc.)" "digests equal"
 }
 
+test_edits_in_any_order() {
+    # two editable properties edited in separate puts, the later one first in
+    # key order: both kept, the body stays canonical, the rest follows
+    local t
+    expect_exit 0 hs hep set -d "$(hr_dir p)" item.task zeta editable
+    expect_exit 0 hs hep set -d "$(hr_dir p)" item.task alpha editable
+    t=$(hr_put p item.task '{"alpha":1,"name":"t1","zeta":1}')
+    sync_down
+    expect_exit 0 hs put -d "$(hr_dir c)" --class item.task --guid "$t" '{"alpha":1,"name":"t1","zeta":2}'
+    expect_exit 0 hs put -d "$(hr_dir c)" --class item.task --guid "$t" '{"alpha":2,"name":"t1","zeta":2}'
+    expect_exit 0 hs put -d "$(hr_dir p)" --class item.task --guid "$t" '{"alpha":1,"name":"t2","zeta":1}'
+    hr_sync p --rule items
+    expect_exit 0 hs get -d "$(hr_dir c)" "$t" --json
+    assert_eq '{"alpha": 2, "name": "t2", "zeta": 2}' "$(json_get "$HS_OUT" 'j["body"]')" \
+        "both edits kept, the name followed the parent"
+    assert_eq "alpha,zeta" "$(json_get "$HS_OUT" 'j["edited_here"]')" "edits listed in order"
+}
+
 setup
 test_locked_by_default
 test_editable_edit_survives
 test_lock_again_hands_back
 test_hep_errors
 test_primary_user_down_only
+test_edits_in_any_order
 hr_done

@@ -141,10 +141,28 @@ test_chain() {
     assert_eq "$(hr_digest ns1 resource. ns1)" "$(hr_digest arc resource. ns1)" "ns1's resources reached arc through rep"
 }
 
+test_fed_data_survives_the_hierarchy() {
+    # rep feeds c1 (a child of ns1): only rep's own resource can arrive (ns1's
+    # are c1's hierarchy's), and ns1's complete runs down leave it alone
+    local before own
+    own=$(json_get "$("$HSYNC" export -d "$(hr_dir rep)" --class resource.computer | grep REP-1)" 'j["guid"]')
+    before=$(hr_digest c1 resource. ns1)
+    expect_exit 0 hs standalone add -d "$(hr_dir rep)" --name feedc1 --to "$(invite c1)" --class resource.
+    hr_sync rep --rule feedc1
+    assert_eq "rep-own" "$(json_get "$("$HSYNC" get -d "$(hr_dir c1)" "$own" --json)" 'j["body"]["name"]')" \
+        "the source's own resource arrived"
+    assert_eq "$before" "$(hr_digest c1 resource. ns1)" "the hierarchy's resources at c1 untouched by the feed"
+    hr_sync ns1 --rule resources --complete
+    assert_eq "rep-own" "$(json_get "$("$HSYNC" get -d "$(hr_dir c1)" "$own" --json)" 'j["body"]["name"]')" \
+        "a complete run from the parent does not remove what a source fed"
+    assert_eq "$(hr_digest ns1 resource. ns1)" "$(hr_digest c1 resource. ns1)" "c1 still equal to its parent"
+}
+
 setup
 test_reporting_server
 test_destination_offline_catches_up
 test_scope_checks
 test_target
 test_chain
+test_fed_data_survives_the_hierarchy
 hr_done
