@@ -149,21 +149,22 @@ static int s_add_run(broker_cli_t *c, s_add_t *a, char **tokens, size_t ntok, bo
                                "'hsync standalone ls')",
                                r->ru_name);
     }
+    /* every check that needs no link first: nothing is linked for a rule
+     * that cannot be */
+    topo_token_t toks[RULES_DEST_MAX];
     for (size_t i = 0; i < ntok && !rc; i++) {
-        topo_token_t tok;
-        if (topo_token_decode(tokens[i], &tok)) {
+        if (topo_token_decode(tokens[i], &toks[i])) {
             rc = broker_cli_fail(c, "--to: that is not an hsync invite token (copy it whole from "
                                     "'hsync invite' on the destination)");
             break;
         }
-        s_where_t w = {.name = tok.tok_node};
-        store_write(s, s_where_txn, &w);
-        if (w.rel &&
+        s_where_t w = {.name = toks[i].tok_node};
+        if (store_write(s, s_where_txn, &w) == HS_OK && w.rel &&
             (!strcmp(w.rel, "this node's parent") || !strcmp(w.rel, "a child of this node"))) {
             rc = broker_cli_fail(c,
                                  "'%s' is %s: hierarchy rules already replicate between them; "
                                  "use those (hsync rule ...) instead of a standalone rule",
-                                 tok.tok_node, w.rel);
+                                 toks[i].tok_node, w.rel);
             break;
         }
         if (w.rel)
@@ -171,7 +172,12 @@ static int s_add_run(broker_cli_t *c, s_add_t *a, char **tokens, size_t ntok, bo
                     "hsync: standalone add: warning: '%s' is %s: a standalone rule between "
                     "members of one hierarchy works against hierarchy replication (no conflict "
                     "prevention); prefer hierarchy rules\n",
-                    tok.tok_node, w.rel);
+                    toks[i].tok_node, w.rel);
+    }
+    /* then link; what this command linked is unlinked again if it fails */
+    bool linked[RULES_DEST_MAX] = {false};
+    for (size_t i = 0; i < ntok && !rc; i++) {
+        const topo_token_t *tok = &toks[i];
         json_t *req = json_pack("{s:s,s:s}", "cmd", "link-destination", "token", tokens[i]);
         json_t *resp = NULL;
         err = req ? broker_ctl_call(c->cli_dir, req, 15000, &resp, NULL, NULL) : HS_ENOMEM;
@@ -184,22 +190,24 @@ static int s_add_run(broker_cli_t *c, s_add_t *a, char **tokens, size_t ntok, bo
             break;
         }
         if (err) {
-            rc = broker_cli_fail(c, "linking '%s': %s", tok.tok_node, broker_cli_why(err));
+            rc = broker_cli_fail(c, "linking '%s': %s", tok->tok_node, broker_cli_why(err));
             break;
         }
         if (!json_is_true(json_object_get(resp, "ok"))) {
             const char *why = json_string_value(json_object_get(resp, "error"));
-            rc = broker_cli_fail(c, "linking '%s': %s", tok.tok_node, why ? why : "refused");
+            rc = broker_cli_fail(c, "linking '%s': %s", tok->tok_node, why ? why : "refused");
             json_decref(resp);
             break;
         }
-        s_ver_t v = {.peer = tok.tok_node};
+        linked[i] = !json_is_true(json_object_get(resp, "already"));
+        s_ver_t v = {.peer = tok->tok_node};
         const char *ver = json_string_value(json_object_get(resp, "version"));
         if (ver && *ver) {
             snprintf(v.version, sizeof(v.version), "%s", ver);
             v.set = true;
         }
-        store_write(s, s_ver_txn, &v);
+        if (store_write(s, s_ver_txn, &v) != HS_OK)
+            v.version[0] = '\0';
         json_decref(resp);
         if (s_covers(r, "package") && !strcmp(v.version, TOPO_SOFTWARE_VERSION)) {
             rc = broker_cli_fail(c,
@@ -207,14 +215,15 @@ static int s_add_run(broker_cli_t *c, s_add_t *a, char **tokens, size_t ntok, bo
                                  "nodes of the same version ('%s' and this node both run %s): "
                                  "packages reach other servers of this version through the "
                                  "hierarchy",
-                                 tok.tok_node, TOPO_SOFTWARE_VERSION);
+                                 tok->tok_node, TOPO_SOFTWARE_VERSION);
             break;
         }
         bool dup = false;
         for (size_t j = 0; j < r->ru_ndest; j++)
-            dup = dup || !strcmp(r->ru_dest[j], tok.tok_node);
+            dup = dup || !strcmp(r->ru_dest[j], tok->tok_node);
         if (!dup)
-            snprintf(r->ru_dest[r->ru_ndest++], sizeof(r->ru_dest[0]), "%s", tok.tok_node);
+            snprintf(r->ru_dest[r->ru_ndest++], sizeof(r->ru_dest[0]), "%.*s", STORE_NAME_MAX,
+                     tok->tok_node);
     }
     if (!rc) {
         err = store_write(s, s_add_txn, a);
@@ -222,8 +231,20 @@ static int s_add_run(broker_cli_t *c, s_add_t *a, char **tokens, size_t ntok, bo
             rc = broker_cli_fail(c, "cannot store rule '%s': %s", r->ru_name, broker_cli_why(err));
     }
     store_close(&s);
-    if (rc)
+    if (rc) {
+        for (size_t i = 0; i < ntok; i++) {
+            if (!linked[i])
+                continue;
+            json_t *req =
+                json_pack("{s:s,s:s}", "cmd", "remove-destination", "name", toks[i].tok_node);
+            json_t *resp = NULL;
+            if (req && broker_ctl_call(c->cli_dir, req, 10000, &resp, NULL, NULL) == HS_OK)
+                fprintf(stderr, "hsync: standalone add: unlinked '%s' again\n", toks[i].tok_node);
+            json_decref(req);
+            json_decref(resp);
+        }
         return rc;
+    }
     broker_ctl_poke(c->cli_dir);
     if (c->cli_json) {
         json_t *d = json_array();

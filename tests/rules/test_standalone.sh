@@ -101,6 +101,10 @@ test_scope_checks() {
     assert_contains "$HS_ERR" "--class security.privilege" "says how to fix it"
     expect_exit 1 hs standalone add -d "$(hr_dir ns1)" --name pk --to "$tok" --class package
     assert_contains "$HS_ERR" "packages is not supported between two nodes of the same version" "packages refused"
+    assert_contains "$HS_ERR" "unlinked 'tgt' again" "nothing left half-done"
+    expect_exit 0 hs hierarchy show -d "$(hr_dir ns1)" --json
+    assert_eq "false" "$(json_get "$HS_OUT" 'any(l["name"] == "tgt" for l in j["links"])')" "no link left to tgt"
+    tok=$(invite tgt) # the refused one was used up
     expect_exit 0 hs standalone add -d "$(hr_dir ns1)" --name roles --to "$tok" \
         --class security.role --class security.privilege
     expect_exit 0 hs standalone add -d "$(hr_dir ns1)" --name roles-only --to "$tok" --class security.role --force
