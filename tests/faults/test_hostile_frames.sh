@@ -11,6 +11,9 @@
 : "${HSYNC_PROBE:?HSYNC_PROBE must name the hsync_probe tool}"
 
 log_count() { grep -c -- "$2" "$(hr_log "$1")" 2>/dev/null || true; }
+# log_more NODE PATTERN N: NODE's log has more than N lines matching PATTERN
+# (a predicate for wait_for: the count is taken at every try).
+log_more() { [ "$(log_count "$1" "$2")" -gt "$3" ]; }
 
 # probe TARGET KEYNODE ARGS...: frames to TARGET's broker with KEYNODE's key.
 probe() {
@@ -59,8 +62,8 @@ test_hostile_replication_frames() {
     # ACK, DONE, OPENED, LEAVES, REFUSE for runs that do not exist).
     hostile_types c p
     hostile_types p c
-    wait_for 10 test "$(log_count c "event=bad-frame")" -gt "$before_c"
-    wait_for 10 test "$(log_count p "event=bad-frame")" -gt "$before_p"
+    wait_for 10 log_more c "event=bad-frame" "$before_c"
+    wait_for 10 log_more p "event=bad-frame" "$before_p"
     echo "hostile frames: $FRAMES sent; bad-frame lines: c $(($(log_count c "event=bad-frame") - before_c)), p $(($(log_count p "event=bad-frame") - before_p))"
     assert_contains "$(cat "$(hr_log c)")" "rejected a malformed replication frame (type 16"
     assert_contains "$(cat "$(hr_log c)")" "rejected a malformed replication frame (type 17"
@@ -76,7 +79,7 @@ test_hostile_batch_objects() {
             --send-frame repl:19:unknownrun)
         FRAMES=$((FRAMES + 3))
         assert_contains "$out" "handshake: ok" "batch $shape"
-        wait_for 10 test "$(log_count c "level=warn")" -gt "$before"
+        wait_for 10 log_more c "level=warn" "$before"
         hr_running c && pass || fail "c stopped serving after a batch with $shape"
     done
     # None of the hostile objects was stored (they all claimed serial PROBE-1).
@@ -93,7 +96,7 @@ test_unknown_key_dropped() {
         --send-frame replbatch:bodystr --expect-reply-ms 500)
     assert_contains "$out" "handshake: refused"
     assert_contains "$out" "no reply"
-    wait_for 5 test "$(log_count c "event=refused")" -gt "$before"
+    wait_for 5 log_more c "event=refused" "$before"
 }
 
 test_still_serving() {
