@@ -1277,7 +1277,14 @@ static void s_drain(broker_t *b)
         if (!handled)
             return;
         if (s_mono_ms() - start >= B_DRAIN_SLICE_MS) {
-            event_active(b->ev_drain, EV_READ, 0); /* come back after timers */
+            /* Come back after the next poll, as a zero timeout. Not
+             * event_active(): libevent runs an event activated from a
+             * callback in the same pass, so a steady stream of batches
+             * kept the loop in here and never polled again — heartbeat
+             * timers and SIGTERM waited until the whole run had arrived
+             * (tests/faults/test_stall.sh stops a receiver mid-run). */
+            static const struct timeval now = {0, 0};
+            event_add(b->ev_drain, &now);
             return;
         }
     }

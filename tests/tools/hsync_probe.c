@@ -27,11 +27,29 @@
  *                 confused                     a heartbeat whose fields have
  *                                              the wrong msgpack types
  *                 multipart                    two parts in one message
+ *                 repl:T:SHAPE                 replication frame type T (16..31)
+ *                                              shaped: empty [1,T]; confused
+ *                                              (every field of the wrong
+ *                                              msgpack type); truncated (an
+ *                                              OPEN/BATCH-sized frame cut in
+ *                                              half); unknownrun (well formed
+ *                                              fields, a run nobody opened)
+ *                 replopen                     a well-formed OPEN of rule
+ *                                              resources (down, complete),
+ *                                              run 4242, from this key
+ *                 replbatch:SHAPE              a BATCH of run 4242 whose one
+ *                                              object is hostile: badguid,
+ *                                              bodystr (body not a map),
+ *                                              bodyjunk (body not msgpack),
+ *                                              keysarray, badflags, noowner,
+ *                                              hugecount (claims 2^32-1
+ *                                              objects), badclass
  *
  * Output, one line each: "handshake: ok" or "handshake: refused" when the
  * server's verdict was seen, then "reply: TYPE ..." for the first reply, or
  * "no reply". Exit 0 with a reply, 3 without, 2 on bad usage, 1 on failure.
  */
+#include "replication/proto.h"
 #include "store/mp.h"
 #include "store/store.h"
 #include "topology/token.h"
@@ -282,6 +300,122 @@ static int s_odd_frame(const p_opts_t *o, const char *kind, p_send_t *out)
     return s_take(&w, out);
 }
 
+/* ---- replication frames (types 16..31) ----------------------------------- */
+
+#define P_RUN 4242
+
+/* [1, T, ...] with n fields after the type, each of a type no decoder wants. */
+static int s_repl_shaped(int type, const char *shape, p_send_t *out)
+{
+    store_mpw_t w;
+    store_mpw_init(&w);
+    if (!strcmp(shape, "empty")) {
+        store_mpw_array(&w, 2);
+        store_mpw_uint(&w, TOPO_PROTO_VERSION);
+        store_mpw_uint(&w, (uint64_t)type);
+    } else if (!strcmp(shape, "confused")) {
+        store_mpw_array(&w, 12);
+        store_mpw_uint(&w, TOPO_PROTO_VERSION);
+        store_mpw_uint(&w, (uint64_t)type);
+        store_mpw_str(&w, "run");         /* run: a string */
+        store_mpw_map(&w, 0);             /* rule / no: a map */
+        store_mpw_str(&w, "prefixes");    /* array wanted */
+        store_mpw_bin(&w, "\x00\x01", 2); /* array wanted */
+        store_mpw_str(&w, "mode");        /* uint wanted */
+        store_mpw_array(&w, 0);           /* string wanted */
+        store_mpw_bool(&w, true);
+        store_mpw_str(&w, "vfirst");
+        store_mpw_nil(&w);
+        store_mpw_uint(&w, 7); /* array wanted */
+    } else if (!strcmp(shape, "truncated") || !strcmp(shape, "unknownrun")) {
+        /* Plausible fields for any type, long enough for OPEN (12) and
+         * BATCH (8); truncated cuts the encoding in half. */
+        store_mpw_array(&w, 12);
+        store_mpw_uint(&w, TOPO_PROTO_VERSION);
+        store_mpw_uint(&w, (uint64_t)type);
+        store_mpw_uint(&w, 987654321);
+        store_mpw_uint(&w, 1);
+        store_mpw_uint(&w, 1);
+        store_mpw_nil(&w);
+        store_mpw_nil(&w);
+        store_mpw_array(&w, 0);
+        store_mpw_str(&w, "why");
+        store_mpw_uint(&w, 0);
+        store_mpw_uint(&w, 0);
+        store_mpw_array(&w, 0);
+    } else {
+        store_mpw_free(&w);
+        return HS_EINVAL;
+    }
+    int err = s_take(&w, out);
+    if (!err && !strcmp(shape, "truncated"))
+        out->len /= 2;
+    return err;
+}
+
+static int s_repl_open(p_send_t *out)
+{
+    repl_msg_t m;
+    memset(&m, 0, sizeof(m));
+    m.m_type = REPL_OPEN;
+    m.m_run = P_RUN;
+    snprintf(m.m_rule, sizeof(m.m_rule), "resources");
+    m.m_nprefix = 1;
+    snprintf(m.m_prefix[0], sizeof(m.m_prefix[0]), "resource.");
+    m.m_mode = REPL_COMPLETE;
+    snprintf(m.m_why, sizeof(m.m_why), "probe");
+    store_mpw_t w;
+    store_mpw_init(&w);
+    repl_msg_encode(&m, &w);
+    return s_take(&w, out);
+}
+
+/* One BATCH of run P_RUN carrying one object, made hostile by shape. */
+static int s_repl_batch(const p_opts_t *o, const char *shape, p_send_t *out)
+{
+    store_mpw_t objs, w;
+    store_mpw_init(&objs);
+    store_mpw_init(&w);
+    bool guid_ok = strcmp(shape, "badguid") != 0;
+    store_mpw_array(&objs, 9);
+    store_mpw_bin(&objs, "\x01\x90\x00\x00\x00\x00\x70\x00\x80\x00\x00\x00\x00\x00\x00\x01",
+                  guid_ok ? 16 : 5);
+    store_mpw_str(&objs, !strcmp(shape, "badclass") ? "resource.\x01../../x" : "resource.computer");
+    store_mpw_str(&objs, o->name);
+    store_mpw_str(&objs, !strcmp(shape, "noowner") ? "" : o->name);
+    store_mpw_uint(&objs, 1);
+    store_mpw_uint(&objs, !strcmp(shape, "badflags") ? 0xffffffffu : 0);
+    store_mpw_nil(&objs);
+    if (!strcmp(shape, "keysarray")) {
+        store_mpw_array(&objs, 1);
+        store_mpw_str(&objs, "serial");
+    } else {
+        store_mpw_map(&objs, 1);
+        store_mpw_str(&objs, "serial");
+        store_mpw_str(&objs, "PROBE-1");
+    }
+    if (!strcmp(shape, "bodystr")) {
+        store_mpw_str(&objs, "not a map");
+    } else if (!strcmp(shape, "bodyjunk")) {
+        store_mpw_raw(&objs, "\xc1\xc1\xc1", 3); /* 0xc1 is never used in msgpack */
+    } else {
+        store_mpw_map(&objs, 1);
+        store_mpw_str(&objs, "name");
+        store_mpw_str(&objs, "probe");
+    }
+    repl_key_t none = {.k_set = false};
+    uint32_t nobj = !strcmp(shape, "hugecount") ? 0xffffffffu : 1;
+    int err = store_mpw_error(&objs);
+    if (!err)
+        err = repl_batch_encode(&w, P_RUN, 1, 0, &none, &none, nobj, &objs);
+    store_mpw_free(&objs);
+    if (err) {
+        store_mpw_free(&w);
+        return err;
+    }
+    return s_take(&w, out);
+}
+
 static int s_frame(const p_opts_t *o, const char *kind, p_send_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -311,6 +445,17 @@ static int s_frame(const p_opts_t *o, const char *kind, p_send_t *out)
         out->buf = calloc(1, out->len);
         return out->buf ? HS_OK : HS_ENOMEM;
     }
+    if (!strncmp(kind, "repl:", 5)) {
+        char *end = NULL;
+        long t = strtol(kind + 5, &end, 10);
+        if (t < 16 || t > 31 || !end || *end != ':')
+            return HS_EINVAL;
+        return s_repl_shaped((int)t, end + 1, out);
+    }
+    if (!strcmp(kind, "replopen"))
+        return s_repl_open(out);
+    if (!strncmp(kind, "replbatch:", 10))
+        return s_repl_batch(o, kind + 10, out);
     if (!strcmp(kind, "multipart")) {
         int err = s_link_frame(o, TOPO_MSG_HB, NULL, out);
         out->more = true;
