@@ -587,6 +587,10 @@ static int s_total_one(void *ctx, const char *cls, const char *owner, uint64_t c
     return 0;
 }
 
+#define R_WHY_RESUME "an interrupted complete run resumes"
+static int s_pick_mode(const rules_rule_t *ru, const repl_mark_t *m, uint64_t now, int asked,
+                       char *why, size_t whylen);
+
 static int s_open(repl_t *r, r_run_t *run)
 {
     repl_mark_t m;
@@ -600,6 +604,16 @@ static int s_open(repl_t *r, r_run_t *run)
     if (err) {
         store_txn_abort(&t);
         return err;
+    }
+    if (run->mode == REPL_COMPLETE && !m.mk_complete_active &&
+        strstr(run->why, R_WHY_RESUME) != NULL) {
+        /* queued to resume an interrupted complete run that has finished
+         * meanwhile (another run of this pair resumed it): starting the
+         * complete run over would send everything again; pick again */
+        char why[REPL_WHY_MAX];
+        run->mode = s_pick_mode(&run->rule, &m, repl_now_ms(), 0, why, sizeof(why));
+        snprintf(run->why, sizeof(run->why), "%.160s (the interrupted run finished meanwhile)",
+                 why);
     }
     uint64_t floor = store_log_floor(t);
     if (run->mode == REPL_DIFFERENTIAL && m.mk_last_complete_ms && m.mk_diff_seq < floor) {
@@ -773,7 +787,7 @@ static int s_pick_mode(const rules_rule_t *ru, const repl_mark_t *m, uint64_t no
         return REPL_COMPLETE;
     }
     if (m->mk_complete_active) {
-        snprintf(why, whylen, "an interrupted complete run resumes");
+        snprintf(why, whylen, R_WHY_RESUME);
         return REPL_COMPLETE;
     }
     if (m->mk_last_complete_ms == 0) {
