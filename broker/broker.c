@@ -752,26 +752,34 @@ static int s_io_send(void *ctx, const char *peer, const void *buf, size_t len)
     return l ? s_send(b, l, buf, len) : HS_ENOTFOUND;
 }
 
+/* The way data travels to (or from) a peer of this role: down to a child,
+ * up to the parent, aside to a standalone destination; 0 if never. */
+static unsigned s_role_dir(int role, bool from)
+{
+    switch (role) {
+    case TOPO_ROLE_CHILD:
+        return from ? RULES_UP : RULES_DOWN;
+    case TOPO_ROLE_PARENT:
+        return from ? RULES_DOWN : RULES_UP;
+    case TOPO_ROLE_DEST:
+        return from ? 0 : RULES_SIDE;
+    case TOPO_ROLE_SOURCE:
+        return from ? RULES_SIDE : 0;
+    default:
+        return 0;
+    }
+}
+
 static unsigned s_io_dir_to(void *ctx, const char *peer)
 {
     b_link_t *l = s_peer(ctx, peer);
-    if (!l)
-        return 0;
-    return l->role == TOPO_ROLE_CHILD    ? RULES_DOWN
-           : l->role == TOPO_ROLE_PARENT ? RULES_UP
-           : l->role == TOPO_ROLE_DEST   ? RULES_SIDE
-                                         : 0;
+    return l ? s_role_dir(l->role, false) : 0;
 }
 
 static unsigned s_io_dir_from(void *ctx, const char *peer)
 {
     b_link_t *l = s_peer(ctx, peer);
-    if (!l)
-        return 0;
-    return l->role == TOPO_ROLE_PARENT   ? RULES_DOWN
-           : l->role == TOPO_ROLE_CHILD  ? RULES_UP
-           : l->role == TOPO_ROLE_SOURCE ? RULES_SIDE
-                                         : 0;
+    return l ? s_role_dir(l->role, true) : 0;
 }
 
 static bool s_io_peer_up(void *ctx, const char *peer)
@@ -1037,10 +1045,7 @@ static int s_sync_rule(void *ctx, const rules_rule_t *ru)
             continue;
         if (!rules_applies_to(ru, l->name))
             continue;
-        unsigned to = l->role == TOPO_ROLE_CHILD    ? RULES_DOWN
-                      : l->role == TOPO_ROLE_PARENT ? RULES_UP
-                                                    : RULES_SIDE;
-        unsigned from = to == RULES_DOWN ? RULES_UP : to == RULES_UP ? RULES_DOWN : 0;
+        unsigned to = s_role_dir(l->role, false), from = s_role_dir(l->role, true);
         const char *why = NULL;
         if (!ru->ru_enabled)
             why = "rule disabled";

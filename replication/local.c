@@ -8,13 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void s_guid_str(store_mpw_t *w, const store_guid_t *g)
-{
-    char s[STORE_GUID_STRLEN + 1];
-    store_guid_format(g, s);
-    store_mpw_str(w, s);
-}
-
 /* The context of a local write: this node and its parent. */
 static void s_ctx(store_txn_t *t, rules_ctx_t *c, char parent[STORE_NAME_MAX + 1])
 {
@@ -77,20 +70,8 @@ int repl_local_put(store_txn_t *t, store_obj_t *o, repl_local_result_t *res)
              "same resource key %s: the registration already on %s survives", res->lr_key,
              c.rc_self);
     store_mpw_t w;
-    store_mpw_init(&w);
-    store_mpw_map(&w, 6); /* canonical: keys in byte order */
-    store_mpw_str(&w, "key");
-    store_mpw_str(&w, res->lr_key);
-    store_mpw_str(&w, "new");
-    s_guid_str(&w, &dup);
-    store_mpw_str(&w, "node");
-    store_mpw_str(&w, c.rc_self);
-    store_mpw_str(&w, "old");
-    s_guid_str(&w, &gone);
-    store_mpw_str(&w, "owner");
-    store_mpw_str(&w, o->owner ? o->owner : c.rc_self);
-    store_mpw_str(&w, "reason");
-    store_mpw_str(&w, reason);
+    rules_resource_merge_payload(&w, res->lr_key, &dup, c.rc_self, &gone,
+                                 o->owner ? o->owner : c.rc_self, reason);
     err = store_mpw_error(&w);
     if (!err)
         err = repl_event_raise(t, REPL_EV_MERGE, w.mpw_buf, w.mpw_len, NULL);

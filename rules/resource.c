@@ -279,21 +279,28 @@ static int s_merge(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const s
     res->rr_guid = survivor;
     snprintf(res->rr_why, sizeof(res->rr_why), "%s", reason);
     store_mpw_t m;
-    store_mpw_init(&m);
-    store_mpw_map(&m, 6); /* canonical: keys in byte order */
-    store_mpw_str(&m, "key");
-    store_mpw_str(&m, key);
-    store_mpw_str(&m, "new");
-    s_guid_str(&m, &survivor);
-    store_mpw_str(&m, "node");
-    store_mpw_str(&m, c->rc_self);
-    store_mpw_str(&m, "old");
-    s_guid_str(&m, &loser);
-    store_mpw_str(&m, "owner");
-    store_mpw_str(&m, owner);
-    store_mpw_str(&m, "reason");
-    store_mpw_str(&m, reason);
+    rules_resource_merge_payload(&m, key, &survivor, c->rc_self, &loser, owner, reason);
     return s_event(res, "merge", &m);
+}
+
+void rules_resource_merge_payload(store_mpw_t *m, const char *key, const store_guid_t *new_guid,
+                                  const char *node, const store_guid_t *old, const char *owner,
+                                  const char *reason)
+{
+    store_mpw_init(m);
+    store_mpw_map(m, 6); /* canonical: keys in byte order */
+    store_mpw_str(m, "key");
+    store_mpw_str(m, key);
+    store_mpw_str(m, "new");
+    s_guid_str(m, new_guid);
+    store_mpw_str(m, "node");
+    store_mpw_str(m, node);
+    store_mpw_str(m, "old");
+    s_guid_str(m, old);
+    store_mpw_str(m, "owner");
+    store_mpw_str(m, owner);
+    store_mpw_str(m, "reason");
+    store_mpw_str(m, reason);
 }
 
 /* ---- ownership ------------------------------------------------------------ */

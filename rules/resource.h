@@ -26,6 +26,7 @@
 #define RULES_RESOURCE_H
 
 #include "rules/rules.h"
+#include "store/mp.h"
 
 /* Family handler for resource.* (see rules_family_t). */
 int rules_resource_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
@@ -49,6 +50,12 @@ int rules_dataclass_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
  * itself if none). Merges are recorded in STORE_T_EVENTS under
  * "m" old(16) -> new(16). */
 int rules_resource_survivor(store_txn_t *t, const store_guid_t *g, store_guid_t *out);
+
+/* The merge event's payload {key, new, node, old, owner, reason} into m
+ * (initialised here; the caller frees it; store_mpw_error tells). */
+void rules_resource_merge_payload(store_mpw_t *m, const char *key, const store_guid_t *new_guid,
+                                  const char *node, const store_guid_t *old, const char *owner,
+                                  const char *reason);
 
 /* Move the data-class rows of resource from to resource to (write txn). */
 int rules_resource_move_rows(store_txn_t *t, const store_guid_t *from, const store_guid_t *to);

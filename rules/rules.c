@@ -452,35 +452,25 @@ int rules_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, rules_resu
         return HS_ECLASS;
     if (!(f->fam_dirs & c->rc_dir) || (f->fam_sendable && !f->fam_sendable(o, c->rc_dir)))
         return HS_EDIRECTION;
-    if (c->rc_dir == RULES_SIDE) {
-        /* standalone: no conflict prevention, the destination takes it */
-        rules_ctx_t side = *c; /* a differential run keeps a newer local resource */
-        int err = (o->flags & STORE_OBJ_TOMBSTONE) ? HS_OK : store_obj_check(o);
-        if (err)
-            return err;
-        store_obj_t cur;
-        err = store_get(t, &o->guid, &cur);
-        if (err && err != HS_ENOTFOUND)
-            return err;
-        return rules_apply_default(t, &side, o, err ? NULL : &cur, res);
-    }
+    /* standalone runs: no handler decides (no conflict prevention), the
+     * destination takes what arrives; a differential run still keeps a
+     * newer local resource (rules_apply_default) */
+    rules_hook_fn apply = c->rc_dir == RULES_SIDE ? NULL : f->fam_apply;
     if (!(o->flags & STORE_OBJ_TOMBSTONE)) {
         int err = store_obj_check(o);
         if (err)
             return err;
-        if (!f->fam_apply)
+        if (!apply)
             return rules_apply_default(t, c, o, NULL, res);
         if (!f->fam_claims) /* only claims weigh the local copy: one lookup saved */
-            return f->fam_apply(t, c, o, NULL, res);
+            return apply(t, c, o, NULL, res);
     }
     store_obj_t cur;
     int err = store_get(t, &o->guid, &cur);
     if (err && err != HS_ENOTFOUND)
         return err;
     const store_obj_t *curp = err ? NULL : &cur;
-    if (f->fam_apply)
-        return f->fam_apply(t, c, o, curp, res);
-    return rules_apply_default(t, c, o, curp, res);
+    return apply ? apply(t, c, o, curp, res) : rules_apply_default(t, c, o, curp, res);
 }
 
 int rules_local_check(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, rules_result_t *res)

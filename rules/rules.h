@@ -90,6 +90,10 @@ typedef struct rules_result {
 void rules_result_init(rules_result_t *res);
 void rules_result_free(rules_result_t *res);
 
+/* A handler hook: o over the local copy cur (NULL if none). */
+typedef int (*rules_hook_fn)(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
+                             const store_obj_t *cur, rules_result_t *res);
+
 /*
  * One object family's handler. Adding a family is one row in the table of
  * rules.c and, if it decides more than the defaults, one handler file
@@ -109,14 +113,12 @@ typedef struct rules_family {
      * for a live o, cur is only looked up for families with fam_claims);
      * NULL = the default (newest wins by last change for RULES_BY_MTIME
      * families outside state transfers, the sender wins otherwise). */
-    int (*fam_apply)(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const store_obj_t *cur,
-                     rules_result_t *res);
+    rules_hook_fn fam_apply;
     /* Check a local write of o (a tombstone for a delete) over cur before
      * it is made; may record side state in t. HS_ELOCKED with rr_why to
      * refuse. When it keeps a replicated object's origin and owner it sets
      * rr_origin/rr_owner. NULL = any local write is allowed. */
-    int (*fam_local)(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const store_obj_t *cur,
-                     rules_result_t *res);
+    rules_hook_fn fam_local;
 } rules_family_t;
 
 /* Handler of a class's family, or NULL for a class no rule may carry. */
