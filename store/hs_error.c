@@ -12,6 +12,7 @@ static const struct {
     {HS_EGUID, "not a guid (expected 8-4-4-4-12 hex digits)"},
     {HS_ETOOBIG, "input is over the size limit"},
     {HS_EMAPFULL, "the store is full and could not grow (raise HSYNC_MAP_MAX or free disk)"},
+    {HS_ENOSPC, "no space left on the disk holding the node folder (free some and retry)"},
     {HS_ESTORE, "store (LMDB) failure"},
     {HS_ENOTNODE, "not an hsync node folder (run 'hsync init' first)"},
     {HS_ENOBROKER, "no broker is running for this node (start it with 'hsync serve')"},

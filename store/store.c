@@ -58,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 enum s_db { S_OBJ, S_CLS, S_OWN, S_KEY, S_LOG, S_AGG, S_FIXED };
@@ -140,6 +141,22 @@ static int s_mdb_err(int rc)
     default:
         return HS_ESTORE;
     }
+}
+
+/* A failed commit: LMDB reports a short page write, which is what a full
+ * file system gives, as EIO ("short write, filesystem full?"). Name it as
+ * the full disk it is when the node folder's file system has less than
+ * S_LOW_DISK left, so the user is told to free space, not to check for a
+ * failing disk. */
+#define S_LOW_DISK ((uint64_t)8 << 20)
+
+static int s_commit_err(const store_t *s, int rc)
+{
+    struct statvfs vfs;
+    if (rc == EIO && statvfs(s->dir, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < S_LOW_DISK)
+        return HS_ENOSPC;
+    return s_mdb_err(rc);
 }
 
 /* Record the first error of a transaction and return it. */
@@ -806,9 +823,10 @@ int store_txn_commit(store_txn_t **tp)
         free(t);
         return err;
     }
+    store_t *s = t->s;
     int rc = mdb_txn_commit(t->txn);
     free(t);
-    return s_mdb_err(rc);
+    return s_commit_err(s, rc);
 }
 
 void store_txn_abort(store_txn_t **tp)

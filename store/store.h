@@ -85,7 +85,9 @@ const char *store_dir(const store_t *s);
  * store_txn_commit or store_txn_abort; both free it and NULL the pointer.
  */
 int store_txn_begin(store_t *s, bool write, store_txn_t **out);
-int store_txn_commit(store_txn_t **t); /* HS_OK, the sticky error, HS_EMAPFULL */
+/* HS_OK, the sticky error, HS_EMAPFULL (map limit), HS_ENOSPC (the node
+ * folder's disk is full), HS_EIO. */
+int store_txn_commit(store_txn_t **t);
 void store_txn_abort(store_txn_t **t);
 int store_txn_error(const store_txn_t *t);
 store_t *store_txn_store(store_txn_t *t);
