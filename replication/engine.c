@@ -668,13 +668,32 @@ static const char *s_mark_stale(const repl_mark_t *m, const r_run_t *run, const 
     return NULL;
 }
 
+static r_run_t *s_run_by_id(repl_t *r, const char *peer, uint64_t id)
+{
+    for (r_run_t *run = r->runs; run; run = run->next)
+        if (run->id == id && !strcmp(run->peer, peer))
+            return run;
+    return NULL;
+}
+
+/* The run an OPENED or LEAVES frame answers: one of ours to that peer that
+ * is still opening. Anything else (a late answer to a run that ended, or a
+ * forged id) is dropped with a log line naming it. */
+static r_run_t *s_run_expect(repl_t *r, const char *peer, const repl_msg_t *m, const char *what)
+{
+    r_run_t *run = s_run_by_id(r, peer, m->m_run);
+    if (!run || run->state != R_OPENING) {
+        repl_log(r, REPL_LOG_INFO, peer, "stale-frame", "%s for run %llu, %s: dropped", what,
+                 (unsigned long long)m->m_run, run ? "which is past opening" : "not a run of ours");
+        return NULL;
+    }
+    return run;
+}
+
 static void s_on_opened(repl_t *r, const char *peer, const repl_msg_t *m)
 {
-    r_run_t *run = NULL;
-    for (r_run_t *x = r->runs; x; x = x->next)
-        if (x->id == m->m_run && !strcmp(x->peer, peer))
-            run = x;
-    if (!run || run->state != R_OPENING)
+    r_run_t *run = s_run_expect(r, peer, m, "opened");
+    if (!run)
         return;
     snprintf(run->peer_epoch, sizeof(run->peer_epoch), "%s", m->m_epoch);
     run->peer_head = m->m_head;
@@ -747,12 +766,15 @@ static int s_leaf_sort(const void *a, const void *b)
 /* The receiver's objects in the planned buckets: stream only what differs. */
 static void s_on_leaves(repl_t *r, const char *peer, const repl_msg_t *m)
 {
-    r_run_t *run = NULL;
-    for (r_run_t *x = r->runs; x; x = x->next)
-        if (x->id == m->m_run && !strcmp(x->peer, peer))
-            run = x;
-    if (!run || run->state != R_OPENING || run->mode != REPL_RECONCILE)
+    r_run_t *run = s_run_expect(r, peer, m, "leaves");
+    if (!run)
         return;
+    if (run->mode != REPL_RECONCILE) {
+        repl_log(r, REPL_LOG_INFO, peer, "stale-frame",
+                 "leaves for run %llu, which is not a reconcile run: dropped",
+                 (unsigned long long)m->m_run);
+        return;
+    }
     int err = HS_OK;
     if (m->m_bin) { /* nil: too many; fall back to sending whole buckets */
         size_t n = m->m_bin_len / 48;
@@ -1012,20 +1034,13 @@ static int s_ack_txn(store_txn_t *t, void *ctx)
     return repl_mark_put(t, a->run->peer, a->run->rule.ru_name, &m);
 }
 
-static r_run_t *s_run_by_id(repl_t *r, const char *peer, uint64_t id)
-{
-    for (r_run_t *run = r->runs; run; run = run->next)
-        if (run->id == id && !strcmp(run->peer, peer))
-            return run;
-    return NULL;
-}
-
 static void s_on_ack(repl_t *r, const char *peer, const repl_msg_t *m)
 {
     r_run_t *run = s_run_by_id(r, peer, m->m_run);
     if (!run || run->ninflight == 0 || run->inflight[0].b_no != m->m_no) {
-        repl_log(r, REPL_LOG_DEBUG, peer, "stale-ack", "ack for run %llu batch %llu ignored",
-                 (unsigned long long)m->m_run, (unsigned long long)m->m_no);
+        repl_log(r, REPL_LOG_INFO, peer, "stale-frame",
+                 "ack for run %llu batch %llu, not awaited: dropped", (unsigned long long)m->m_run,
+                 (unsigned long long)m->m_no);
         return;
     }
     s_ack_t a = {run, &run->inflight[0]};
@@ -1055,8 +1070,11 @@ static void s_on_ack(repl_t *r, const char *peer, const repl_msg_t *m)
 static void s_on_done(repl_t *r, const char *peer, const repl_msg_t *m)
 {
     r_run_t *run = s_run_by_id(r, peer, m->m_run);
-    if (!run)
+    if (!run) {
+        repl_log(r, REPL_LOG_INFO, peer, "stale-frame",
+                 "done for run %llu, not a run of ours: dropped", (unsigned long long)m->m_run);
         return;
+    }
     if (m->m_ok && (run->state != R_ENDING || run->ninflight)) {
         /* a DONE before every batch was acknowledged would move the
          * watermark past what the peer never confirmed */

@@ -881,7 +881,10 @@ void repl_recv_abort(repl_t *r, const char *peer, const repl_msg_t *m)
         char why[REPL_WHY_MAX - 32];
         snprintf(why, sizeof(why), "the sender aborted: %.180s", m->m_why);
         s_finish(r, rv, false, why);
+        return;
     }
+    repl_log(r, REPL_LOG_INFO, peer, "stale-frame",
+             "abort for run %llu, not a run of ours: dropped", (unsigned long long)m->m_run);
 }
 
 void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m)

@@ -89,6 +89,18 @@ test_hostile_batch_objects() {
     assert_json "$HS_OUT" "ls at c after hostile batches"
 }
 
+# Well-formed answers to runs the node never started (the child's replies to
+# the probe's forged runs reach the real parent) are dropped with a line
+# each, not silently.
+stale_logged() { grep "event=stale-frame" "$(hr_log "$1")" | grep -q -- "$2"; }
+test_stale_answers_logged() {
+    local what
+    for what in "opened for run" "abort for run" "ack for run"; do
+        wait_for 10 stale_logged p "$what"
+    done
+    echo "hostile frames: stale-frame lines at p: $(log_count p "event=stale-frame")"
+}
+
 test_unknown_key_dropped() {
     local out before
     before=$(log_count c "event=refused")
@@ -120,6 +132,7 @@ test_still_serving() {
 test_setup
 test_hostile_replication_frames
 test_hostile_batch_objects
+test_stale_answers_logged
 test_unknown_key_dropped
 test_still_serving
 echo "hostile frames: $FRAMES frames in all"
