@@ -3,7 +3,10 @@
 #   - c stalls (SIGSTOP) mid-run for longer than the 3 s link-down timeout:
 #     p's memory stays bounded while it cannot send (the run's window, not
 #     the data, bounds it), p marks the link down, and after SIGCONT the run
-#     resumes from the acknowledged cursor and the digests converge;
+#     resumes from the acknowledged cursor and the digests converge; c comes
+#     back with its old session (it never restarted): p does not take it for
+#     a restart, and c's late frames about the failed run are dropped with a
+#     log line;
 #   - the link is cut and restored (c stopped cleanly in the middle of a
 #     differential run, started again): the next run sends only what was
 #     not acknowledged, it does not start from zero.
@@ -115,6 +118,14 @@ test_stall_past_link_down() {
     assert_contains "$resumed" "resuming after" "the run resumes after the stall"
     wait_for 30 hr_same_digest p c resource. p
     assert_eq "$TOTAL" "$(hr_count c resource. p)" "everything at c after the stall"
+
+    # c came back with its old session: it never restarted, so p must not
+    # take it for a restart, and what c still had to say about the run p
+    # had failed at link-down (acks, or aborts of batches c no longer
+    # expected) is dropped at p with a line naming the run, not applied.
+    assert_eq "0" "$(log_count p "event=peer-restarted")" "a stalled child keeps its session"
+    wait_for 10 log_more p "event=stale-frame" 0
+    echo "stall: old-session frames dropped at p: $(log_count p "event=stale-frame"), e.g. $(grep -m1 -o 'event=stale-frame msg=.*' "$(hr_log p)")"
 }
 
 test_link_cut_and_restored() {
