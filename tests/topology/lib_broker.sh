@@ -170,6 +170,9 @@ hb_link() {
 
 # hb_log_count NAME TEXT: lines of NAME's log that contain TEXT.
 hb_log_count() { grep -cF -- "$2" "$(hb_log "$1")" 2>/dev/null || true; }
+# hb_log_count_ge NODE TEXT N: at least N lines of NODE's log contain TEXT
+# (a predicate for wait_for: counted again at every try).
+hb_log_count_ge() { [ "$(hb_log_count "$1" "$2")" -ge "$3" ]; }
 hb_log_has() { grep -qF -- "$2" "$(hb_log "$1")" 2>/dev/null; }
 
 # hb_probe ARGS...: run hsync_probe (see tests/tools/hsync_probe.c), output in

@@ -28,7 +28,7 @@ test_untrusted_key_gets_nothing() {
     hb_probe 3 --server "$(hb_dir sp)" --random-key --name sc --send-frame join:x \
         --expect-reply-ms 500
     assert_contains "$HS_OUT" "handshake: refused"
-    wait_for 5 test "$(hb_log_count sp "event=refused")" -ge $((before + 2))
+    wait_for 5 hb_log_count_ge sp "event=refused" $((before + 2))
     assert_contains "$(cat "$(hb_log sp)")" "refused a connection from 127.0.0.1 with key"
     # The child refuses strangers too (it has no invite outstanding).
     hb_probe 3 --server "$(hb_dir sc)" --random-key --send-frame hb --expect-reply-ms 500
@@ -74,7 +74,7 @@ bad_frame() {
     hb_probe 3 --server "$(hb_dir sc)" --key-from "$(hb_dir sp)" --send-frame "$kind" \
         --expect-reply-ms 300
     assert_contains "$HS_OUT" "handshake: ok" "$kind"
-    wait_for 5 test "$(hb_log_count sc "$text")" -gt "$before"
+    wait_for 5 hb_log_count_ge sc "$text" $((before + 1))
 }
 
 test_bad_frames_rejected_and_logged() {
@@ -98,7 +98,7 @@ test_bad_frames_rejected_and_logged() {
     bad_frame_file --send ""
     bad_frame_file --send dc0000
     bad_frame_file --send 9801dd7fffffff
-    wait_for 5 test "$(hb_log_count sc "event=bad-frame")" -ge $((before + 13))
+    wait_for 5 hb_log_count_ge sc "event=bad-frame" $((before + 13))
     # Over the transport limit: ZeroMQ drops the connection before the broker
     # sees a byte.
     bad_frame_file --send-frame huge
@@ -126,7 +126,7 @@ test_removed_child_key_refused() {
         --expect-reply-ms 500
     assert_contains "$HS_OUT" "handshake: refused"
     assert_contains "$HS_OUT" "no reply"
-    wait_for 5 test "$(hb_log_count sp "event=refused")" -gt "$before"
+    wait_for 5 hb_log_count_ge sp "event=refused" $((before + 1))
     # And the other way: the child revoked the parent's key on LEAVE.
     hb_probe 3 --server "$(hb_dir sc)" --key-from "$(hb_dir sp)" --send-frame hb \
         --expect-reply-ms 500
