@@ -19,7 +19,9 @@
 
 HR_T=$(hs_tmp)
 HR_BLOCK=40 # ports per suite: 20 nodes
-declare -A HR_PID=() HR_IDX=()
+# HR_HOST[NAME]: the address NAME listens on (default 127.0.0.1); HR_WRAP[NAME]:
+# a command its broker runs under (nsenter into a network namespace, say).
+declare -A HR_PID=() HR_IDX=() HR_HOST=() HR_WRAP=()
 HR_NEXT=0
 
 hr_port_busy() {
@@ -87,7 +89,7 @@ hr_node() {
     HR_IDX[$1]=$HR_NEXT
     HR_NEXT=$((HR_NEXT + 1))
     expect_exit 0 "$HSYNC" init -d "$(hr_dir "$1")" --name "$1" \
-        --listen "tcp://127.0.0.1:$(hr_port "$1")"
+        --listen "tcp://${HR_HOST[$1]:-127.0.0.1}:$(hr_port "$1")"
 }
 
 # hr_show NAME: `hierarchy show --json` of the node (the broker's view).
@@ -101,7 +103,7 @@ hr_running() {
 # hr_start NAME: run the node's broker in the background (log appended to
 # hr_log NAME) and wait until it answers.
 hr_start() {
-    "$HSYNC" serve -d "$(hr_dir "$1")" 2>>"$(hr_log "$1")" &
+    ${HR_WRAP[$1]:-} "$HSYNC" serve -d "$(hr_dir "$1")" 2>>"$(hr_log "$1")" &
     HR_PID[$1]=$!
     wait_for 10 hr_running "$1"
 }
