@@ -7,7 +7,7 @@
 T=$(hs_tmp)
 N="$T/n"
 WRITERS=8
-EACH=200
+EACH=80
 hs() { "$HSYNC" "$@"; }
 
 expect_exit 0 hs init -d "$N" --name n
