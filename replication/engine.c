@@ -172,6 +172,8 @@ static int s_finish_txn(store_txn_t *t, void *ctx)
                 m.mk_diff_seq = run->start_seq;
             m.mk_complete_active = false;
             memset(&m.mk_cursor, 0, sizeof(m.mk_cursor));
+            m.mk_cursor_epoch_set = false;
+            m.mk_cursor_epoch[0] = '\0';
             m.mk_last_complete_ms = f->now;
         }
     } else {
@@ -690,6 +692,31 @@ static r_run_t *s_run_expect(repl_t *r, const char *peer, const repl_msg_t *m, c
     return run;
 }
 
+/* A resumed complete run skips what the receiver acknowledged before the
+ * interruption. If the receiver's store is not the one that acknowledged it
+ * (restored from a backup or replaced meanwhile: a new epoch), that is gone:
+ * start the complete run over from the first class. The batches' key ranges
+ * make the receiver remove nothing it should keep either way. */
+static void s_resume_check(repl_t *r, r_run_t *run, const repl_msg_t *m)
+{
+    repl_mark_t mk;
+    store_txn_t *t;
+    if (store_txn_begin(r->store, false, &t) != HS_OK)
+        return;
+    int err = repl_mark_get(t, run->peer, run->rule.ru_name, &mk);
+    store_txn_abort(&t);
+    if (err || !mk.mk_cursor_epoch_set || !strcmp(mk.mk_cursor_epoch, m->m_epoch))
+        return;
+    repl_log(r, REPL_LOG_WARN, run->peer, "resume-invalid",
+             "rule %s: the peer's store epoch changed since the interrupted complete run "
+             "(restored or replaced): starting it over",
+             run->rule.ru_name);
+    memset(&run->cursor, 0, sizeof(run->cursor));
+    run->prefix_idx = 0;
+    snprintf(run->why + strlen(run->why), sizeof(run->why) - strlen(run->why),
+             "; the peer's store changed since: starting over");
+}
+
 static void s_on_opened(repl_t *r, const char *peer, const repl_msg_t *m)
 {
     r_run_t *run = s_run_expect(r, peer, m, "opened");
@@ -699,6 +726,8 @@ static void s_on_opened(repl_t *r, const char *peer, const repl_msg_t *m)
     run->peer_head = m->m_head;
     run->last_ack_ms = repl_now_ms();
     int err = HS_OK;
+    if (run->mode == REPL_COMPLETE && run->cursor.k_set)
+        s_resume_check(r, run, m);
     if (run->mode == REPL_DIFFERENTIAL) {
         repl_mark_t mk;
         store_txn_t *t;
@@ -1030,6 +1059,10 @@ static int s_ack_txn(store_txn_t *t, void *ctx)
         m.mk_complete_active = true;
         m.mk_complete_start_seq = a->run->start_seq;
         m.mk_cursor = a->b->b_last;
+        /* the cursor holds only for the receiver's store as it is now: a
+         * resumed run checks the epoch it finds against this one */
+        m.mk_cursor_epoch_set = true;
+        snprintf(m.mk_cursor_epoch, sizeof(m.mk_cursor_epoch), "%s", a->run->peer_epoch);
     }
     return repl_mark_put(t, a->run->peer, a->run->rule.ru_name, &m);
 }

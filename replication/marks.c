@@ -20,7 +20,8 @@ int repl_mark_decode(const void *buf, size_t len, repl_mark_t *out)
     memset(out, 0, sizeof(*out));
     store_mpr_t r;
     store_mpr_init(&r, buf, len);
-    if (store_mpr_array(&r) != 18 || store_mpr_uint(&r) != 1)
+    uint32_t n_fields = store_mpr_array(&r); /* 18 before the cursor's epoch was kept */
+    if ((n_fields != 18 && n_fields != 19) || store_mpr_uint(&r) != 1)
         return HS_EMALF;
     out->mk_diff_seq = store_mpr_uint(&r);
     out->mk_complete_active = store_mpr_bool(&r);
@@ -44,6 +45,10 @@ int repl_mark_decode(const void *buf, size_t len, repl_mark_t *out)
     store_mpr_str(&r, out->mk_peer_epoch, sizeof(out->mk_peer_epoch));
     out->mk_verify_next = (uint32_t)store_mpr_uint(&r);
     out->mk_peer_head = store_mpr_uint(&r);
+    if (n_fields == 19) {
+        store_mpr_str(&r, out->mk_cursor_epoch, sizeof(out->mk_cursor_epoch));
+        out->mk_cursor_epoch_set = out->mk_cursor_epoch[0] != '\0';
+    }
     return store_mpr_done(&r);
 }
 
@@ -70,7 +75,7 @@ int repl_mark_put(store_txn_t *t, const char *peer, const char *rule, const repl
         return HS_EINVAL;
     store_mpw_t w;
     store_mpw_init(&w);
-    store_mpw_array(&w, 18);
+    store_mpw_array(&w, 19);
     store_mpw_uint(&w, 1);
     store_mpw_uint(&w, m->mk_diff_seq);
     store_mpw_bool(&w, m->mk_complete_active);
@@ -89,6 +94,7 @@ int repl_mark_put(store_txn_t *t, const char *peer, const char *rule, const repl
     store_mpw_str(&w, m->mk_peer_epoch);
     store_mpw_uint(&w, m->mk_verify_next);
     store_mpw_uint(&w, m->mk_peer_head);
+    store_mpw_str(&w, m->mk_cursor_epoch_set ? m->mk_cursor_epoch : "");
     int err = store_mpw_error(&w);
     if (!err)
         err = store_kv_put(t, STORE_T_MARKS, k, kl, w.mpw_buf, w.mpw_len);

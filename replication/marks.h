@@ -46,6 +46,8 @@ typedef struct repl_mark {
     char mk_peer_epoch[REPL_EPOCH_MAX];
     uint32_t mk_verify_next;
     uint64_t mk_peer_head; /* the peer's log head when it last opened a run */
+    bool mk_cursor_epoch_set;
+    char mk_cursor_epoch[REPL_EPOCH_MAX]; /* the peer's epoch that acknowledged mk_cursor */
 } repl_mark_t;
 
 /* Absent marks read as all zero (HS_OK). */

@@ -2,7 +2,9 @@
 # A child restored from a copy of its own folder taken earlier takes a new
 # store epoch at start, and the parent's next run toward it is a reconcile
 # (not a differential run after a watermark the restored store never saw):
-# the child converges, with no silent gap.
+# the child converges, with no silent gap. A complete run interrupted and
+# then resumed toward a child that was restored meanwhile starts over rather
+# than skip what the old store had acknowledged.
 . "$(dirname "$0")/lib_repl.sh"
 
 N=100
@@ -93,5 +95,49 @@ test_restored_child_converges() {
     assert_eq "true" "$(json_get "$HS_OUT" 'j["all_ok"]')" "the child's own sync ok"
 }
 
+some_at() { local n; n=$(hr_count "$1" resource. "$2") && [ "$n" -gt 0 ]; }
+
+test_restored_during_interrupted_complete_run() {
+    local n=${HSYNC_RESTORE_N:-100000} f backup sync_pid at_stop
+    hr_node p2
+    hr_node c2
+    hr_start p2
+    hr_start c2
+    hr_link p2 c2
+    hr_sync p2 --rule resources
+    backup=$(hs_tmp)/c2.backup
+    hr_stop c2
+    cp -a "$(hr_dir c2)" "$backup" || fail "cp -a the backup"
+    hr_start c2
+    wait_for 15 hr_state_is p2 c2 up
+
+    f=$(hs_tmp)/res.ndjson
+    hr_gen_resources "$f" "$n" RS
+    hr_import p2 "$f"
+    "$HSYNC" sync -d "$(hr_dir p2)" --rule resources --complete --timeout 60 --json \
+        >"$HR_T/sync-rs.json" 2>&1 &
+    sync_pid=$!
+    wait_for 30 some_at c2 p2
+    hr_stop c2
+    at_stop=$(hr_count c2 resource. p2)
+    wait "$sync_pid" 2>/dev/null
+    echo "restore: c2 had $at_stop of $n when stopped mid-run"
+    if [ "$at_stop" -gt 0 ] && [ "$at_stop" -lt "$n" ]; then pass; else
+        fail "stopped c2 too late or too early: $at_stop of $n"; fi
+
+    # The child comes back from the backup taken before the run.
+    rm -rf "$(hr_dir c2)" && cp -a "$backup" "$(hr_dir c2)" || fail "restore c2"
+    assert_eq "0" "$(hr_count c2 resource. p2)" "the restored child has none of the run"
+    hr_start c2
+    wait_for 15 hr_state_is p2 c2 up
+    hr_sync p2 --rule resources --timeout 60
+    assert_eq "true" "$(json_get "$HS_OUT" 'j["all_ok"]')" "the resumed run is ok"
+    wait_for 20 grep -q "event=resume-invalid" "$(hr_log p2)"
+    echo "restore: $(grep -m1 -o 'event=resume-invalid msg=.*' "$(hr_log p2)")"
+    wait_for 20 hr_same_digest p2 c2 resource. p2
+    assert_eq "$n" "$(hr_count c2 resource. p2)" "everything at the restored child"
+}
+
 test_restored_child_converges
+test_restored_during_interrupted_complete_run
 hr_done
