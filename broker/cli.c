@@ -310,7 +310,8 @@ static const broker_cli_cmd_t s_commands[] = {
      "                     [--complete-every DURATION] [--target CLASS [--where NAME=VALUE]...]\n"
      "                     [--force] [--json]\n"
      "       hsync standalone ls -d DIR [--json]\n"
-     "       hsync standalone show|enable|disable|rm -d DIR NAME [--json]",
+     "       hsync standalone show|enable|disable|rm -d DIR NAME [--json]\n"
+     "       hsync standalone unlink -d DIR DESTINATION",
      "DESCRIPTION\n"
      "    A standalone rule feeds the classes it lists one way from this node to one or\n"
      "    more destinations that need not be in its hierarchy, for example an agent-facing\n"
@@ -330,6 +331,11 @@ static const broker_cli_cmd_t s_commands[] = {
      "    version are refused; a destination that is this node's parent or child is\n"
      "    refused, and one elsewhere in its hierarchy is warned about (use hierarchy\n"
      "    rules there).\n"
+     "\n"
+     "    'rm' removes a rule and unlinks each of its destinations that no other\n"
+     "    standalone rule sends to (the destination forgets this source; what it\n"
+     "    received stays). 'unlink' removes such a link by hand, for example when the\n"
+     "    broker was down at 'rm'.\n"
      "\n"
      "OPTIONS\n"
      "    --name NAME              rule name (a-z 0-9 _ -; unique among all rules)\n"

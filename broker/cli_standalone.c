@@ -126,6 +126,18 @@ static bool s_covers(const rules_rule_t *r, const char *cls)
     return rules_carries(r, cls);
 }
 
+/* Unlink destination NAME through the running broker (it tells the
+ * destination, which forgets this source, and revokes its key). */
+static int s_unlink(broker_cli_t *c, const char *name)
+{
+    json_t *req = json_pack("{s:s,s:s}", "cmd", "remove-destination", "name", name);
+    json_t *resp = NULL;
+    int err = req ? broker_ctl_call(c->cli_dir, req, 10000, &resp, NULL, NULL) : HS_ENOMEM;
+    json_decref(req);
+    json_decref(resp);
+    return err;
+}
+
 static int s_add_run(broker_cli_t *c, s_add_t *a, char **tokens, size_t ntok, bool force)
 {
     rules_rule_t *r = &a->rule;
@@ -232,17 +244,9 @@ static int s_add_run(broker_cli_t *c, s_add_t *a, char **tokens, size_t ntok, bo
     }
     store_close(&s);
     if (rc) {
-        for (size_t i = 0; i < ntok; i++) {
-            if (!linked[i])
-                continue;
-            json_t *req =
-                json_pack("{s:s,s:s}", "cmd", "remove-destination", "name", toks[i].tok_node);
-            json_t *resp = NULL;
-            if (req && broker_ctl_call(c->cli_dir, req, 10000, &resp, NULL, NULL) == HS_OK)
+        for (size_t i = 0; i < ntok; i++)
+            if (linked[i] && s_unlink(c, toks[i].tok_node) == HS_OK)
                 fprintf(stderr, "hsync: standalone add: unlinked '%s' again\n", toks[i].tok_node);
-            json_decref(req);
-            json_decref(resp);
-        }
         return rc;
     }
     broker_ctl_poke(c->cli_dir);
@@ -366,7 +370,27 @@ static void s_print_rule(const json_t *j, bool long_form)
 typedef struct s_edit {
     const char *name;
     int enable; /* -1: remove */
+    /* rm: the removed rule's destinations no other standalone rule uses */
+    size_t norphan;
+    char orphan[RULES_DEST_MAX][STORE_NAME_MAX + 1];
 } s_edit_t;
+
+/* Strike from e->orphan every destination another standalone rule uses. */
+static int s_keep_used(void *ctx, const rules_rule_t *r)
+{
+    s_edit_t *e = ctx;
+    if (r->ru_dirs != RULES_SIDE)
+        return 0;
+    for (size_t i = 0; i < r->ru_ndest; i++)
+        for (size_t k = 0; k < e->norphan; k++)
+            if (!strcmp(e->orphan[k], r->ru_dest[i])) {
+                memmove(e->orphan[k], e->orphan[k + 1],
+                        (e->norphan - k - 1) * sizeof(e->orphan[0]));
+                e->norphan--;
+                break;
+            }
+    return 0;
+}
 
 static int s_edit_txn(store_txn_t *t, void *ctx)
 {
@@ -377,10 +401,15 @@ static int s_edit_txn(store_txn_t *t, void *ctx)
         return err;
     if (r.ru_dirs != RULES_SIDE)
         return HS_EINVAL;
-    if (e->enable < 0)
-        return rules_del(t, e->name);
-    r.ru_enabled = e->enable;
-    return rules_put(t, &r);
+    if (e->enable >= 0) {
+        r.ru_enabled = e->enable;
+        return rules_put(t, &r);
+    }
+    if ((err = rules_del(t, e->name)))
+        return err;
+    e->norphan = r.ru_ndest;
+    memcpy(e->orphan, r.ru_dest, r.ru_ndest * sizeof(e->orphan[0]));
+    return rules_each(t, s_keep_used, e);
 }
 
 /* ---- the command ------------------------------------------------------------ */
@@ -473,7 +502,7 @@ int broker_cli_standalone(broker_cli_t *c, int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return broker_cli_usage(c, "which one: add, ls, show, enable, disable or rm?");
+        return broker_cli_usage(c, "which one: add, ls, show, enable, disable, rm or unlink?");
     const char *sub = argv[optind++];
     int rc = broker_cli_need_dir(c);
     if (rc)
@@ -539,7 +568,8 @@ int broker_cli_standalone(broker_cli_t *c, int argc, char **argv)
     if (!strcmp(sub, "enable") || !strcmp(sub, "disable") || !strcmp(sub, "rm")) {
         if (optind + 1 != argc)
             return broker_cli_usage(c, "'standalone %s' takes one rule NAME", sub);
-        s_edit_t e = {argv[optind], !strcmp(sub, "rm") ? -1 : !strcmp(sub, "enable")};
+        s_edit_t e = {.name = argv[optind],
+                      .enable = !strcmp(sub, "rm") ? -1 : !strcmp(sub, "enable")};
         store_t *s = NULL;
         if ((rc = broker_cli_open(c, &s)))
             return rc;
@@ -556,16 +586,71 @@ int broker_cli_standalone(broker_cli_t *c, int argc, char **argv)
         if (err)
             return broker_cli_fail(c, "%s", broker_cli_why(err));
         broker_ctl_poke(c->cli_dir);
-        if (c->cli_json)
-            printf("{\"rule\":\"%s\",\"%s\":true}\n", e.name,
+        /* rm: a destination no rule uses any more is unlinked; one that
+         * cannot be (broker down) is named, with what to do */
+        json_t *unlinked = json_array(), *kept = json_array();
+        for (size_t i = 0; i < e.norphan; i++) {
+            err = s_unlink(c, e.orphan[i]);
+            json_array_append_new(err ? kept : unlinked, json_string(e.orphan[i]));
+            if (err)
+                fprintf(stderr,
+                        "hsync: standalone rm: destination '%s' stays linked (%s); once the "
+                        "broker runs: hsync standalone unlink -d %s %s\n",
+                        e.orphan[i], broker_cli_why(err), c->cli_dir, e.orphan[i]);
+        }
+        if (c->cli_json) {
+            json_t *j = json_pack("{s:s,s:b}", "rule", e.name,
+                                  e.enable < 0 ? "removed"
+                                  : e.enable   ? "enabled"
+                                               : "disabled",
+                                  1);
+            if (e.enable < 0) {
+                json_object_set(j, "unlinked", unlinked);
+                json_object_set(j, "still_linked", kept);
+            }
+            rc = broker_cli_print_json(c, j, false);
+            json_decref(j);
+        } else {
+            printf("standalone rule '%s' %s\n", e.name,
                    e.enable < 0 ? "removed"
                    : e.enable   ? "enabled"
-                                : "disabled");
-        else
-            printf("standalone rule '%s' %s\n", e.name,
-                   e.enable < 0 ? "removed (its destinations stay linked)"
-                   : e.enable   ? "enabled"
                                 : "disabled (settings and watermarks kept)");
+            size_t i;
+            json_t *v;
+            json_array_foreach(unlinked, i, v)
+                printf("unlinked destination '%s' (no other standalone rule sends to it)\n",
+                       json_string_value(v));
+        }
+        json_decref(unlinked);
+        json_decref(kept);
+        return json_array_size(kept) ? BROKER_CLI_FAIL : rc;
+    }
+    if (!strcmp(sub, "unlink")) {
+        if (optind + 1 != argc)
+            return broker_cli_usage(c, "'standalone unlink' takes one destination NAME");
+        s_edit_t e = {.norphan = 1};
+        snprintf(e.orphan[0], sizeof(e.orphan[0]), "%.*s", STORE_NAME_MAX, argv[optind]);
+        store_t *s = NULL;
+        if ((rc = broker_cli_open(c, &s)))
+            return rc;
+        store_txn_t *t;
+        int err = store_txn_begin(s, false, &t);
+        if (!err) {
+            err = rules_each(t, s_keep_used, &e);
+            store_txn_abort(&t);
+        }
+        store_close(&s);
+        if (err)
+            return broker_cli_fail(c, "%s", broker_cli_why(err));
+        if (!e.norphan)
+            return broker_cli_fail(c,
+                                   "a standalone rule still sends to '%s': remove it first "
+                                   "(hsync standalone ls)",
+                                   argv[optind]);
+        err = s_unlink(c, e.orphan[0]);
+        if (err)
+            return broker_cli_fail(c, "cannot unlink '%s': %s", e.orphan[0], broker_cli_why(err));
+        printf("unlinked destination '%s'\n", e.orphan[0]);
         return BROKER_CLI_OK;
     }
     return broker_cli_usage(c, "unknown standalone command '%s'", sub);

@@ -118,8 +118,19 @@ test_scope_checks() {
     assert_contains "$HS_ERR" "warning: 'g1' is below this node in its hierarchy" "grandchild warned"
     assert_contains "$HS_ERR" "prefer hierarchy rules" "warning says what to use"
     expect_exit 0 hs standalone rm -d "$(hr_dir ns1)" h2
+    assert_contains "$HS_OUT" "unlinked destination 'g1'" "rm unlinks a destination no rule uses"
+    wait_for 10 not_linked ns1 g1
+    wait_for 10 not_linked g1 ns1
+    # tgt is still used by 'roles-only' after 'roles' goes: it stays linked
+    expect_exit 0 hs standalone rm -d "$(hr_dir ns1)" roles --json
+    assert_eq "[]" "$(json_get "$HS_OUT" 'j["unlinked"]')" "a destination another rule uses stays"
+    expect_exit 1 hs standalone unlink -d "$(hr_dir ns1)" tgt
+    assert_contains "$HS_ERR" "a standalone rule still sends to 'tgt'" "unlink refuses a used destination"
     expect_exit 1 hs standalone rm -d "$(hr_dir ns1)" items
     assert_contains "$HS_ERR" "'items' is a hierarchy rule" "hierarchy rules are not removed here"
+}
+not_linked() {
+    [ "$(json_get "$(hs hierarchy show -d "$(hr_dir "$1")" --json)" 'any(l["name"] == "'"$2"'" for l in j["links"])')" == "false" ]
 }
 grandchild_known() { hs hierarchy show -d "$(hr_dir ns1)" --json | grep -q '"g1"'; }
 
