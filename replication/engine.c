@@ -1005,6 +1005,7 @@ static void s_on_request(repl_t *r, const char *peer, const repl_msg_t *m)
     rules_rule_t ru;
     repl_mark_t mk;
     const char *why = NULL;
+    bool skip = false; /* disabled here: the requester skips the rule */
     int err = store_txn_begin(r->store, false, &t);
     if (!err) {
         err = rules_get(t, m->m_rule, &ru);
@@ -1018,10 +1019,10 @@ static void s_on_request(repl_t *r, const char *peer, const repl_msg_t *m)
         why = hs_strerror(err);
     else if (!(ru.ru_dirs & dir) || !rules_applies_to(&ru, peer))
         why = "this rule does not replicate in that direction";
-    else if (!ru.ru_enabled)
+    else if ((skip = !ru.ru_enabled))
         why = REPL_WHY_DISABLED;
     if (why) {
-        repl_msg_t refuse = {.m_type = REPL_REFUSE};
+        repl_msg_t refuse = {.m_type = REPL_REFUSE, .m_ok = skip};
         snprintf(refuse.m_token, sizeof(refuse.m_token), "%s", m->m_token);
         snprintf(refuse.m_why, sizeof(refuse.m_why), "rule '%s': %s", m->m_rule, why);
         repl_send_msg(r, peer, &refuse);

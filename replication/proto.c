@@ -172,11 +172,12 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
         store_mpw_str(w, m->m_token);
         break;
     case REPL_REFUSE:
-        store_mpw_array(w, 4);
+        store_mpw_array(w, 5);
         store_mpw_uint(w, TOPO_PROTO_VERSION);
         store_mpw_uint(w, REPL_REFUSE);
         store_mpw_str(w, m->m_token);
         store_mpw_str(w, m->m_why);
+        store_mpw_bool(w, m->m_ok);
         break;
     default:
         return HS_EINVAL;
@@ -385,10 +386,11 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
             return HS_EMALF;
         break;
     case REPL_REFUSE:
-        if (n != 4)
+        if (n != 4 && n != 5)
             return HS_EMALF;
         store_mpr_str(&r, out->m_token, sizeof(out->m_token));
         store_mpr_str(&r, out->m_why, sizeof(out->m_why));
+        out->m_ok = n == 5 && store_mpr_bool(&r);
         break;
     default:
         return HS_EMALF;

@@ -21,7 +21,10 @@
  *           lower head under the same epoch means D was rolled back)
  *   ABORT   both [1,21, run, why]
  *   REQUEST D->S [1,22, rule, mode, token]   "send me this rule now"
- *   REFUSE  S->D [1,23, token, why]          the request cannot be served
+ *   REFUSE  S->D [1,23, token, why, skip]    the request cannot be served; skip
+ *                                            (m_ok) = the rule is disabled there, so
+ *                                            the run is skipped, not failed (4-field
+ *                                            REFUSE: skip false)
  *
  * run is the sender's run id (unique per sender process and run); no counts
  * batches from 1. A key ("from", "to") is nil or [class, guid(bin16)], the

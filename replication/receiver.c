@@ -896,7 +896,7 @@ void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m)
         *p = q->next;
         if (r->io.io_run_done) {
             /* a rule the peer has disabled is skipped as asked, not a failure */
-            bool disabled = strstr(m->m_why, REPL_WHY_DISABLED) != NULL;
+            bool disabled = m->m_ok;
             repl_summary_t su = {.su_req = q->req,
                                  .su_role = "received",
                                  .su_direction = repl_dir_from(r, peer) == RULES_UP ? "up" : "down",
