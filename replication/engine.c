@@ -27,6 +27,13 @@
 #define R_RETRY_MAX_MS 60000
 #define R_SCAN_CAP 262144 /* log entries examined per differential batch */
 
+uint64_t repl_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 uint64_t repl_now_ms(void)
 {
     struct timespec ts;
@@ -189,7 +196,7 @@ static int s_finish_txn(store_txn_t *t, void *ctx)
                      .h_skipped = run->skipped,
                      .h_deleted = run->deleted,
                      .h_bytes = run->bytes,
-                     .h_ms = f->now - run->started_ms,
+                     .h_ms = repl_mono_ms() - run->started_ms,
                      .h_ok = f->ok};
     snprintf(h.h_peer, sizeof(h.h_peer), "%s", run->peer);
     snprintf(h.h_rule, sizeof(h.h_rule), "%s", run->rule.ru_name);
@@ -215,7 +222,7 @@ static void s_run_finish(repl_t *r, r_run_t *run, bool ok, const char *error)
              run->rule.ru_name, s_dir_name(run->dir), repl_mode_name(run->mode), run->why,
              (unsigned long long)run->sent, (unsigned long long)run->applied,
              (unsigned long long)run->skipped, (unsigned long long)run->deleted,
-             (unsigned long long)run->bytes, (unsigned long long)(f.now - run->started_ms),
+             (unsigned long long)run->bytes, (unsigned long long)(repl_mono_ms() - run->started_ms),
              ok ? "" : ": ", ok ? "" : f.error);
     if (r->io.io_run_done) {
         repl_summary_t su = {.su_req = run->req,
@@ -227,7 +234,7 @@ static void s_run_finish(repl_t *r, r_run_t *run, bool ok, const char *error)
                              .su_skipped = run->skipped,
                              .su_deleted = run->deleted,
                              .su_bytes = run->bytes,
-                             .su_ms = f.now - run->started_ms,
+                             .su_ms = repl_mono_ms() - run->started_ms,
                              .su_ok = ok};
         repl_summary_names(&su, run->peer, run->rule.ru_name, run->why, ok ? "" : f.error);
         r->io.io_run_done(r->io.io_ctx, &su);
@@ -394,7 +401,7 @@ static int s_pump(repl_t *r, r_run_t *run)
         if (err)
             return err;
         if (run->ninflight == 0)
-            run->last_ack_ms = repl_now_ms();
+            run->last_ack_ms = repl_mono_ms();
         run->ninflight++;
         run->sent += f.nobj;
         run->bytes += r->w.mpw_len;
@@ -428,7 +435,7 @@ static int s_pump(repl_t *r, r_run_t *run)
             return err;
         run->bytes += r->w.mpw_len;
         run->state = R_ENDING;
-        run->end_sent_ms = repl_now_ms();
+        run->end_sent_ms = repl_mono_ms();
     }
     return HS_OK;
 }
@@ -647,7 +654,7 @@ static int s_open(repl_t *r, r_run_t *run)
         store_txn_abort(&t);
     }
     run->state = R_OPENING;
-    run->started_ms = run->last_ack_ms = repl_now_ms();
+    run->started_ms = run->last_ack_ms = repl_mono_ms();
     err = s_send_open(r, run);
     if (err)
         return err;
@@ -724,7 +731,7 @@ static void s_on_opened(repl_t *r, const char *peer, const repl_msg_t *m)
         return;
     snprintf(run->peer_epoch, sizeof(run->peer_epoch), "%s", m->m_epoch);
     run->peer_head = m->m_head;
-    run->last_ack_ms = repl_now_ms();
+    run->last_ack_ms = repl_mono_ms();
     int err = HS_OK;
     if (run->mode == REPL_COMPLETE && run->cursor.k_set)
         s_resume_check(r, run, m);
@@ -820,7 +827,7 @@ static void s_on_leaves(repl_t *r, const char *peer, const repl_msg_t *m)
             run->leaves_mode = true;
         }
     }
-    run->last_ack_ms = repl_now_ms();
+    run->last_ack_ms = repl_mono_ms();
     if (!err) {
         run->state = R_STREAMING;
         err = s_pump(r, run);
@@ -989,7 +996,7 @@ int repl_request(repl_t *r, const char *peer, const char *rule, int mode, uint64
     snprintf(q->rule, sizeof(q->rule), "%s", rule);
     snprintf(q->token, sizeof(q->token), "q%llu", (unsigned long long)++r->next_id);
     q->req = req;
-    q->deadline_ms = repl_now_ms() + 3600u * 1000u;
+    q->deadline_ms = repl_mono_ms() + 3600u * 1000u;
     q->mode = mode;
     q->next = r->reqs;
     r->reqs = q;
@@ -1086,7 +1093,7 @@ static void s_on_ack(repl_t *r, const char *peer, const repl_msg_t *m)
     run->applied += m->m_applied;
     run->skipped += m->m_skipped;
     run->deleted += m->m_deleted;
-    run->last_ack_ms = repl_now_ms();
+    run->last_ack_ms = repl_mono_ms();
     memmove(run->inflight, run->inflight + 1, (run->ninflight - 1) * sizeof(run->inflight[0]));
     run->ninflight--;
     if (run->req && r->io.io_run_progress) {
@@ -1222,7 +1229,7 @@ static void s_start_queued(repl_t *r)
         again = 0;
         for (r_run_t *run = r->runs; run; run = run->next) {
             if (run->state != R_QUEUED || s_run_find_peer(r, run->peer, true) ||
-                run->not_before > repl_now_ms() || !r->io.io_peer_up(r->io.io_ctx, run->peer))
+                run->not_before > repl_mono_ms() || !r->io.io_peer_up(r->io.io_ctx, run->peer))
                 continue;
             int err = s_open(r, run);
             if (err == HS_ETRANSPORT) {
@@ -1230,7 +1237,7 @@ static void s_start_queued(repl_t *r)
                  * reconnecting): stay queued and try again shortly */
                 store_txn_abort(&run->snap);
                 run->state = R_QUEUED;
-                run->not_before = repl_now_ms() + 500;
+                run->not_before = repl_mono_ms() + 500;
             } else if (err) {
                 s_run_finish(r, run, false, hs_strerror(err));
             }
@@ -1304,18 +1311,18 @@ static int s_sched_rule(void *ctx, const rules_rule_t *ru)
 
 void repl_tick(repl_t *r)
 {
-    uint64_t now = repl_now_ms();
+    uint64_t now = repl_now_ms(), mono = repl_mono_ms();
     /* timeouts (queued runs start after the loop: see repl_peer_down) */
     bool was = r->starting;
     r->starting = true;
     for (r_run_t *run = r->runs, *next; run; run = next) {
         next = run->next;
         if (run->state == R_STREAMING && run->ninflight &&
-            now > run->last_ack_ms + R_ACK_TIMEOUT_MS)
+            mono > run->last_ack_ms + R_ACK_TIMEOUT_MS)
             s_run_finish(r, run, false, "the peer stopped acknowledging batches");
-        else if (run->state == R_OPENING && now > run->last_ack_ms + R_ACK_TIMEOUT_MS)
+        else if (run->state == R_OPENING && mono > run->last_ack_ms + R_ACK_TIMEOUT_MS)
             s_run_finish(r, run, false, "the peer did not answer the start of the run");
-        else if (run->state == R_ENDING && now > run->end_sent_ms + R_ACK_TIMEOUT_MS)
+        else if (run->state == R_ENDING && mono > run->end_sent_ms + R_ACK_TIMEOUT_MS)
             s_run_finish(r, run, false, "the peer did not confirm the end of the run");
     }
     r->starting = was;
@@ -1323,7 +1330,7 @@ void repl_tick(repl_t *r)
         if (!q->sent && r->io.io_peer_up(r->io.io_ctx, q->peer))
             s_send_request(r, q);
     for (r_req_t **p = &r->reqs; *p;) {
-        if ((*p)->deadline_ms < now) {
+        if ((*p)->deadline_ms < mono) {
             r_req_t *q = *p;
             *p = q->next;
             free(q);
@@ -1331,7 +1338,7 @@ void repl_tick(repl_t *r)
             p = &(*p)->next;
         }
     }
-    repl_recv_expire(r, now);
+    repl_recv_expire(r, mono);
     /* schedules */
     const char *const *peers = NULL;
     size_t np = r->io.io_peers(r->io.io_ctx, &peers);

@@ -46,9 +46,9 @@ typedef struct r_run {
     size_t ninflight;
     uint64_t next_no;
     uint64_t sent, applied, skipped, deleted, bytes;
-    uint64_t started_ms, last_ack_ms, end_sent_ms;
-    uint64_t total;      /* objects in scope, for progress (estimate) */
-    uint64_t not_before; /* queued: the link did not take OPEN; try again then */
+    uint64_t started_ms, last_ack_ms, end_sent_ms; /* repl_mono_ms */
+    uint64_t total;                                /* objects in scope, for progress (estimate) */
+    uint64_t not_before; /* queued: the link did not take OPEN; try again then (mono) */
     /* reconcile */
     uint32_t vfirst, vcount; /* bucket window (verification); 0,4096 = all */
     repl_bucket_set_t plan;  /* buckets whose objects are sent */
@@ -75,7 +75,7 @@ typedef struct r_recv {
     char why[REPL_WHY_MAX];
     char token[REPL_TOKEN_MAX];
     uint64_t applied, skipped, deleted, refused, bytes, batches;
-    uint64_t started_ms, last_ms;
+    uint64_t started_ms, last_ms; /* repl_mono_ms */
     /* reconcile: the buckets being repaired and the guids received */
     char (*branch)[STORE_NAME_MAX + 1]; /* up runs: the sender's branch, owned */
     const char **branch_ptrs;
@@ -95,7 +95,7 @@ typedef struct r_req {
     char rule[RULES_NAME_MAX + 1];
     char token[REPL_TOKEN_MAX];
     uint64_t req;
-    uint64_t deadline_ms;
+    uint64_t deadline_ms; /* repl_mono_ms */
     int mode;
     bool sent; /* false: the link did not take it yet; the tick sends it */
 } r_req_t;
@@ -175,7 +175,7 @@ void repl_recv_end(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_abort(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m);
 void repl_recv_drop_peer(repl_t *r, const char *peer);
-void repl_recv_expire(repl_t *r, uint64_t now);
+void repl_recv_expire(repl_t *r, uint64_t mono_now); /* repl_mono_ms */
 void repl_recv_free_all(repl_t *r);
 
 #endif

@@ -147,7 +147,7 @@ static void s_push_done(repl_t *r, r_push_t *p, bool ok, uint64_t applied, uint6
                              .su_sent = p->sent,
                              .su_applied = applied,
                              .su_bytes = p->bytes,
-                             .su_ms = repl_now_ms() - p->started_ms,
+                             .su_ms = repl_mono_ms() - p->started_ms,
                              .su_ok = ok};
         repl_summary_names(&su, p->peer, p->emergency ? "emergency" : "now", NULL, error);
         if (p->emergency)
@@ -192,7 +192,7 @@ static int s_send_push(repl_t *r, store_txn_t *t, const s_set_t *set, const char
     p->emergency = emergency;
     p->dir = dir;
     p->sent = n;
-    p->started_ms = repl_now_ms();
+    p->started_ms = repl_mono_ms();
     store_mpw_reset(&r->w);
     store_mpw_array(&r->w, 5);
     store_mpw_uint(&r->w, TOPO_PROTO_VERSION);
@@ -396,7 +396,7 @@ bool repl_push_frame(repl_t *r, const char *peer, int type, const void *buf, siz
 
 void repl_push_tick(repl_t *r)
 {
-    uint64_t now = repl_now_ms();
+    uint64_t now = repl_mono_ms();
     for (r_push_t *p = r->pushes, *next; p; p = next) {
         next = p->next;
         if (now > p->started_ms + R_PUSH_TIMEOUT_MS)

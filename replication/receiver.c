@@ -90,7 +90,7 @@ static int s_rfin_txn(store_txn_t *t, void *ctx)
                      .h_skipped = rv->skipped,
                      .h_deleted = rv->deleted,
                      .h_bytes = rv->bytes,
-                     .h_ms = f->now - rv->started_ms,
+                     .h_ms = repl_mono_ms() - rv->started_ms,
                      .h_ok = f->ok};
     snprintf(h.h_peer, sizeof(h.h_peer), "%s", rv->peer);
     snprintf(h.h_rule, sizeof(h.h_rule), "%s", rv->rule.ru_name);
@@ -133,7 +133,7 @@ static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
                              .su_skipped = rv->skipped,
                              .su_deleted = rv->deleted,
                              .su_bytes = rv->bytes,
-                             .su_ms = f.now - rv->started_ms,
+                             .su_ms = repl_mono_ms() - rv->started_ms,
                              .su_ok = ok};
         repl_summary_names(&su, rv->peer, rv->rule.ru_name, rv->why, ok ? "" : f.error);
         r->io.io_run_done(r->io.io_ctx, &su);
@@ -377,7 +377,7 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
     rv->mode = m->m_mode;
     snprintf(rv->why, sizeof(rv->why), "%s", m->m_why);
     snprintf(rv->token, sizeof(rv->token), "%s", m->m_token);
-    rv->started_ms = rv->last_ms = repl_now_ms();
+    rv->started_ms = rv->last_ms = repl_mono_ms();
     {
         /* up: the child's branch as it declares it (it may know of nodes
          * below it that we have not heard of yet), unless it claims nodes
@@ -553,7 +553,7 @@ void repl_recv_drop(repl_t *r, const char *peer, const repl_msg_t *m)
     }
     rv->dropped += d.deleted;
     rv->deleted += d.deleted;
-    rv->last_ms = repl_now_ms();
+    rv->last_ms = repl_mono_ms();
 }
 
 /* ---- applying a batch ----------------------------------------------------- */
@@ -820,7 +820,7 @@ void repl_recv_batch(repl_t *r, const char *peer, const repl_msg_t *m)
     rv->refused += a.refused;
     rv->bytes += m->m_objs_len;
     rv->batches++;
-    rv->last_ms = repl_now_ms();
+    rv->last_ms = repl_mono_ms();
     if (a.refused)
         repl_log(r, REPL_LOG_WARN, peer, "refused-objects",
                  "rule %s: %llu objects refused (wrong direction or invalid)", rv->rule.ru_name,

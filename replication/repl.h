@@ -69,8 +69,12 @@ typedef struct repl_io {
 /* level values for io_log (same order as broker/log.h) */
 enum { REPL_LOG_DEBUG, REPL_LOG_INFO, REPL_LOG_WARN, REPL_LOG_ERROR };
 
-/* Wall clock in ms since the epoch, as the engine stamps runs. */
+/* Wall clock in ms since the epoch, as the engine stamps runs, schedules
+ * and history. */
 uint64_t repl_now_ms(void);
+/* Monotonic ms (any origin): durations and timeouts, which a wall-clock step
+ * (NTP, an operator) must neither fire early nor hold off. */
+uint64_t repl_mono_ms(void);
 
 /* Owned engine; store and io are borrowed and must outlive it. */
 repl_t *repl_new(store_t *s, const repl_io_t *io);
