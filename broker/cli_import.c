@@ -13,10 +13,15 @@
  * A full map aborts the transaction, grows the map and writes the batch
  * again from the arena. A bad line stops the import before its batch is
  * written: earlier batches stay committed, the message says which lines.
+ * Each object is a local write (replication/local.h), as with put: a
+ * property locked from above is refused (HEP), an editable one is kept as
+ * this node's edit, and a resource whose key another one has is merged
+ * into it with a merge event.
  */
 #include "broker/cli.h"
 
 #include "broker/json.h"
+#include "replication/local.h"
 #include "store/hs_error.h"
 
 #include <errno.h>
@@ -49,8 +54,8 @@ typedef struct s_import {
     msgpack_sbuffer arena;
     size_t line;  /* current line number */
     size_t first; /* first line of the current batch */
-    uint64_t read, written, unchanged;
-    char why[512];
+    uint64_t read, written, unchanged, merged;
+    char why[1300]; /* room for a HEP refusal (repl_local_result_t.lr_why) */
 } s_import_t;
 
 /* Node name: [A-Za-z0-9_.-]{1,64}. */
@@ -281,7 +286,8 @@ static int s_write_batch(s_import_t *im)
 {
     for (;;) {
         store_txn_t *t;
-        uint64_t written = 0, unchanged = 0;
+        uint64_t written = 0, unchanged = 0, merged = 0;
+        repl_local_result_t res;
         size_t i;
         int err = store_txn_begin(im->s, true, &t);
         if (err)
@@ -302,18 +308,19 @@ static int s_write_batch(s_import_t *im)
                 .body = base + r->body,
                 .body_len = r->body_len,
             };
-            bool changed;
-            err = store_put(t, &o, &changed);
-            if (!err && changed)
+            err = repl_local_put(t, &o, &res);
+            if (!err && res.lr_changed)
                 written++;
             else if (!err)
                 unchanged++;
+            merged += !err && res.lr_merged;
         }
         if (err) {
             store_txn_abort(&t);
             if (err != HS_EMAPFULL) {
                 im->line = im->rows[i - 1].line;
-                snprintf(im->why, sizeof(im->why), "%s", broker_cli_why(err));
+                snprintf(im->why, sizeof(im->why), "%s",
+                         err == HS_ELOCKED ? res.lr_why : broker_cli_why(err));
                 return HS_EINVAL; /* reported as a bad line */
             }
         } else {
@@ -321,6 +328,7 @@ static int s_write_batch(s_import_t *im)
             if (err == HS_OK) {
                 im->written += written;
                 im->unchanged += unchanged;
+                im->merged += merged;
                 im->nrows = 0;
                 im->arena.size = 0;
                 return HS_OK;
@@ -434,8 +442,14 @@ int broker_cli_import(broker_cli_t *c, int argc, char **argv)
         goto out;
     }
     if (c->cli_json)
-        printf("{\"read\":%llu,\"written\":%llu,\"unchanged\":%llu}\n", (unsigned long long)im.read,
-               (unsigned long long)im.written, (unsigned long long)im.unchanged);
+        printf("{\"read\":%llu,\"written\":%llu,\"unchanged\":%llu,\"merged\":%llu}\n",
+               (unsigned long long)im.read, (unsigned long long)im.written,
+               (unsigned long long)im.unchanged, (unsigned long long)im.merged);
+    else if (im.merged)
+        printf("read %llu written %llu unchanged %llu (%llu merged into a resource with the "
+               "same key: see hsync events)\n",
+               (unsigned long long)im.read, (unsigned long long)im.written,
+               (unsigned long long)im.unchanged, (unsigned long long)im.merged);
     else
         printf("read %llu written %llu unchanged %llu\n", (unsigned long long)im.read,
                (unsigned long long)im.written, (unsigned long long)im.unchanged);

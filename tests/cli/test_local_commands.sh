@@ -207,7 +207,15 @@ test_export_import() {
     assert_eq "$exp" "$HS_OUT" "export of the copy is identical (owner, origin, mtime kept)"
     # Again, from stdin: nothing changes.
     expect_exit 0 hs import -d "$T/copy" --json - <"$T/exp.ndjson"
-    assert_eq '{"read":4,"written":0,"unchanged":4}' "$HS_OUT"
+    assert_eq '{"read":4,"written":0,"unchanged":4,"merged":0}' "$HS_OUT"
+    # A resource whose key another one has is the same computer: merged, as
+    # with put (the one already here survives and takes the content).
+    printf '{"class":"resource.computer","guid":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","keys":{"serial":"SN1"},"body":{"name":"again"}}\n' >"$T/dup.ndjson"
+    expect_exit 0 hs import -d "$T/copy" "$T/dup.ndjson"
+    assert_contains "$HS_OUT" "(1 merged into a resource with the same key" "import merges a duplicate"
+    expect_exit 0 hs export -d "$T/copy" --class resource.
+    assert_eq 1 "$(printf '%s\n' "$HS_OUT" | wc -l)" "still one computer after the duplicate"
+    assert_contains "$HS_OUT" '"name":"again"' "the survivor took the new content"
     expect_exit 0 hs export -d "$N" --class resource.
     assert_eq 1 "$(printf '%s\n' "$HS_OUT" | wc -l)"
 

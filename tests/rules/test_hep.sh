@@ -36,6 +36,13 @@ test_locked_by_default() {
     assert_contains "$HS_ERR" "hsync: put: property 'enabled' of $POL (item.policy) is locked by p" \
         "locked edit refused, names the property and the node"
     assert_contains "$HS_ERR" "hsync hep set -d <p's folder> $POL enabled editable" "says how to unlock"
+    # a bulk import is a local write too: the same refusal, nothing written
+    printf '{"class":"item.policy","guid":"%s","body":{"name":"Patch","enabled":false,"schedule":"daily"}}\n' \
+        "$POL" >"$HR_T/locked.ndjson"
+    expect_exit 1 hs import -d "$(hr_dir c)" "$HR_T/locked.ndjson"
+    assert_contains "$HS_ERR" "line 1: property 'enabled' of $POL (item.policy) is locked by p" \
+        "locked edit by import refused"
+    assert_contains "$HS_ERR" "nothing was written" "import says nothing was written"
     expect_exit 1 hs rm -d "$(hr_dir c)" "$POL"
     assert_contains "$HS_ERR" "is managed on p and replicated here: delete it on p" "delete refused"
     assert_eq "true" "$(body c "$POL" enabled)" "nothing changed on c"
