@@ -21,30 +21,6 @@ SMALL_KB=${HSYNC_DISKFULL_KB:-3072}
 # folders are removed.
 trap 'umount -l "$(hr_dir c)" 2>/dev/null; hr_cleanup' EXIT
 
-# prefix_check P_EXPORT C_EXPORT: what C holds of p's is the first K of p's
-# objects in guid order, each identical; prints K, or a reason.
-prefix_check() {
-    python3 - "$1" "$2" <<'PY'
-import json, sys
-def load(path):
-    out = {}
-    for line in open(path):
-        o = json.loads(line)
-        if o["owner"] == "p":
-            out[o["guid"]] = (o["keys"], o["body"], o["owner"])
-    return out
-p, c = load(sys.argv[1]), load(sys.argv[2])
-order = sorted(p)
-k = len(c)
-if sorted(c) != order[:k]:
-    print("not a prefix of the parent's scope")
-elif any(c[g] != p[g] for g in c):
-    print("objects differ from the parent's")
-else:
-    print(k)
-PY
-}
-
 test_disk_full_then_freed() {
     local cdir f g
     cdir=$(hr_dir c)
@@ -81,7 +57,7 @@ test_disk_full_then_freed() {
     hs export -d "$(hr_dir p)" --class resource. >"$HR_T/p.export"
     hs export -d "$cdir" --class resource. >"$HR_T/c.export"
     local k
-    k=$(prefix_check "$HR_T/p.export" "$HR_T/c.export")
+    k=$(hr_prefix_check "$HR_T/p.export" "$HR_T/c.export" p)
     echo "disk full: $k of $N objects arrived before the disk filled"
     if [[ "$k" =~ ^[0-9]+$ ]] && [ "$k" -lt "$N" ]; then pass; else fail "arrived: $k"; fi
     if [[ "$k" =~ ^[0-9]+$ ]] && [ $((k % 2048)) -eq 0 ]; then pass; else

@@ -10,30 +10,6 @@
 N=${HSYNC_MAPFULL_N:-30000}
 SMALL=$((4 << 20))
 
-# prefix_check P_EXPORT C_EXPORT: what C holds is the first K of P's objects
-# in guid order, each identical; prints K, or a reason.
-prefix_check() {
-    python3 - "$1" "$2" <<'EOF'
-import json, sys
-def load(path):
-    out = {}
-    for line in open(path):
-        o = json.loads(line)
-        if o["owner"] == "p":  # the child's own resource is not in scope
-            out[o["guid"]] = (o["keys"], o["body"], o["owner"])
-    return out
-p, c = load(sys.argv[1]), load(sys.argv[2])
-order = sorted(p)
-k = len(c)
-if sorted(c) != order[:k]:
-    print("not a prefix of the parent's scope")
-elif any(c[g] != p[g] for g in c):
-    print("objects differ from the parent's")
-else:
-    print(k)
-EOF
-}
-
 test_map_full_then_grow() {
     hr_node p
     hr_node c
@@ -64,7 +40,7 @@ test_map_full_then_grow() {
     local k
     hs export -d "$(hr_dir p)" --class resource. >"$HR_T/p.export"
     hs export -d "$(hr_dir c)" --class resource. >"$HR_T/c.export"
-    k=$(prefix_check "$HR_T/p.export" "$HR_T/c.export")
+    k=$(hr_prefix_check "$HR_T/p.export" "$HR_T/c.export" p)
     echo "map full: $k of $N objects arrived before the map filled"
     if [[ "$k" =~ ^[0-9]+$ ]] && [ "$k" -lt "$N" ]; then pass; else fail "arrived: $k"; fi
     if [[ "$k" =~ ^[0-9]+$ ]] && [ $((k % 2048)) -eq 0 ]; then pass; else

@@ -204,6 +204,31 @@ with open(path, "w") as f:
 EOF
 }
 
+# hr_prefix_check P_EXPORT C_EXPORT OWNER: of OWNER's objects (hsync export
+# lines), C holds exactly the first K of P's in guid order, each identical,
+# as whole batches of a complete run leave them; prints K, or a reason.
+hr_prefix_check() {
+    python3 - "$1" "$2" "$3" <<'EOF'
+import json, sys
+def load(path):
+    out = {}
+    for line in open(path):
+        o = json.loads(line)
+        if o["owner"] == sys.argv[3]:
+            out[o["guid"]] = (o["keys"], o["body"], o["owner"])
+    return out
+p, c = load(sys.argv[1]), load(sys.argv[2])
+order = sorted(p)
+k = len(c)
+if sorted(c) != order[:k]:
+    print("not a prefix of the parent's scope")
+elif any(c[g] != p[g] for g in c):
+    print("objects differ from the parent's")
+else:
+    print(k)
+EOF
+}
+
 # hr_is_deleted NAME GUID: NAME has no live object GUID (none, or a
 # tombstone).
 hr_is_deleted() {
