@@ -796,27 +796,6 @@ static int s_status_fn(store_txn_t *t, void *ctx)
     return store_counts(t, s_count_one, st);
 }
 
-/* Bytes on disk under DIR/store (allocated blocks: LMDB files may be sparse). */
-static uint64_t s_store_bytes(const char *dir)
-{
-    char path[4096];
-    uint64_t total = 0;
-    snprintf(path, sizeof(path), "%s/store", dir);
-    DIR *d = opendir(path);
-    if (!d)
-        return 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        struct stat st;
-        char f[4400];
-        snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
-        if (stat(f, &st) == 0 && S_ISREG(st.st_mode))
-            total += (uint64_t)st.st_blocks * 512u;
-    }
-    closedir(d);
-    return total;
-}
-
 /*
  * Hook for the broker part of status (parent, children, links and rules:
  * mode, last run, next run, backlog, last error). It will ask the running
@@ -880,7 +859,8 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
         free(st);
         return broker_cli_fail(c, "%s", broker_cli_why(err));
     }
-    uint64_t bytes = s_store_bytes(c->cli_dir);
+    store_disk_t disk;
+    store_disk(c->cli_dir, &disk); /* all zero if the file system cannot tell */
     if (c->cli_json) {
         json_t *j = json_object(), *fam = json_object();
         bool ok = j && fam;
@@ -895,7 +875,10 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
             s_set(j, "families", fam, &ok);
             fam = NULL;
             s_set(j, "log_head", json_integer((json_int_t)st->head), &ok);
-            s_set(j, "store_bytes", json_integer((json_int_t)bytes), &ok);
+            s_set(j, "store_bytes", json_integer((json_int_t)disk.sd_store_bytes), &ok);
+            s_set(j, "disk_free_bytes", json_integer((json_int_t)disk.sd_free_bytes), &ok);
+            s_set(j, "disk_total_bytes", json_integer((json_int_t)disk.sd_total_bytes), &ok);
+            s_set(j, "disk_low", json_boolean(disk.sd_low), &ok);
             s_set(j, "agent_trust", trust, &ok);
             trust = NULL;
         }
@@ -914,7 +897,14 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
         for (size_t i = 0; i < st->nfam; i++)
             printf("  %-14s %llu\n", st->fam[i].fam, (unsigned long long)st->fam[i].n);
         printf("log head:  %llu\n", (unsigned long long)st->head);
-        printf("store:     %.1f MiB on disk\n", (double)bytes / (1024.0 * 1024.0));
+        printf("store:     %.1f MiB on disk; %.1f GiB free of %.1f GiB there\n",
+               (double)disk.sd_store_bytes / (1024.0 * 1024.0),
+               (double)disk.sd_free_bytes / (1024.0 * 1024.0 * 1024.0),
+               (double)disk.sd_total_bytes / (1024.0 * 1024.0 * 1024.0));
+        if (disk.sd_low)
+            printf("warning:   under 1 GiB left on the disk holding %s: writes and replication "
+                   "runs fail when it fills (free space there, or move the node folder)\n",
+                   c->cli_dir);
         rc = s_status_broker(c, NULL);
         if (rc == BROKER_CLI_OK) {
             printf("\n");

@@ -202,6 +202,13 @@ static json_t *s_status_json(broker_http_t *h, int *err)
     json_object_set_new(st, "families", g.fam);
     json_object_set_new(st, "log_head", json_integer((json_int_t)head));
     json_object_set_new(st, "outbox", outbox);
+    store_disk_t disk;
+    if (store_disk(store_dir(h->store), &disk) == HS_OK) {
+        json_object_set_new(st, "store_bytes", json_integer((json_int_t)disk.sd_store_bytes));
+        json_object_set_new(st, "disk_free_bytes", json_integer((json_int_t)disk.sd_free_bytes));
+        json_object_set_new(st, "disk_total_bytes", json_integer((json_int_t)disk.sd_total_bytes));
+        json_object_set_new(st, "disk_low", json_boolean(disk.sd_low));
+    }
     json_object_set_new(st, "history", g.hist);
     json_object_set_new(st, "events", g.events);
     return st;
@@ -262,6 +269,14 @@ static void s_metrics(broker_http_t *h, const json_t *st, struct evbuffer *b)
     s_help(b, "hsync_log_head", "gauge", "highest change-log sequence committed");
     s_sample(b, "hsync_log_head", NULL,
              (double)json_integer_value(json_object_get(st, "log_head")));
+
+    s_help(b, "hsync_store_bytes", "gauge", "bytes the store takes on disk");
+    s_sample(b, "hsync_store_bytes", NULL,
+             (double)json_integer_value(json_object_get(st, "store_bytes")));
+    s_help(b, "hsync_disk_free_bytes", "gauge",
+           "bytes left on the file system holding the node folder");
+    s_sample(b, "hsync_disk_free_bytes", NULL,
+             (double)json_integer_value(json_object_get(st, "disk_free_bytes")));
 
     size_t i;
     json_t *l;

@@ -54,6 +54,7 @@
 
 #include <lmdb.h>
 #include <openssl/sha.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -722,6 +723,33 @@ void store_close(store_t **sp)
     free(s->dir);
     free(s);
     *sp = NULL;
+}
+
+int store_disk(const char *dir, store_disk_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) != 0)
+        return errno == ENOENT ? HS_ENOENT : HS_EIO;
+    out->sd_free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    out->sd_total_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    out->sd_low = out->sd_free_bytes < STORE_DISK_LOW;
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof(path), "%s/store", dir) >= sizeof(path))
+        return HS_OK;
+    DIR *d = opendir(path);
+    if (!d)
+        return HS_OK;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat st;
+        char f[4400];
+        snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+        if (stat(f, &st) == 0 && S_ISREG(st.st_mode))
+            out->sd_store_bytes += (uint64_t)st.st_blocks * 512u;
+    }
+    closedir(d);
+    return HS_OK;
 }
 
 const char *store_dir(const store_t *s)

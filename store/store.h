@@ -76,6 +76,19 @@ void store_close(store_t **s);
 /* Path of the node folder, as given to store_open. Borrowed. */
 const char *store_dir(const store_t *s);
 
+/* Space of a node folder: what its store takes on disk (allocated blocks of
+ * DIR/store/: LMDB files may be sparse) and what its file system has left
+ * for an unprivileged writer. Needs no open store. */
+typedef struct store_disk {
+    uint64_t sd_store_bytes;
+    uint64_t sd_free_bytes;
+    uint64_t sd_total_bytes;
+    bool sd_low; /* under STORE_DISK_LOW free: writes may soon fail */
+} store_disk_t;
+#define STORE_DISK_LOW ((uint64_t)1 << 30)
+/* HS_OK, or HS_ENOENT / HS_EIO when the file system cannot be asked. */
+int store_disk(const char *dir, store_disk_t *out);
+
 /* ---- transactions ----------------------------------------------------- */
 
 /*

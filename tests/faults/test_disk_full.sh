@@ -49,6 +49,15 @@ test_disk_full_then_freed() {
     expect_exit 0 hs history -d "$(hr_dir p)" --json
     assert_contains "$HS_OUT" "disk" "history records the failure"
 
+    # Status and metrics warn about the disk before anyone reads a log.
+    expect_exit 0 hs status -d "$cdir"
+    assert_contains "$HS_OUT" "warning:   under 1 GiB left on the disk holding" "status warns of a low disk"
+    expect_exit 0 hs status -d "$cdir" --json
+    assert_eq "true" "$(json_get "$HS_OUT" 'j["disk_low"]')" "status --json: disk_low"
+    local m
+    m=$(curl -s "http://127.0.0.1:$(($(hr_port c) + 1))/metrics")
+    assert_contains "$m" "hsync_disk_free_bytes" "metrics: free disk space"
+
     # Reads still work, the broker is up and its link too.
     hr_running c && pass || fail "c stopped serving after its disk filled"
     assert_eq "up" "$(hr_state c p)" "c's link to p survives a full disk"
@@ -64,7 +73,7 @@ test_disk_full_then_freed() {
         fail "$k objects is not a whole number of 2048-object batches"; fi
 
     # Free space under the running broker: the next run completes.
-    mount -o remount,size=256m "$cdir" || fail "could not enlarge the tmpfs"
+    mount -o remount,size=2g "$cdir" || fail "could not enlarge the tmpfs" # a limit, not memory
     hr_sync p --rule resources --timeout 60
     assert_eq "true" "$(json_get "$HS_OUT" 'j["all_ok"]')" "sync once the disk has room"
     wait_for 20 hr_same_digest p c resource. p
@@ -72,6 +81,8 @@ test_disk_full_then_freed() {
     assert_eq "1" "$(hr_count c resource. c)" "c's own resource kept"
     assert_eq "$(hr_digest p resource. p)" "$(hr_digest c resource. p)" "digests agree"
     hr_running c && pass || fail "c needed a restart"
+    expect_exit 0 hs status -d "$cdir" --json
+    assert_eq "false" "$(json_get "$HS_OUT" 'j["disk_low"]')" "no warning once there is room"
 }
 
 test_disk_full_then_freed
