@@ -1512,9 +1512,8 @@ static void s_cmd_remove(broker_t *b, const uint8_t *rid, size_t rlen, int role,
         if (role == TOPO_ROLE_PARENT)
             s_ctl_error(b, rid, rlen, "this node has no parent");
         else
-            s_ctl_error(b, rid, rlen,
-                        "'%s' is not a child of this node (see 'hsync hierarchy show')",
-                        name ? name : "");
+            s_ctl_error(b, rid, rlen, "'%s' is not a %s of this node (see 'hsync hierarchy show')",
+                        name ? name : "", topo_role_name(role));
         return;
     }
     topo_msg_t m = {.m_type = TOPO_MSG_LEAVE};

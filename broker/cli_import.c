@@ -424,7 +424,8 @@ int broker_cli_import(broker_cli_t *c, int argc, char **argv)
         }
         if (!err && (im.nrows == S_BATCH_LINES || im.arena.size >= S_BATCH_BYTES)) {
             err = s_write_batch(&im);
-            im.first = im.line + 1;
+            if (!err) /* on failure im.line names the refused line */
+                im.first = im.line + 1;
         }
     }
     if (!err && im.nrows)

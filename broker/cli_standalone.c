@@ -127,12 +127,20 @@ static bool s_covers(const rules_rule_t *r, const char *cls)
 }
 
 /* Unlink destination NAME through the running broker (it tells the
- * destination, which forgets this source, and revokes its key). */
-static int s_unlink(broker_cli_t *c, const char *name)
+ * destination, which forgets this source, and revokes its key). HS_OK, or an
+ * error with why (the broker's refusal, or why it could not be asked). */
+static int s_unlink(broker_cli_t *c, const char *name, char *why, size_t whylen)
 {
     json_t *req = json_pack("{s:s,s:s}", "cmd", "remove-destination", "name", name);
     json_t *resp = NULL;
     int err = req ? broker_ctl_call(c->cli_dir, req, 10000, &resp, NULL, NULL) : HS_ENOMEM;
+    if (err) {
+        snprintf(why, whylen, "%s", broker_cli_why(err));
+    } else if (!json_is_true(json_object_get(resp, "ok"))) {
+        const char *e = json_string_value(json_object_get(resp, "error"));
+        snprintf(why, whylen, "%s", e ? e : "the broker refused");
+        err = HS_EPEER;
+    }
     json_decref(req);
     json_decref(resp);
     return err;
@@ -244,8 +252,9 @@ static int s_add_run(broker_cli_t *c, s_add_t *a, char **tokens, size_t ntok, bo
     }
     store_close(&s);
     if (rc) {
+        char why[300];
         for (size_t i = 0; i < ntok; i++)
-            if (linked[i] && s_unlink(c, toks[i].tok_node) == HS_OK)
+            if (linked[i] && s_unlink(c, toks[i].tok_node, why, sizeof(why)) == HS_OK)
                 fprintf(stderr, "hsync: standalone add: unlinked '%s' again\n", toks[i].tok_node);
         return rc;
     }
@@ -590,13 +599,14 @@ int broker_cli_standalone(broker_cli_t *c, int argc, char **argv)
          * cannot be (broker down) is named, with what to do */
         json_t *unlinked = json_array(), *kept = json_array();
         for (size_t i = 0; i < e.norphan; i++) {
-            err = s_unlink(c, e.orphan[i]);
+            char why[300];
+            err = s_unlink(c, e.orphan[i], why, sizeof(why));
             json_array_append_new(err ? kept : unlinked, json_string(e.orphan[i]));
             if (err)
                 fprintf(stderr,
                         "hsync: standalone rm: destination '%s' stays linked (%s); once the "
                         "broker runs: hsync standalone unlink -d %s %s\n",
-                        e.orphan[i], broker_cli_why(err), c->cli_dir, e.orphan[i]);
+                        e.orphan[i], why, c->cli_dir, e.orphan[i]);
         }
         if (c->cli_json) {
             json_t *j = json_pack("{s:s,s:b}", "rule", e.name,
@@ -629,7 +639,9 @@ int broker_cli_standalone(broker_cli_t *c, int argc, char **argv)
         if (optind + 1 != argc)
             return broker_cli_usage(c, "'standalone unlink' takes one destination NAME");
         s_edit_t e = {.norphan = 1};
-        snprintf(e.orphan[0], sizeof(e.orphan[0]), "%.*s", STORE_NAME_MAX, argv[optind]);
+        if (strlen(argv[optind]) > STORE_NAME_MAX)
+            return broker_cli_usage(c, "a node name is at most %d characters", STORE_NAME_MAX);
+        snprintf(e.orphan[0], sizeof(e.orphan[0]), "%s", argv[optind]);
         store_t *s = NULL;
         if ((rc = broker_cli_open(c, &s)))
             return rc;
@@ -647,9 +659,10 @@ int broker_cli_standalone(broker_cli_t *c, int argc, char **argv)
                                    "a standalone rule still sends to '%s': remove it first "
                                    "(hsync standalone ls)",
                                    argv[optind]);
-        err = s_unlink(c, e.orphan[0]);
+        char why[300];
+        err = s_unlink(c, e.orphan[0], why, sizeof(why));
         if (err)
-            return broker_cli_fail(c, "cannot unlink '%s': %s", e.orphan[0], broker_cli_why(err));
+            return broker_cli_fail(c, "cannot unlink '%s': %s", e.orphan[0], why);
         printf("unlinked destination '%s'\n", e.orphan[0]);
         return BROKER_CLI_OK;
     }

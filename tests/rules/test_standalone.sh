@@ -126,6 +126,8 @@ test_scope_checks() {
     assert_eq "[]" "$(json_get "$HS_OUT" 'j["unlinked"]')" "a destination another rule uses stays"
     expect_exit 1 hs standalone unlink -d "$(hr_dir ns1)" tgt
     assert_contains "$HS_ERR" "a standalone rule still sends to 'tgt'" "unlink refuses a used destination"
+    expect_exit 1 hs standalone unlink -d "$(hr_dir ns1)" nosuch
+    assert_contains "$HS_ERR" "'nosuch' is not a destination of this node" "unlink of an unknown name fails"
     expect_exit 1 hs standalone rm -d "$(hr_dir ns1)" items
     assert_contains "$HS_ERR" "'items' is a hierarchy rule" "hierarchy rules are not removed here"
 }
