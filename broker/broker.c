@@ -108,8 +108,8 @@ typedef struct b_job {
     size_t rid_len;
     size_t pending;
     json_t *runs;
-    json_t *inflight; /* "peer/rule" -> [sent, total, bytes] of runs under way */
-    uint64_t started_ms, progress_ms;
+    json_t *inflight;                 /* "peer/rule" -> [sent, total, bytes] of runs under way */
+    uint64_t started_ms, progress_ms; /* s_mono_ms */
 } b_job_t;
 
 /* ---- time --------------------------------------------------------------- */
@@ -919,7 +919,7 @@ static void s_job_reply(broker_t *b, b_job_t *job)
         ok = ok && json_is_true(json_object_get(r, "ok"));
     }
     json_t *reply = json_pack("{s:b,s:b,s:I,s:o}", "ok", 1, "all_ok", ok, "ms",
-                              (json_int_t)(repl_now_ms() - job->started_ms), "runs", job->runs);
+                              (json_int_t)(s_mono_ms() - job->started_ms), "runs", job->runs);
     s_ctl_reply(b, job->rid, job->rid_len, reply);
     json_decref(job->inflight);
     free(job);
@@ -950,12 +950,12 @@ static void s_job_progress(broker_t *b, b_job_t *job)
     }
     size_t done = json_array_size(job->runs);
     json_t *last = done ? json_array_get(job->runs, done - 1) : json_null();
-    job->progress_ms = repl_now_ms();
+    job->progress_ms = s_mono_ms();
     s_ctl_reply(b, job->rid, job->rid_len,
                 json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:O}}", "progress", "runs_done",
                           (json_int_t)done, "runs_total", (json_int_t)(done + job->pending),
                           "objects", objects, "objects_total", total, "bytes", bytes, "ms",
-                          (json_int_t)(repl_now_ms() - job->started_ms), "run", last));
+                          (json_int_t)(s_mono_ms() - job->started_ms), "run", last));
 }
 
 /* A batch of a waited-for run was acknowledged: progress, at most 5 a second. */
@@ -971,7 +971,7 @@ static void s_io_run_progress(void *ctx, uint64_t req, const char *peer, const c
         json_object_set_new(
             job->inflight, key,
             json_pack("[I,I,I]", (json_int_t)sent, (json_int_t)total, (json_int_t)bytes));
-        if (repl_now_ms() - job->progress_ms >= 200)
+        if (s_mono_ms() - job->progress_ms >= 200)
             s_job_progress(b, job);
         return;
     }
@@ -1013,7 +1013,7 @@ static b_job_t *s_job_new(broker_t *b, const uint8_t *rid, size_t rlen)
     job->id = ++b->next_job;
     job->rid_len = rlen < sizeof(job->rid) ? rlen : sizeof(job->rid);
     memcpy(job->rid, rid, job->rid_len);
-    job->started_ms = repl_now_ms();
+    job->started_ms = s_mono_ms();
     job->next = b->jobs;
     b->jobs = job;
     return job;

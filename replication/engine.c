@@ -708,18 +708,28 @@ static void s_resume_check(repl_t *r, r_run_t *run, const repl_msg_t *m)
 {
     repl_mark_t mk;
     store_txn_t *t;
-    if (store_txn_begin(r->store, false, &t) != HS_OK)
-        return;
-    int err = repl_mark_get(t, run->peer, run->rule.ru_name, &mk);
-    store_txn_abort(&t);
-    if (err || !mk.mk_cursor_epoch_set || !strcmp(mk.mk_cursor_epoch, m->m_epoch))
+    int err = store_txn_begin(r->store, false, &t);
+    if (!err) {
+        err = repl_mark_get(t, run->peer, run->rule.ru_name, &mk);
+        store_txn_abort(&t);
+    }
+    /* the epoch that acknowledged the cursor; a mark written before it was
+     * kept has the epoch of the last successful run, nearly as good; one
+     * that cannot be read proves nothing, so start over (the safe side) */
+    const char *was = err                      ? NULL
+                      : mk.mk_cursor_epoch_set ? mk.mk_cursor_epoch
+                      : mk.mk_peer_epoch[0]    ? mk.mk_peer_epoch
+                                               : m->m_epoch;
+    if (was && !strcmp(was, m->m_epoch))
         return;
     repl_log(r, REPL_LOG_WARN, run->peer, "resume-invalid",
-             "rule %s: the peer's store epoch changed since the interrupted complete run "
-             "(restored or replaced): starting it over",
-             run->rule.ru_name);
+             "rule %s: %s: starting the interrupted complete run over", run->rule.ru_name,
+             err ? "the resume cursor cannot be checked"
+                 : "the peer's store epoch changed since it acknowledged the resume cursor "
+                   "(restored or replaced)");
     memset(&run->cursor, 0, sizeof(run->cursor));
     run->prefix_idx = 0;
+    run->start_seq = store_log_head(run->snap); /* the whole snapshot goes now */
     snprintf(run->why + strlen(run->why), sizeof(run->why) - strlen(run->why),
              "; the peer's store changed since: starting over");
 }
@@ -876,6 +886,7 @@ static int s_queue(repl_t *r, const char *peer, const rules_rule_t *ru, unsigned
     if (!run)
         return HS_ENOMEM;
     run->id = ++r->next_id;
+    run->started_ms = repl_mono_ms(); /* again at open; a run failing before has a duration */
     run->req = req;
     snprintf(run->peer, sizeof(run->peer), "%s", peer);
     snprintf(run->token, sizeof(run->token), "%s", token ? token : "");

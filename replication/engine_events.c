@@ -151,7 +151,7 @@ void repl_events_pump(repl_t *r)
     store_txn_t *t;
     if (store_txn_begin(r->store, false, &t))
         return;
-    uint64_t now = repl_now_ms();
+    uint64_t now = repl_mono_ms(); /* backoff: in memory, immune to clock steps */
     for (size_t i = 0; i < np; i++) {
         if (!r->io.io_peer_up(r->io.io_ctx, names[i]))
             continue;

@@ -4,7 +4,11 @@
  * STORE_T_MARKS, key "<peer>\0<rule>" -> msgpack [1, diff_seq, complete_active,
  * complete_start_seq, cursor_set, cursor_cls, cursor_guid(bin16),
  * last_diff_ms, last_complete_ms, last_run_ms, last_ok, last_error,
- * failures, last_mode, own_epoch, peer_epoch, verify_next, peer_head].
+ * failures, last_mode, own_epoch, peer_epoch, verify_next, peer_head,
+ * cursor_epoch] (18 fields before cursor_epoch; both are read).
+ *   cursor_epoch: the receiver's store epoch that acknowledged the resume
+ *     cursor of an interrupted complete run; a resumption that finds another
+ *     one starts the complete run over.
  *   own_epoch, peer_epoch: the store epochs of both nodes when the watermark
  *     was last acknowledged; if either changed since, the watermark says
  *     nothing about the peer's data and the next run reconciles.

@@ -390,7 +390,10 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
             return HS_EMALF;
         store_mpr_str(&r, out->m_token, sizeof(out->m_token));
         store_mpr_str(&r, out->m_why, sizeof(out->m_why));
-        out->m_ok = n == 5 && store_mpr_bool(&r);
+        if (n == 5)
+            out->m_ok = store_mpr_bool(&r);
+        else /* from a node before the flag: it said so in words */
+            out->m_ok = strstr(out->m_why, REPL_WHY_DISABLED) != NULL;
         break;
     default:
         return HS_EMALF;
