@@ -43,7 +43,8 @@ HS_ROOT=$(mktemp -d "$HSYNC_TEST_TMP/$(basename "$0" .sh).XXXXXX")
 # runs under valgrind's memcheck (tests/valgrind.supp holds the suppressions,
 # each with its reason). Each process logs to $HS_ROOT/valgrind/; hs_done fails
 # the suite on any memcheck error or definite leak in them. Deadlines given to
-# wait_for stretch by HSYNC_TIME_SCALE (default 8 under valgrind).
+# wait_for (and suites that scale their own waits by HS_TIME_SCALE) stretch by
+# HSYNC_TIME_SCALE (default 8 under valgrind).
 HS_TIME_SCALE=${HSYNC_TIME_SCALE:-1}
 if [ -n "${HSYNC_VALGRIND:-}" ]; then
     HS_VG_LOGS=$HS_ROOT/valgrind
@@ -57,11 +58,20 @@ if [ -n "${HSYNC_VALGRIND:-}" ]; then
     export HSYNC_MAP_SIZE=${HSYNC_MAP_SIZE:-$((256 << 20))}
 fi
 
+# hs_killed PID: PID is about to be killed on purpose (SIGKILL): its
+# memcheck log will have no summary, and that is expected.
+hs_killed() {
+    [ -n "${HSYNC_VALGRIND:-}" ] && echo "$1" >>"$HS_VG_LOGS/killed"
+    return 0
+}
+
 # hs_valgrind_check: fail on any memcheck error or definite leak logged by
-# the processes of this suite (nothing to do unless HSYNC_VALGRIND is set).
+# the processes of this suite, and on any process that ended without its
+# summary (leaks are counted at exit) unless it was killed on purpose
+# (hs_killed). Nothing to do unless HSYNC_VALGRIND is set.
 hs_valgrind_check() {
     [ -n "${HSYNC_VALGRIND:-}" ] || return 0
-    local f bad=0 n=0
+    local f pid bad=0 n=0 killed=0 unfinished=0
     for f in "$HS_VG_LOGS"/vg.*.log; do
         [ -e "$f" ] || continue
         n=$((n + 1))
@@ -71,10 +81,21 @@ hs_valgrind_check() {
                 echo "---- valgrind: $f" >&2
                 head -n 60 "$f" >&2
             fi
+        elif ! grep -q 'ERROR SUMMARY:' "$f"; then
+            pid=${f##*/vg.}
+            pid=${pid%.log}
+            if grep -qx "$pid" "$HS_VG_LOGS/killed" 2>/dev/null; then
+                killed=$((killed + 1))
+            else
+                unfinished=$((unfinished + 1))
+                echo "---- valgrind: $f ended without a summary (killed, or still running)" >&2
+            fi
         fi
     done
-    echo "valgrind: $n hsync processes checked, $bad with errors"
+    echo "valgrind: $n hsync processes checked, $bad with errors, $killed killed on purpose, $unfinished unfinished"
     if [ "$bad" -eq 0 ]; then pass; else fail "memcheck errors in $bad of $n hsync processes"; fi
+    if [ "$unfinished" -eq 0 ]; then pass; else
+        fail "$unfinished hsync processes ended without a memcheck summary"; fi
 }
 
 hs_cleanup() {

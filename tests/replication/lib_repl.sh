@@ -121,6 +121,7 @@ hr_stop() {
 
 # hr_kill9 NAME: SIGKILL, no chance to clean up.
 hr_kill9() {
+    hs_killed "${HR_PID[$1]}"
     kill -KILL "${HR_PID[$1]}" 2>/dev/null
     wait "${HR_PID[$1]}" 2>/dev/null
     unset "HR_PID[$1]"

@@ -119,6 +119,7 @@ hb_stop() {
 
 # hb_kill9 NAME: SIGKILL, no chance to clean up.
 hb_kill9() {
+    hs_killed "${HB_PID[$1]}"
     kill -KILL "${HB_PID[$1]}" 2>/dev/null
     wait "${HB_PID[$1]}" 2>/dev/null
     unset "HB_PID[$1]"
@@ -179,10 +180,14 @@ hb_log_has() { grep -qF -- "$2" "$(hb_log "$1")" 2>/dev/null; }
 # HS_OUT; the exit status (0 reply, 3 none) is checked against the first arg.
 hb_probe() { expect_exit "$1" "$HSYNC_PROBE" "${@:2}"; }
 
-# hb_done: fail if a sanitizer reported anything in a broker's log, then
-# hs_done (summary line, exit status).
+# hb_done: stop every broker cleanly (leak reports are written at exit),
+# fail if a sanitizer reported anything in a broker's log, then hs_done
+# (summary line, exit status).
 hb_done() {
-    local f
+    local f n
+    for n in "${!HB_PID[@]}"; do
+        hb_stop "$n"
+    done
     for f in "$HB_T"/*.log; do
         [ -f "$f" ] || continue
         if grep -qE "ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" "$f"; then
