@@ -10,8 +10,8 @@
 #   - once the veth is up again the link comes back over the same or a new
 #     TCP connection, the run resumes from the acknowledged cursor (it does
 #     not start over) and the digests converge;
-#   - a cut during a differential run, restored, then a change on each side:
-#     both directions converge.
+#   - a second cut with the link idle, a change on each side while apart,
+#     then restored: both directions converge.
 if [ -z "${HS_NETCUT_NS:-}" ]; then
     export HS_NETCUT_NS=1
     if [ "$(id -u)" -eq 0 ]; then
@@ -32,6 +32,7 @@ mdb_size() { stat -c %s "$(hr_dir "$1")/store/data.mdb"; }
 grown() { [ "$(mdb_size "$1")" -gt "$2" ]; }
 
 HOLDER=""
+own_netns() { [ "$(readlink "/proc/$1/ns/net")" != "$(readlink /proc/self/ns/net)" ]; }
 cleanup_ns() {
     [ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
     hr_cleanup
@@ -45,13 +46,8 @@ make_namespaces() {
     ip link set lo up || return 1
     unshare --net sleep 3600 &
     HOLDER=$!
-    wait_for 5 test -e "/proc/$HOLDER/ns/net"
-    local tries=0
     # the holder has unshared once its net namespace differs from ours
-    while [ "$(readlink "/proc/$HOLDER/ns/net")" == "$(readlink /proc/self/ns/net)" ] && [ $tries -lt 100 ]; do
-        sleep 0.02
-        tries=$((tries + 1))
-    done
+    wait_for 10 own_netns "$HOLDER" || return 1
     ip link add hs-p type veth peer name hs-c || return 1
     ip link set hs-c netns "$HOLDER" || return 1
     ip addr add "$PA/24" dev hs-p && ip link set hs-p up || return 1
