@@ -626,6 +626,9 @@ static int s_collect_victim(void *ctx, const store_obj_t *o)
     return 0;
 }
 
+/* Owners beyond which a range is walked by class rather than per owner. */
+#define R_RANGE_OWNERS_MAX 64
+
 static int s_remove_range(s_apply_t *a)
 {
     if (!a->to_end && !a->m->m_to.k_set)
@@ -634,6 +637,18 @@ static int s_remove_range(s_apply_t *a)
     size_t np = a->rv->rule.ru_nprefix;
     memcpy(pre, a->rv->rule.ru_prefix, sizeof(pre));
     qsort(pre, np, sizeof(pre[0]), s_str_cmp);
+    /* Up and standalone runs bring only objects owned in the sender's
+     * branch (every family of the prefixes scoped by owner): walk the owner
+     * index of those few owners, not every object of the classes, which
+     * holds the other children's objects too (each batch whose range
+     * crossed a class walked all of theirs: quadratic in the children). */
+    bool by_owner = (a->rv->dir == RULES_UP || a->rv->dir == RULES_SIDE) &&
+                    a->branch.rn_count <= R_RANGE_OWNERS_MAX;
+    for (size_t i = 0; by_owner && i < np; i++) {
+        const rules_family_t *f = rules_family_of(pre[i]);
+        by_owner = f && (f->fam_key == RULES_KEY_OWNER || a->rv->dir == RULES_SIDE);
+    }
+    size_t nowners = by_owner ? a->branch.rn_count : 1;
     s_victims_t v = {a, NULL, 0, 0};
     int err = HS_OK;
     for (size_t i = 0; !err && i < np; i++) {
@@ -642,8 +657,10 @@ static int s_remove_range(s_apply_t *a)
         /* skip prefixes entirely before the range */
         if (from->k_set && !resume && strcmp(pre[i], from->k_cls) < 0)
             continue;
-        err = store_scan(a->t, pre[i], NULL, 0, resume ? from->k_cls : NULL,
-                         resume ? &from->k_guid : NULL, s_collect_victim, &v);
+        for (size_t j = 0; !err && j < nowners; j++)
+            err = store_scan(a->t, pre[i], by_owner ? a->branch.rn_names[j] : NULL, 0,
+                             resume ? from->k_cls : NULL, resume ? &from->k_guid : NULL,
+                             s_collect_victim, &v);
     }
     for (size_t i = 0; !err && i < v.n; i++) {
         err = store_delete(a->t, &v.g[i], 0);
