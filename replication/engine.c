@@ -1088,6 +1088,8 @@ int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len)
     int type;
     if (topo_frame_type(buf, len, &type))
         return HS_EMALF;
+    if (type != REPL_BATCH)
+        repl_group_flush(r); /* held batches first: every frame sees them applied */
     if (type == REPL_EVENT) {
         repl_ev_on_event(r, peer, buf, len);
         return HS_OK;
