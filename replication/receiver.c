@@ -900,8 +900,23 @@ static void s_batch_one(repl_t *r, r_recv_t *rv, const char *peer, const repl_ms
 
 #define R_GROUP_MAX 64 /* batches held at most; a further one flushes first */
 
+/* Objects a group holds at most: one full batch's worth, so that a group
+ * transaction dirties no more LMDB pages (heap memory until the commit) than
+ * the largest single batch could. Groups are then of small batches (a
+ * differential trickle from many senders); full batches commit alone. */
+#define R_GROUP_OBJECTS REPL_BATCH_OBJECTS
+
 static int s_group_add(repl_t *r, const char *peer, const repl_msg_t *m)
 {
+    size_t held = 0;
+    for (size_t i = 0; i < r->npend; i++)
+        held += r->pend[i].m.m_nobj;
+    if (held + m->m_nobj > R_GROUP_OBJECTS)
+        repl_group_flush(r);
+    if (m->m_nobj > R_GROUP_OBJECTS / 2) {
+        repl_group_flush(r); /* held ones first, in arrival order */
+        return HS_EINVAL;    /* a large batch: alone, at once */
+    }
     if (r->npend == R_GROUP_MAX)
         repl_group_flush(r);
     if (!r->pend && !(r->pend = calloc(R_GROUP_MAX, sizeof(*r->pend))))
@@ -968,7 +983,11 @@ void repl_group_flush(repl_t *r)
     int err = a && live > 1 ? store_write(r->store, s_group_txn, &(s_group_t){a, n}) : HS_EINVAL;
     for (size_t i = 0; i < n; i++) {
         if (!err && a[i].rv) {
-            s_batch_done(r, &a[i], pend[i].peer);
+            /* an earlier acknowledgement's failure may have ended the run */
+            if (s_find(r, pend[i].peer, pend[i].m.m_run) == a[i].rv)
+                s_batch_done(r, &a[i], pend[i].peer);
+            else
+                free(a[i].guids);
         } else {
             if (a)
                 free(a[i].guids);
