@@ -124,6 +124,55 @@ class RssSampler(threading.Thread):
         self.join()
 
 
+def runs_end(d, role, peers, t0, seconds=3600):
+    """Wall-clock end of the last of the resources runs in role (received at
+    the parent: every batch committed; sent by the parent: DONE from the
+    child, so every batch committed there) with each of peers that started
+    after t0, read from d's history. Polls one history command every 0.5 s:
+    polling digests of seven nodes every 50 ms took most of a core of the
+    two, from the brokers being measured."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        out = json.loads(sh("history", "-d", d, "--json", "--limit", "1000"))
+        ends = {}
+        for r in out:
+            if (r["rule"] == "resources" and r["role"] == role and r["ok"]
+                    and r["when"] - r["ms"] >= t0 * 1000 - 1000):
+                ends[r["peer"]] = max(ends.get(r["peer"], 0), r["when"])
+        if all(p in ends for p in peers):
+            return max(ends.values()) / 1000.0
+        time.sleep(0.5)
+    sys.exit(f"bench: timed out waiting for {role} runs on {d}")
+
+
+def cpu_seconds(procs):
+    """CPU time (user + system, every thread) each broker has used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for n, p in procs.items():
+        try:
+            with open(f"/proc/{p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[n] = (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            out[n] = 0.0
+    return out
+
+
+def cpu_figures(before, after, records):
+    """CPU seconds of the parent and of the children over a phase, and the
+    rate two idle cores would allow at that cost: the parent's main work is
+    one thread, the rest shares the other core (an estimate that the other
+    load on the machine does not change; wall-clock figures do)."""
+    d = {n: round(after[n] - before[n], 3) for n in before}
+    parent = d["parent"]
+    total = sum(d.values())
+    bound = max(parent, total / 2)
+    return {"cpu_seconds": d, "cpu_parent_s": round(parent, 3),
+            "cpu_all_s": round(total, 3),
+            "cpu_bound_records_per_s": round(records / bound) if bound else None}
+
+
 def history_bytes(d, role):
     out = json.loads(sh("history", "-d", d, "--json", "--limit", "1000"))
     return sum(r["bytes"] for r in out if r["role"] == role and r["ok"])
@@ -201,30 +250,36 @@ def bench(scale, base, port, keep):
         # each child's.
         sampler = RssSampler(h.procs)
         sampler.start()
+        c0 = cpu_seconds(h.procs)
         t0 = time.time()
         for n in h.nodes[1:]:
             sh("rule", "enable", "-d", h.d(n), "resources")
+        fan_in_s = runs_end(h.d("parent"), "received", h.nodes[1:], t0) - t0
+        c1 = cpu_seconds(h.procs)
         want = {n: digest(h.d(n), "", n) for n in h.nodes[1:]}
         wait(lambda: all(digest(h.d("parent"), "", n) == want[n] for n in h.nodes[1:]), 3600,
              "fan-in")
-        fan_in_s = time.time() - t0
         total = per_child * 6
         wire = history_bytes(h.d("parent"), "received")
         res["fan_in"] = {"records": total, "seconds": round(fan_in_s, 3),
                          "records_per_s": round(total / fan_in_s), "digests_equal": True,
-                         "wire_bytes_per_record": round(wire / total, 1) if total else None}
+                         "wire_bytes_per_record": round(wire / total, 1) if total else None,
+                         **cpu_figures(c0, c1, total)}
 
         # 2. fan-out: enabling the parent's rule starts its complete runs down
+        c0 = cpu_seconds(h.procs)
         t0 = time.time()
         sh("rule", "enable", "-d", h.d("parent"), "resources")
+        fan_out_s = runs_end(h.d("parent"), "sent", h.nodes[1:], t0) - t0
+        c1 = cpu_seconds(h.procs)
         want = digest(h.d("parent"), "", "parent")
         wait(lambda: all(digest(h.d(n), "", "parent") == want for n in h.nodes[1:]), 3600,
              "fan-out")
-        fan_out_s = time.time() - t0
         deliveries = parent_records * 6
         res["fan_out"] = {"records": parent_records, "deliveries": deliveries,
                           "seconds": round(fan_out_s, 3),
-                          "deliveries_per_s": round(deliveries / fan_out_s), "digests_equal": True}
+                          "deliveries_per_s": round(deliveries / fan_out_s), "digests_equal": True,
+                          **cpu_figures(c0, c1, deliveries)}
         wait(lambda: all(idle(h.d(n)) for n in h.nodes), 600, "runs to end")
 
         # 3. 1% differential, changes spread over all children: each child
@@ -244,8 +299,12 @@ def bench(scale, base, port, keep):
         moved = sum(r.get("sent", 0) for r in runs)
         modes = sorted({r.get("mode") for r in runs})
         ok = all(digest(h.d("parent"), "", n) == digest(h.d(n), "", n) for n in h.nodes[1:])
+        # seconds: from starting the six `hsync sync` commands to their exit;
+        # run_seconds: the longest run itself (OPEN to DONE at the child)
+        run_s = max((r.get("ms", 0) for r in runs), default=0) / 1000.0
         res["diff_1pct"] = {"changed": changed, "sent": moved, "modes": modes,
-                            "seconds": round(diff_s, 3), "digests_equal": ok}
+                            "seconds": round(diff_s, 3), "run_seconds": round(run_s, 3),
+                            "digests_equal": ok}
         # 4. reconcile: 100 of child1's records differ at the parent (removed
         # there behind the log's back is not possible from the CLI, so they are
         # deleted at the parent); child1 reconciles its whole scope
@@ -254,9 +313,17 @@ def bench(scale, base, port, keep):
         for o in gone:
             sh("rm", "-d", h.d("parent"), o["guid"])
         t0 = time.time()
-        out = run_sync(h.d("child1"), "--rule", "resources", "--direction", "up", "--reconcile")
+        r = subprocess.run([H, "sync", "-d", h.d("child1"), "--json", "--rule", "resources",
+                            "--direction", "up", "--reconcile"], capture_output=True, text=True)
         rec_s = time.time() - t0
-        run = [r for r in out["runs"] if r.get("role") == "sent"][0]
+        try:
+            out = json.loads(r.stdout)
+        except ValueError:
+            out = {"runs": []}
+        sent_runs = [x for x in out.get("runs", []) if x.get("role") == "sent"]
+        # a failed reconcile is a figure too: keep the others
+        run = sent_runs[0] if sent_runs else {"sent": None, "applied": None, "bytes": None,
+                                               "why": r.stderr.strip()}
         ok = digest(h.d("parent"), "", "child1") == digest(h.d("child1"), "", "child1")
         res["reconcile"] = {"records_in_scope": per_child, "records_at_parent": total,
                             "differing": len(gone), "sent": run["sent"],
@@ -302,10 +369,16 @@ def main():
           f"{fi['records_per_s']:>8} records/s   digests equal: {fi['digests_equal']}")
     print(f"fan-out  {fo['deliveries']:>9} delivered {fo['seconds']:7.2f} s  "
           f"{fo['deliveries_per_s']:>8} deliveries/s digests equal: {fo['digests_equal']}")
-    print(f"diff 1%  {df['changed']:>9} changed   {df['seconds']:8.3f} s  modes {df['modes']}")
+    print(f"         cpu: fan-in parent {fi['cpu_parent_s']} s, all {fi['cpu_all_s']} s "
+          f"(2 idle cores: {fi['cpu_bound_records_per_s']} records/s); fan-out parent "
+          f"{fo['cpu_parent_s']} s, all {fo['cpu_all_s']} s "
+          f"(2 idle cores: {fo['cpu_bound_records_per_s']} deliveries/s)")
+    print(f"diff 1%  {df['changed']:>9} changed   {df['seconds']:8.3f} s  modes {df['modes']}"
+          f"  (longest run {df['run_seconds']:.3f} s)")
     if "diff_1pct_small_data" in res:
         ds = res["diff_1pct_small_data"]
-        print(f"diff 1% at 1/10 data {ds['changed']:>6} changed {ds['seconds']:8.3f} s")
+        print(f"diff 1% at 1/10 data {ds['changed']:>6} changed {ds['seconds']:8.3f} s"
+              f"  (longest run {ds['run_seconds']:.3f} s)")
     rc = res["reconcile"]
     print(f"reconcile {rc['differing']} differing of {rc['records_at_parent']}: sent {rc['sent']}, "
           f"{rc['bytes']} bytes, {rc['seconds']} s")

@@ -1266,6 +1266,9 @@ static int s_link_one(broker_t *b, b_link_t *l)
 static void s_drain(broker_t *b)
 {
     uint64_t start = s_mono_ms();
+    /* batches that arrive in one pass are committed together, once, and
+     * acknowledged after that commit (repl_group) */
+    repl_group(b->repl, true);
     for (;;) {
         int handled = 0;
         if (s_readable(b->zap))
@@ -1279,8 +1282,9 @@ static void s_drain(broker_t *b)
             if (l->sock && s_readable(l->sock))
                 handled += s_link_one(b, l);
         }
+        repl_group_flush(b->repl);
         if (!handled)
-            return;
+            break;
         if (s_mono_ms() - start >= B_DRAIN_SLICE_MS) {
             /* Come back after the next poll, as a zero timeout. Not
              * event_active(): libevent runs an event activated from a
@@ -1290,9 +1294,10 @@ static void s_drain(broker_t *b)
              * (tests/faults/test_stall.sh stops a receiver mid-run). */
             static const struct timeval now = {0, 0};
             event_add(b->ev_drain, &now);
-            return;
+            break;
         }
     }
+    repl_group(b->repl, false);
 }
 
 static void s_on_sock(evutil_socket_t fd, short what, void *arg)

@@ -1158,6 +1158,8 @@ int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len)
     int type;
     if (topo_frame_type(buf, len, &type))
         return HS_EMALF;
+    if (type != REPL_BATCH)
+        repl_group_flush(r); /* held batches first: every frame sees them applied */
     if (type == REPL_EVENT) {
         repl_ev_on_event(r, peer, buf, len);
         return HS_OK;
@@ -1378,6 +1380,7 @@ typedef struct s_pairs {
     store_txn_t *t;
     repl_pair_cb cb;
     void *ctx;
+    bool backlog; /* count the backlog (scans the log after each watermark) */
     int err;
 } s_pairs_t;
 
@@ -1431,7 +1434,7 @@ static int s_pair_rule(void *ctx, const rules_rule_t *ru)
         p.pr_next_ms = ru->ru_enabled ? s_next_due(ru, &m, &mode) : 0;
         p.pr_next_mode = mode;
         s_backlog_t bl = {.rule = ru, .dir = s->dir_to, .mine = repl_branch(s->r, NULL), .t = s->t};
-        if (ru->ru_enabled)
+        if (ru->ru_enabled && s->backlog)
             store_log_scan(s->t, m.mk_diff_seq, s_backlog_change, &bl);
         p.pr_backlog = bl.n;
         if (bl.oldest && repl_now_ms() > bl.oldest)
@@ -1458,7 +1461,8 @@ static int s_pair_rule(void *ctx, const rules_rule_t *ru)
     return 0;
 }
 
-int repl_pairs(repl_t *r, repl_pair_cb cb, void *ctx)
+/* Every pair of every peer (only NULL) or of one peer; backlog: count it. */
+static int s_pairs_walk(repl_t *r, const char *only, bool backlog, repl_pair_cb cb, void *ctx)
 {
     const char *const *peers = NULL;
     size_t np = r->io.io_peers(r->io.io_ctx, &peers);
@@ -1470,13 +1474,21 @@ int repl_pairs(repl_t *r, repl_pair_cb cb, void *ctx)
     for (size_t i = 0; !err && i < np; i++) {
         char peer[STORE_NAME_MAX + 1];
         snprintf(peer, sizeof(peer), "%s", peers[i]);
+        if (only && strcmp(peer, only) != 0)
+            continue;
         s_pairs_t s = {
-            r, peer, r->io.io_dir_to(r->io.io_ctx, peer), repl_dir_from(r, peer), t, cb, ctx, 0};
+            r,       peer, r->io.io_dir_to(r->io.io_ctx, peer), repl_dir_from(r, peer), t, cb, ctx,
+            backlog, 0};
         err = rules_each(t, s_pair_rule, &s);
         np = r->io.io_peers(r->io.io_ctx, &peers);
     }
     store_txn_abort(&t);
     return err;
+}
+
+int repl_pairs(repl_t *r, repl_pair_cb cb, void *ctx)
+{
+    return s_pairs_walk(r, NULL, true, cb, ctx);
 }
 
 typedef struct s_fail {
@@ -1495,8 +1507,10 @@ static int s_fail_one(void *ctx, const repl_pair_t *p)
 
 uint32_t repl_link_failures(repl_t *r, const char *peer)
 {
+    /* every second per link: the marks only, not the backlog (a log scan per
+     * rule and peer, which made the broker's tick grow with the log) */
     s_fail_t f = {peer, 0};
-    repl_pairs(r, s_fail_one, &f);
+    s_pairs_walk(r, peer, false, s_fail_one, &f);
     return f.worst;
 }
 

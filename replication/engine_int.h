@@ -130,6 +130,9 @@ struct repl {
     size_t nacked;        /* acknowledged, not yet flushed */
     size_t ndirty;        /* delivery states not yet recorded */
     uint64_t ev_next_pump_ms;
+    bool grouping;       /* repl_group: batches are held ... */
+    struct r_pend *pend; /* ... here (receiver.c), R_GROUP_MAX of them */
+    size_t npend;
     store_mpw_t w;    /* frame scratch */
     store_mpw_t objs; /* batch objects scratch */
 };

@@ -17,6 +17,13 @@
 
 #define R_RECV_IDLE_MS (10u * 60u * 1000u) /* forget a run silent this long */
 
+/* A batch held for a group commit (repl_group). */
+struct r_pend {
+    char peer[STORE_NAME_MAX + 1];
+    repl_msg_t m; /* m_objs points at objs */
+    uint8_t *objs;
+};
+
 static r_recv_t *s_find(repl_t *r, const char *peer, uint64_t run)
 {
     for (r_recv_t *rv = r->recvs; rv; rv = rv->next)
@@ -43,6 +50,11 @@ void repl_recv_free_all(repl_t *r)
 {
     while (r->recvs)
         s_free(r, r->recvs);
+    for (size_t i = 0; i < r->npend; i++)
+        free(r->pend[i].objs);
+    free(r->pend);
+    r->pend = NULL;
+    r->npend = 0;
 }
 
 static void s_abort(repl_t *r, const char *peer, uint64_t run, const char *why)
@@ -626,6 +638,9 @@ static int s_collect_victim(void *ctx, const store_obj_t *o)
     return 0;
 }
 
+/* Owners beyond which a range is walked by class rather than per owner. */
+#define R_RANGE_OWNERS_MAX 64
+
 static int s_remove_range(s_apply_t *a)
 {
     if (!a->to_end && !a->m->m_to.k_set)
@@ -634,6 +649,18 @@ static int s_remove_range(s_apply_t *a)
     size_t np = a->rv->rule.ru_nprefix;
     memcpy(pre, a->rv->rule.ru_prefix, sizeof(pre));
     qsort(pre, np, sizeof(pre[0]), s_str_cmp);
+    /* Up and standalone runs bring only objects owned in the sender's
+     * branch (every family of the prefixes scoped by owner): walk the owner
+     * index of those few owners, not every object of the classes, which
+     * holds the other children's objects too (each batch whose range
+     * crossed a class walked all of theirs: quadratic in the children). */
+    bool by_owner = (a->rv->dir == RULES_UP || a->rv->dir == RULES_SIDE) &&
+                    a->branch.rn_count <= R_RANGE_OWNERS_MAX;
+    for (size_t i = 0; by_owner && i < np; i++) {
+        const rules_family_t *f = rules_family_of(pre[i]);
+        by_owner = f && (f->fam_key == RULES_KEY_OWNER || a->rv->dir == RULES_SIDE);
+    }
+    size_t nowners = by_owner ? a->branch.rn_count : 1;
     s_victims_t v = {a, NULL, 0, 0};
     int err = HS_OK;
     for (size_t i = 0; !err && i < np; i++) {
@@ -642,8 +669,10 @@ static int s_remove_range(s_apply_t *a)
         /* skip prefixes entirely before the range */
         if (from->k_set && !resume && strcmp(pre[i], from->k_cls) < 0)
             continue;
-        err = store_scan(a->t, pre[i], NULL, 0, resume ? from->k_cls : NULL,
-                         resume ? &from->k_guid : NULL, s_collect_victim, &v);
+        for (size_t j = 0; !err && j < nowners; j++)
+            err = store_scan(a->t, pre[i], by_owner ? a->branch.rn_names[j] : NULL, 0,
+                             resume ? from->k_cls : NULL, resume ? &from->k_guid : NULL,
+                             s_collect_victim, &v);
     }
     for (size_t i = 0; !err && i < v.n; i++) {
         err = store_delete(a->t, &v.g[i], 0);
@@ -769,6 +798,213 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
     return HS_OK;
 }
 
+/* A batch that could not be applied: the run fails. */
+static void s_batch_failed(repl_t *r, r_recv_t *rv, const char *peer, const repl_msg_t *m, int err)
+{
+    char why[REPL_WHY_MAX - 32];
+    snprintf(why, sizeof(why), "the receiver could not apply batch %llu: %s",
+             (unsigned long long)m->m_no, hs_strerror(err));
+    s_abort(r, peer, m->m_run, why);
+    s_finish(r, rv, false, why);
+}
+
+/* A batch committed: count it and acknowledge it. Frees a->guids. */
+static void s_batch_done(repl_t *r, s_apply_t *a, const char *peer)
+{
+    r_recv_t *rv = a->rv;
+    const repl_msg_t *m = a->m;
+    if (rv->mode == REPL_RECONCILE && a->nguids) {
+        if (rv->ngot + a->nguids > rv->capgot) {
+            size_t cap = (rv->ngot + a->nguids) * 2;
+            store_guid_t *g = realloc(rv->got, cap * sizeof(*g));
+            if (!g) {
+                free(a->guids);
+                s_abort(r, peer, m->m_run, "out of memory");
+                s_finish(r, rv, false, "out of memory");
+                return;
+            }
+            rv->got = g;
+            rv->capgot = cap;
+        }
+        memcpy(rv->got + rv->ngot, a->guids, a->nguids * sizeof(*a->guids));
+        rv->ngot += a->nguids;
+    }
+    free(a->guids);
+    a->guids = NULL;
+    rv->applied += a->applied;
+    rv->skipped += a->skipped;
+    rv->deleted += a->deleted;
+    rv->refused += a->refused;
+    rv->bytes += m->m_objs_len;
+    rv->batches++;
+    rv->last_ms = repl_mono_ms();
+    if (a->refused)
+        repl_log(r, REPL_LOG_WARN, peer, "refused-objects",
+                 "rule %s: %llu objects refused (wrong direction or invalid)", rv->rule.ru_name,
+                 (unsigned long long)a->refused);
+    if (a->raised) {
+        repl_log(r, REPL_LOG_INFO, peer, "decisions",
+                 "rule %s: %u merge or ownership decisions, announced as hierarchy events "
+                 "(hsync events)",
+                 rv->rule.ru_name, a->raised);
+        repl_events_pump(r);
+    }
+    repl_msg_t ack = {.m_type = REPL_ACK,
+                      .m_run = m->m_run,
+                      .m_no = m->m_no,
+                      .m_applied = a->applied,
+                      .m_skipped = a->skipped,
+                      .m_deleted = a->deleted};
+    repl_send_msg(r, peer, &ack);
+}
+
+/* Set up a for batch m of run rv. HS_ENOMEM. */
+static int s_batch_prepare(repl_t *r, r_recv_t *rv, const repl_msg_t *m, s_apply_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->r = r;
+    a->rv = rv;
+    a->m = m;
+    a->branch = s_recv_branch(r, rv);
+    if (m->m_nobj && !(a->guids = malloc(m->m_nobj * sizeof(*a->guids))))
+        return HS_ENOMEM;
+    return HS_OK;
+}
+
+/* Apply batch m alone, in its own transaction, and acknowledge it. */
+static void s_batch_one(repl_t *r, r_recv_t *rv, const char *peer, const repl_msg_t *m)
+{
+    s_apply_t a;
+    if (s_batch_prepare(r, rv, m, &a)) {
+        s_abort(r, peer, m->m_run, "out of memory");
+        return;
+    }
+    int err = store_write(r->store, s_apply_txn, &a);
+    if (err) {
+        free(a.guids);
+        s_batch_failed(r, rv, peer, m, err);
+        return;
+    }
+    s_batch_done(r, &a, peer);
+}
+
+/* ---- group commit ---------------------------------------------------------
+ *
+ * While the broker drains its sockets (repl_group), batches are held, with a
+ * copy of their objects, and applied together at repl_group_flush: one write
+ * transaction and one durable commit for the batches of every sender that
+ * had one ready, and only then is each acknowledged, as alone. Every batch
+ * runs the same code in the same order as it would alone, so the result is
+ * the same; if the group fails (one bad batch), each is applied again alone
+ * and only the bad one's run fails. */
+
+#define R_GROUP_MAX 64 /* batches held at most; a further one flushes first */
+
+/* Objects a group holds at most: one full batch's worth, so that a group
+ * transaction dirties no more LMDB pages (heap memory until the commit) than
+ * the largest single batch could. Groups are then of small batches (a
+ * differential trickle from many senders); full batches commit alone. */
+#define R_GROUP_OBJECTS REPL_BATCH_OBJECTS
+
+static int s_group_add(repl_t *r, const char *peer, const repl_msg_t *m)
+{
+    size_t held = 0;
+    for (size_t i = 0; i < r->npend; i++)
+        held += r->pend[i].m.m_nobj;
+    if (held + m->m_nobj > R_GROUP_OBJECTS)
+        repl_group_flush(r);
+    if (m->m_nobj > R_GROUP_OBJECTS / 2) {
+        repl_group_flush(r); /* held ones first, in arrival order */
+        return HS_EINVAL;    /* a large batch: alone, at once */
+    }
+    if (r->npend == R_GROUP_MAX)
+        repl_group_flush(r);
+    if (!r->pend && !(r->pend = calloc(R_GROUP_MAX, sizeof(*r->pend))))
+        return HS_ENOMEM;
+    struct r_pend *p = &r->pend[r->npend];
+    p->objs = malloc(m->m_objs_len ? m->m_objs_len : 1);
+    if (!p->objs)
+        return HS_ENOMEM;
+    memcpy(p->objs, m->m_objs, m->m_objs_len);
+    snprintf(p->peer, sizeof(p->peer), "%s", peer);
+    p->m = *m;
+    p->m.m_objs = p->objs;
+    p->m.m_branch = NULL;
+    p->m.m_branch_len = 0;
+    p->m.m_branch_names = NULL;
+    p->m.m_bin = NULL;
+    p->m.m_bin_len = 0;
+    r->npend++;
+    return HS_OK;
+}
+
+typedef struct s_group {
+    s_apply_t *a;
+    size_t n;
+} s_group_t;
+
+static int s_group_txn(store_txn_t *t, void *ctx)
+{
+    s_group_t *g = ctx;
+    for (size_t i = 0; i < g->n; i++) {
+        if (!g->a[i].rv)
+            continue;
+        int err = s_apply_txn(t, &g->a[i]);
+        if (err)
+            return err;
+    }
+    return HS_OK;
+}
+
+void repl_group(repl_t *r, bool on)
+{
+    if (!on)
+        repl_group_flush(r);
+    r->grouping = on;
+}
+
+void repl_group_flush(repl_t *r)
+{
+    size_t n = r->npend;
+    if (!n)
+        return;
+    struct r_pend *pend = r->pend;
+    r->pend = NULL; /* what the acknowledgements set off may hold new batches */
+    r->npend = 0;
+    s_apply_t *a = calloc(n, sizeof(*a));
+    size_t live = 0;
+    for (size_t i = 0; a && i < n; i++) {
+        r_recv_t *rv = s_find(r, pend[i].peer, pend[i].m.m_run);
+        if (rv && s_batch_prepare(r, rv, &pend[i].m, &a[i]) == HS_OK)
+            live++;
+        else
+            a[i].rv = NULL; /* its run ended meanwhile (or no memory: applied alone) */
+    }
+    int err = a && live > 1 ? store_write(r->store, s_group_txn, &(s_group_t){a, n}) : HS_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!err && a[i].rv) {
+            /* an earlier acknowledgement's failure may have ended the run */
+            if (s_find(r, pend[i].peer, pend[i].m.m_run) == a[i].rv)
+                s_batch_done(r, &a[i], pend[i].peer);
+            else
+                free(a[i].guids);
+        } else {
+            if (a)
+                free(a[i].guids);
+            /* alone, as if never held: the run may have ended meanwhile */
+            r_recv_t *rv = s_find(r, pend[i].peer, pend[i].m.m_run);
+            if (rv)
+                s_batch_one(r, rv, pend[i].peer, &pend[i].m);
+        }
+        free(pend[i].objs);
+    }
+    free(a);
+    if (!r->pend)
+        r->pend = pend;
+    else
+        free(pend);
+}
+
 void repl_recv_batch(repl_t *r, const char *peer, const repl_msg_t *m)
 {
     r_recv_t *rv = s_find(r, peer, m->m_run);
@@ -781,64 +1017,9 @@ void repl_recv_batch(repl_t *r, const char *peer, const repl_msg_t *m)
         s_abort(r, peer, m->m_run, "batch too large");
         return;
     }
-    s_apply_t a = {.r = r, .rv = rv, .m = m};
-    a.branch = s_recv_branch(r, rv);
-    if (m->m_nobj && !(a.guids = malloc(m->m_nobj * sizeof(*a.guids)))) {
-        s_abort(r, peer, m->m_run, "out of memory");
+    if (r->grouping && s_group_add(r, peer, m) == HS_OK)
         return;
-    }
-    int err = store_write(r->store, s_apply_txn, &a);
-    if (err) {
-        free(a.guids);
-        char why[REPL_WHY_MAX - 32];
-        snprintf(why, sizeof(why), "the receiver could not apply batch %llu: %s",
-                 (unsigned long long)m->m_no, hs_strerror(err));
-        s_abort(r, peer, m->m_run, why);
-        s_finish(r, rv, false, why);
-        return;
-    }
-    if (rv->mode == REPL_RECONCILE && a.nguids) {
-        if (rv->ngot + a.nguids > rv->capgot) {
-            size_t cap = (rv->ngot + a.nguids) * 2;
-            store_guid_t *g = realloc(rv->got, cap * sizeof(*g));
-            if (!g) {
-                free(a.guids);
-                s_abort(r, peer, m->m_run, "out of memory");
-                s_finish(r, rv, false, "out of memory");
-                return;
-            }
-            rv->got = g;
-            rv->capgot = cap;
-        }
-        memcpy(rv->got + rv->ngot, a.guids, a.nguids * sizeof(*a.guids));
-        rv->ngot += a.nguids;
-    }
-    free(a.guids);
-    rv->applied += a.applied;
-    rv->skipped += a.skipped;
-    rv->deleted += a.deleted;
-    rv->refused += a.refused;
-    rv->bytes += m->m_objs_len;
-    rv->batches++;
-    rv->last_ms = repl_mono_ms();
-    if (a.refused)
-        repl_log(r, REPL_LOG_WARN, peer, "refused-objects",
-                 "rule %s: %llu objects refused (wrong direction or invalid)", rv->rule.ru_name,
-                 (unsigned long long)a.refused);
-    if (a.raised) {
-        repl_log(r, REPL_LOG_INFO, peer, "decisions",
-                 "rule %s: %u merge or ownership decisions, announced as hierarchy events "
-                 "(hsync events)",
-                 rv->rule.ru_name, a.raised);
-        repl_events_pump(r);
-    }
-    repl_msg_t ack = {.m_type = REPL_ACK,
-                      .m_run = m->m_run,
-                      .m_no = m->m_no,
-                      .m_applied = a.applied,
-                      .m_skipped = a.skipped,
-                      .m_deleted = a.deleted};
-    repl_send_msg(r, peer, &ack);
+    s_batch_one(r, rv, peer, m);
 }
 
 void repl_recv_end(repl_t *r, const char *peer, const repl_msg_t *m)

@@ -87,6 +87,16 @@ void repl_tick(repl_t *r);
  * HS_EMALF (the caller logs them); nothing is applied from them. */
 int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len);
 
+/* Group commit. Between repl_group(r, true) and repl_group(r, false), the
+ * batches of runs this node receives are held and applied together at
+ * repl_group_flush (and before any other replication frame): one write
+ * transaction, one durable commit, then each batch is acknowledged. No batch
+ * is acknowledged before it is durably committed. The broker brackets its
+ * socket drain with them and flushes after each pass over the sockets.
+ * repl_group(r, false) flushes. */
+void repl_group(repl_t *r, bool on);
+void repl_group_flush(repl_t *r);
+
 /* The link to peer went down: its runs fail now (and resume later). */
 void repl_peer_down(repl_t *r, const char *peer);
 
