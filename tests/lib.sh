@@ -183,7 +183,7 @@ expect_exit() {
 
 # assert_json TEXT [WHAT]: TEXT is valid JSON (python3 -m json.tool).
 assert_json() {
-    if printf '%s' "$1" | "$HS_PY" -m json.tool >/dev/null 2>&1; then
+    if printf '%s' "$1" | "$HS_PY" -S -m json.tool >/dev/null 2>&1; then
         pass
     else
         fail "${2:-output} is not valid JSON: $1"
@@ -193,11 +193,11 @@ assert_json() {
 # json_get TEXT EXPR: evaluate a Python expression over the parsed JSON `j`,
 # e.g. json_get "$out" 'j["count"]'. Prints the result.
 json_get() {
-    printf '%s' "$1" | "$HS_PY" -c 'import json,sys; j=json.load(sys.stdin); v='"$2"'; print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)'
+    printf '%s' "$1" | "$HS_PY" -S -c 'import json,sys; j=json.load(sys.stdin); v='"$2"'; print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)'
 }
 
 # wait_for DEADLINE_SECONDS CMD ARGS...: poll CMD until it succeeds or the
-# deadline passes (bounded loop, short pause between tries). Records a pass
+# deadline passes (bounded loop, 0.1 s between tries). Records a pass
 # or a failure; returns 0 or 1.
 wait_for() {
     local deadline=$(($1 * HS_TIME_SCALE))
@@ -212,7 +212,7 @@ wait_for() {
             fail "condition not met within ${deadline}s: $*"
             return 1
         fi
-        sleep 0.05
+        sleep 0.1 # each try may start processes: do not spin
     done
 }
 
