@@ -87,6 +87,7 @@ typedef struct broker {
     repl_t *repl;
     char epoch[STORE_EPOCH_LEN + 1];
     uint64_t epoch_marked;
+    uint64_t busy_ms; /* s_mono_ms when a long computation last held the loop */
     uint32_t degraded_after, failed_after;
     uint64_t tombstone_lifetime_ms; /* HSYNC_TOMBSTONE_LIFETIME, default 30d */
     unsigned ticks_since_keep;
@@ -780,6 +781,20 @@ static unsigned s_io_dir_from(void *ctx, const char *peer)
 {
     b_link_t *l = s_peer(ctx, peer);
     return l ? s_role_dir(l->role, true) : 0;
+}
+
+/* Inside a long computation on the loop (repl io_keepalive): heartbeats
+ * that are due go out now, so peers do not take this node for gone; and the
+ * loop is marked busy, so the frames it could not read meanwhile are not
+ * counted as a silent peer (s_on_timer gives them B_DOWN_MS to be read). */
+static void s_io_keepalive(void *ctx)
+{
+    broker_t *b = ctx;
+    uint64_t now = s_mono_ms();
+    for (b_link_t *l = b->links; l; l = l->next)
+        if (l->state != B_JOINING && now - l->last_tx >= B_HB_MS)
+            s_send_hb(b, l);
+    b->busy_ms = now;
 }
 
 static bool s_io_peer_up(void *ctx, const char *peer)
@@ -1664,7 +1679,7 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
         }
         if (now - l->last_tx >= B_HB_MS)
             s_send_hb(b, l);
-        if (l->state == B_UP && now - l->last_rx > B_DOWN_MS) {
+        if (l->state == B_UP && now - l->last_rx > B_DOWN_MS && now - b->busy_ms > B_DOWN_MS) {
             l->state = B_DOWN;
             broker_log(BROKER_LOG_WARN, l->name, "link-down", "no heartbeat for %d s",
                        B_DOWN_MS / 1000);
@@ -1783,6 +1798,7 @@ static int s_start(broker_t *b)
                     .io_dir_from = s_io_dir_from,
                     .io_run_progress = s_io_run_progress,
                     .io_peer_up = s_io_peer_up,
+                    .io_keepalive = s_io_keepalive,
                     .io_branch = s_io_branch,
                     .io_peers = s_io_peers,
                     .io_elsewhere = s_io_elsewhere,

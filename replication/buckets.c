@@ -23,11 +23,16 @@ typedef struct s_comp {
     int side;
     const rules_names_t *names;
     repl_buckets_t *out;
+    void (*tick)(void *);
+    void *tick_ctx;
+    uint64_t seen;
 } s_comp_t;
 
 static int s_comp_one(void *ctx, const store_obj_t *o)
 {
     s_comp_t *c = ctx;
+    if (c->tick && ++c->seen % REPL_BUCKETS_TICK == 0)
+        c->tick(c->tick_ctx);
     bool in = c->side == REPL_SIDE_SEND ? rules_send_scope(c->rule, c->dir, o, c->names)
                                         : rules_recv_scope(c->rule, c->dir, o, c->names);
     if (!in)
@@ -49,10 +54,11 @@ static int s_comp_one(void *ctx, const store_obj_t *o)
 }
 
 int repl_buckets_compute(store_txn_t *t, const rules_rule_t *rule, unsigned dir, int side,
-                         const rules_names_t *names, repl_buckets_t *out)
+                         const rules_names_t *names, repl_buckets_t *out, void (*tick)(void *),
+                         void *tick_ctx)
 {
     memset(out, 0, sizeof(*out));
-    s_comp_t c = {rule, dir, side, names, out};
+    s_comp_t c = {rule, dir, side, names, out, tick, tick_ctx, 0};
     int err = HS_OK;
     for (size_t i = 0; !err && i < rule->ru_nprefix; i++)
         err = store_scan(t, rule->ru_prefix[i], NULL, 0, NULL, NULL, s_comp_one, &c);

@@ -32,9 +32,13 @@ unsigned repl_bucket_of(const store_guid_t *g);
 enum repl_side { REPL_SIDE_SEND = 1, REPL_SIDE_RECV = 2 };
 
 /* Compute the vector of rule's scope in direction dir by one scan of the
- * scope (names as for rules_send_scope / rules_recv_scope). */
+ * scope (names as for rules_send_scope / rules_recv_scope). The scan of a
+ * large scope takes seconds on the event loop: tick (if not NULL) is called
+ * with tick_ctx every REPL_BUCKETS_TICK objects, so links can stay alive. */
+#define REPL_BUCKETS_TICK 65536u
 int repl_buckets_compute(store_txn_t *t, const rules_rule_t *rule, unsigned dir, int side,
-                         const rules_names_t *names, repl_buckets_t *out);
+                         const rules_names_t *names, repl_buckets_t *out, void (*tick)(void *),
+                         void *tick_ctx);
 
 void repl_buckets_encode(const repl_buckets_t *b, uint8_t out[REPL_BUCKETS_WIRE]);
 /* HS_OK or HS_EMALF (wrong length). */

@@ -774,8 +774,8 @@ static void s_on_opened(repl_t *r, const char *peer, const repl_msg_t *m)
             err = HS_EPROTO;
         rules_names_t mine = repl_branch(r, NULL);
         if (!err)
-            err =
-                repl_buckets_compute(run->snap, &run->rule, run->dir, REPL_SIDE_SEND, &mine, ours);
+            err = repl_buckets_compute(run->snap, &run->rule, run->dir, REPL_SIDE_SEND, &mine, ours,
+                                       r->io.io_keepalive, r->io.io_ctx);
         if (!err) {
             run->differing = repl_buckets_diff(ours, theirs, run->vfirst, run->vcount, &run->plan);
             snprintf(run->why + strlen(run->why), sizeof(run->why) - strlen(run->why),

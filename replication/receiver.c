@@ -335,7 +335,8 @@ static void s_opened(repl_t *r, const char *peer, r_recv_t *rv)
         repl_buckets_t *b = malloc(sizeof(*b));
         wire = malloc(REPL_BUCKETS_WIRE);
         rules_names_t branch = s_recv_branch(r, rv);
-        err = b && wire ? repl_buckets_compute(t, &rv->rule, rv->dir, REPL_SIDE_RECV, &branch, b)
+        err = b && wire ? repl_buckets_compute(t, &rv->rule, rv->dir, REPL_SIDE_RECV, &branch, b,
+                                               r->io.io_keepalive, r->io.io_ctx)
                         : HS_ENOMEM;
         if (!err) {
             repl_buckets_encode(b, wire);

@@ -64,6 +64,11 @@ typedef struct repl_io {
     void (*io_run_progress)(void *ctx, uint64_t req, const char *peer, const char *rule,
                             uint64_t sent, uint64_t total, uint64_t bytes);
     void (*io_log)(void *ctx, int level, const char *peer, const char *event, const char *msg);
+    /* Optional: called from inside computations that hold the event loop
+     * for long (a reconcile's scan of a large scope), so the broker can send
+     * due heartbeats and not count the frames it could not read meanwhile
+     * as a silent peer. Must not call back into the engine. */
+    void (*io_keepalive)(void *ctx);
 } repl_io_t;
 
 /* level values for io_log (same order as broker/log.h) */
