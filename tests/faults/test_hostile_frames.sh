@@ -10,11 +10,6 @@
 
 : "${HSYNC_PROBE:?HSYNC_PROBE must name the hsync_probe tool}"
 
-log_count() { grep -c -- "$2" "$(hr_log "$1")" 2>/dev/null || true; }
-# log_more NODE PATTERN N: NODE's log has more than N lines matching PATTERN
-# (a predicate for wait_for: the count is taken at every try).
-log_more() { [ "$(log_count "$1" "$2")" -gt "$3" ]; }
-
 # probe TARGET KEYNODE ARGS...: frames to TARGET's broker with KEYNODE's key.
 probe() {
     local target=$1 keynode=$2
@@ -59,16 +54,16 @@ test_setup() {
 
 test_hostile_replication_frames() {
     local before_c before_p
-    before_c=$(log_count c "event=bad-frame")
-    before_p=$(log_count p "event=bad-frame")
+    before_c=$(hr_log_count c "event=bad-frame")
+    before_p=$(hr_log_count p "event=bad-frame")
     # To the child with the parent's key (receiver side: OPEN, BATCH, END,
     # PLAN, DROP...), and to the parent with the child's key (sender side:
     # ACK, DONE, OPENED, LEAVES, REFUSE for runs that do not exist).
     hostile_types c p
     hostile_types p c
-    wait_for 10 log_more c "event=bad-frame" "$before_c"
-    wait_for 10 log_more p "event=bad-frame" "$before_p"
-    echo "hostile frames: $FRAMES sent; bad-frame lines: c $(($(log_count c "event=bad-frame") - before_c)), p $(($(log_count p "event=bad-frame") - before_p))"
+    wait_for 10 hr_log_more c "event=bad-frame" "$before_c"
+    wait_for 10 hr_log_more p "event=bad-frame" "$before_p"
+    echo "hostile frames: $FRAMES sent; bad-frame lines: c $(($(hr_log_count c "event=bad-frame") - before_c)), p $(($(hr_log_count p "event=bad-frame") - before_p))"
     assert_contains "$(cat "$(hr_log c)")" "rejected a malformed replication frame (type 16"
     assert_contains "$(cat "$(hr_log c)")" "rejected a malformed replication frame (type 17"
     hr_running c && pass || fail "c stopped serving after hostile frames"
@@ -78,12 +73,12 @@ test_hostile_replication_frames() {
 test_hostile_batch_objects() {
     local shape out before
     for shape in badguid bodystr bodyjunk keysarray badflags noowner hugecount badclass; do
-        before=$(log_count c "level=warn")
+        before=$(hr_log_count c "level=warn")
         out=$(probe c p --send-frame replopen --send-frame "replbatch:$shape" \
             --send-frame repl:19:unknownrun)
         FRAMES=$((FRAMES + 3))
         assert_contains "$out" "handshake: ok" "batch $shape"
-        wait_for 10 log_more c "level=warn" "$before"
+        wait_for 10 hr_log_more c "level=warn" "$before"
         hr_running c && pass || fail "c stopped serving after a batch with $shape"
     done
     # None of the hostile objects was stored (they all claimed serial PROBE-1).
@@ -102,17 +97,17 @@ test_stale_answers_logged() {
     for what in "opened for run" "abort for run" "ack for run"; do
         wait_for 10 stale_logged p "$what"
     done
-    echo "hostile frames: stale-frame lines at p: $(log_count p "event=stale-frame")"
+    echo "hostile frames: stale-frame lines at p: $(hr_log_count p "event=stale-frame")"
 }
 
 test_unknown_key_dropped() {
     local out before
-    before=$(log_count c "event=refused")
+    before=$(hr_log_count c "event=refused")
     out=$("$HSYNC_PROBE" --server "$(hr_dir c)" --random-key --send-frame replopen \
         --send-frame replbatch:bodystr --expect-reply-ms $((REPLY_MS * 5 / 2)))
     assert_contains "$out" "handshake: refused"
     assert_contains "$out" "no reply"
-    wait_for 5 log_more c "event=refused" "$before"
+    wait_for 5 hr_log_more c "event=refused" "$before"
 }
 
 test_still_serving() {
@@ -129,8 +124,8 @@ test_still_serving() {
     wait_for 20 hr_same_digest p c resource. p
     assert_eq "700" "$(hr_count p resource. c)" "c's resources at p"
     expect_exit 0 hs get -d "$(hr_dir c)" "$g"
-    assert_eq "0" "$(log_count c "level=error")" "errors in c's log"
-    assert_eq "0" "$(log_count p "level=error")" "errors in p's log"
+    assert_eq "0" "$(hr_log_count c "level=error")" "errors in c's log"
+    assert_eq "0" "$(hr_log_count p "level=error")" "errors in p's log"
 }
 
 test_setup

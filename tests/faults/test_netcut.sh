@@ -25,12 +25,6 @@ N=${HSYNC_NETCUT_N:-120000}
 PA=10.77.0.1
 CA=10.77.0.2
 
-log_count() { grep -c -- "$2" "$(hr_log "$1")" 2>/dev/null || true; }
-log_more() { [ "$(log_count "$1" "$2")" -gt "$3" ]; }
-rss_anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
-mdb_size() { stat -c %s "$(hr_dir "$1")/store/data.mdb"; }
-grown() { [ "$(mdb_size "$1")" -gt "$2" ]; }
-
 HOLDER=""
 own_netns() { [ "$(readlink "/proc/$1/ns/net")" != "$(readlink /proc/self/ns/net)" ]; }
 cleanup_ns() {
@@ -67,7 +61,7 @@ partly_at_c() {
 PEAK_ANON=0
 sample_p_then() {
     local a
-    a=$(rss_anon_kb "${HR_PID[p]}")
+    a=$(hr_rss_anon_kb "${HR_PID[p]}")
     [ "${a:-0}" -gt "$PEAK_ANON" ] && PEAK_ANON=$a
     "$@"
 }
@@ -95,21 +89,21 @@ test_cut_mid_run() {
     hr_gen_resources "$f" "$N" NC
     hr_import p "$f"
     TOTAL=$N
-    base_anon=$(rss_anon_kb "${HR_PID[p]}")
-    size0=$(mdb_size c)
-    downs_p=$(log_count p "event=link-down")
-    downs_c=$(log_count c "event=link-down")
+    base_anon=$(hr_rss_anon_kb "${HR_PID[p]}")
+    size0=$(hr_store_bytes c)
+    downs_p=$(hr_log_count p "event=link-down")
+    downs_c=$(hr_log_count c "event=link-down")
     "$HSYNC" sync -d "$(hr_dir p)" --rule resources --complete --timeout 60 --json \
         >"$HR_T/sync-cut.json" 2>&1 &
     sync_pid=$!
-    wait_for 30 grown c $((size0 + (2 << 20)))
+    wait_for 30 hr_store_grown c $((size0 + (2 << 20)))
     net_cut
-    wait_for 15 sample_p_then log_more p "event=link-down" "$downs_p"
-    wait_for 15 log_more c "event=link-down" "$downs_c"
+    wait_for 15 sample_p_then hr_log_more p "event=link-down" "$downs_p"
+    wait_for 15 hr_log_more c "event=link-down" "$downs_c"
     at_cut=$(hr_count c resource. p)
     partly_at_c && pass || fail "cut too late: c has $at_cut of $TOTAL"
     # The cable is out: nothing more arrives at c while p keeps trying.
-    wait_for 10 sample_p_then log_more p "event=run-failed.*resources down" 0
+    wait_for 10 sample_p_then hr_log_more p "event=run-failed.*resources down" 0
     assert_eq "$at_cut" "$(hr_count c resource. p)" "c applied nothing while cut"
     echo "netcut: c had $at_cut of $TOTAL at the cut; p RssAnon $base_anon kB before, peak $PEAK_ANON kB while cut"
     if [ "$PEAK_ANON" -lt $((base_anon + 32768)) ]; then pass; else
@@ -122,7 +116,7 @@ test_cut_mid_run() {
     wait "$sync_pid" 2>/dev/null
     hr_sync p --rule resources --timeout 60
     assert_eq "true" "$(json_get "$HS_OUT" 'j["all_ok"]')" "sync after the cable is back"
-    wait_for 40 log_more p "event=run-done.*resources down complete.*resuming after" 0
+    wait_for 40 hr_log_more p "event=run-done.*resources down complete.*resuming after" 0
     local sent
     sent=$(grep -m1 -o 'resources down complete ([^)]*resuming after[^)]*): sent [0-9]*' "$(hr_log p)" | grep -o '[0-9]*$')
     echo "netcut: the resumed run sent ${sent:-?} of $TOTAL (c had $at_cut at the cut)"

@@ -14,18 +14,7 @@
 
 N=${HSYNC_STALL_N:-150000}
 
-rss_anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
 vm_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
-log_count() { grep -c -- "$2" "$(hr_log "$1")" 2>/dev/null || true; }
-# log_more NODE PATTERN N: NODE's log has more than N lines matching PATTERN
-# (a predicate for wait_for: the count is taken at every try).
-log_more() { [ "$(log_count "$1" "$2")" -gt "$3" ]; }
-
-# mdb_size NODE: bytes of NODE's LMDB file (grows as batches commit there).
-mdb_size() { stat -c %s "$(hr_dir "$1")/store/data.mdb"; }
-# grown NODE BYTES: NODE's LMDB file is larger than BYTES.
-grown() { [ "$(mdb_size "$1")" -gt "$2" ]; }
 
 SYNC_PID=""
 SIZE0=0
@@ -37,14 +26,14 @@ start_run() {
     f=$(hs_tmp)/res.ndjson
     hr_gen_resources "$f" "$N" "$1"
     hr_import p "$f"
-    starts=$(log_count p "event=run-start.*resources down")
-    SIZE0=$(mdb_size c)
+    starts=$(hr_log_count p "event=run-start.*resources down")
+    SIZE0=$(hr_store_bytes c)
     "$HSYNC" sync -d "$(hr_dir p)" --rule resources "${@:2}" --timeout 60 --json \
         >"$HR_T/sync-$1.json" 2>&1 &
     SYNC_PID=$!
-    wait_for 30 log_more p "event=run-start.*resources down" "$starts"
+    wait_for 30 hr_log_more p "event=run-start.*resources down" "$starts"
     # Part of the run committed at c (a few batches: the file grew by 2 MiB).
-    wait_for 30 grown c $((SIZE0 + (2 << 20)))
+    wait_for 30 hr_store_grown c $((SIZE0 + (2 << 20)))
 }
 
 partly_at_c() {
@@ -58,7 +47,7 @@ PEAK_RSS=0
 # sample_p_then CMD...: record p's memory, then run CMD (a wait_for predicate).
 sample_p_then() {
     local a r
-    a=$(rss_anon_kb "${HR_PID[p]}")
+    a=$(hr_rss_anon_kb "${HR_PID[p]}")
     r=$(vm_rss_kb "${HR_PID[p]}")
     [ "${a:-0}" -gt "$PEAK_ANON" ] && PEAK_ANON=$a
     [ "${r:-0}" -gt "$PEAK_RSS" ] && PEAK_RSS=$r
@@ -78,19 +67,19 @@ test_setup() {
 
 test_stall_past_link_down() {
     local base_anon base_rss downs cpid
-    base_anon=$(rss_anon_kb "${HR_PID[p]}")
+    base_anon=$(hr_rss_anon_kb "${HR_PID[p]}")
     base_rss=$(vm_rss_kb "${HR_PID[p]}")
     TOTAL=$((TOTAL + N))
     start_run S --complete
     cpid=${HR_PID[c]}
-    downs=$(log_count p "event=link-down")
+    downs=$(hr_log_count p "event=link-down")
     kill -STOP "$cpid"
     local at_stop
     at_stop=$(hr_count c resource. p)
     partly_at_c && pass || fail "stopped c too late: it has $at_stop of $TOTAL"
     # While c is stopped, p keeps running (heartbeats, the stuck run) until
     # it declares the link down (3 s without a heartbeat).
-    wait_for 15 sample_p_then log_more p "event=link-down" "$downs"
+    wait_for 15 sample_p_then hr_log_more p "event=link-down" "$downs"
     wait_for 3 sample_p_then hr_state_is p c down
     assert_eq "$at_stop" "$(hr_count c resource. p)" "c applied nothing while stopped"
     kill -CONT "$cpid"
@@ -105,7 +94,7 @@ test_stall_past_link_down() {
     # it finish before asking for another run: a `sync` that arrives while
     # the retry is in flight was once seen to start over from the beginning
     # (all objects sent again, all skipped at c) instead of resuming.
-    wait_for 40 log_more p "event=run-done.*resources down complete.*resuming after" 0
+    wait_for 40 hr_log_more p "event=run-done.*resources down complete.*resuming after" 0
     echo "stall: first sync said: $(head -c 600 "$HR_T/sync-S.json")"
     hr_sync p --rule resources --timeout 60
     assert_eq "true" "$(json_get "$HS_OUT" 'j["all_ok"]')" "sync after SIGCONT"
@@ -123,9 +112,9 @@ test_stall_past_link_down() {
     # take it for a restart, and what c still had to say about the run p
     # had failed at link-down (acks, or aborts of batches c no longer
     # expected) is dropped at p with a line naming the run, not applied.
-    assert_eq "0" "$(log_count p "event=peer-restarted")" "a stalled child keeps its session"
-    wait_for 10 log_more p "event=stale-frame" 0
-    echo "stall: old-session frames dropped at p: $(log_count p "event=stale-frame"), e.g. $(grep -m1 -o 'event=stale-frame msg=.*' "$(hr_log p)")"
+    assert_eq "0" "$(hr_log_count p "event=peer-restarted")" "a stalled child keeps its session"
+    wait_for 10 hr_log_more p "event=stale-frame" 0
+    echo "stall: old-session frames dropped at p: $(hr_log_count p "event=stale-frame"), e.g. $(grep -m1 -o 'event=stale-frame msg=.*' "$(hr_log p)")"
 }
 
 test_link_cut_and_restored() {

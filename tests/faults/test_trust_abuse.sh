@@ -9,8 +9,6 @@
 
 : "${HSYNC_PROBE:?HSYNC_PROBE must name the hsync_probe tool}"
 
-log_count() { grep -c -- "$2" "$(hr_log "$1")" 2>/dev/null || true; }
-log_more() { [ "$(log_count "$1" "$2")" -gt "$3" ]; }
 links_of() { json_get "$(hr_show "$1")" '",".join(sorted(l["role"] + ":" + l["name"] for l in j["links"]))'; }
 
 test_setup() {
@@ -50,14 +48,14 @@ test_valid_key_other_name() {
     # of a resource owned by c2. p attributes frames by key, never by the
     # claimed name: nothing is stored as c2's, and the claim is logged.
     local before_w n2
-    before_w=$(log_count p "level=warn")
+    before_w=$(hr_log_count p "level=warn")
     n2=$(hr_count p resource. c2)
     local out
     out=$("$HSYNC_PROBE" --server "$(hr_dir p)" --key-from "$(hr_dir c1)" --name c2 \
         --send-frame hb --send-frame replopen --send-frame replbatch:ok \
         --send-frame repl:19:unknownrun --expect-reply-ms 500)
     echo "other name: $out"
-    wait_for 10 log_more p "level=warn" "$before_w"
+    wait_for 10 hr_log_more p "level=warn" "$before_w"
     assert_eq "$n2" "$(hr_count p resource. c2)" "resources of c2 at p"
     assert_eq "" "$(hs export -d "$(hr_dir p)" --class resource. | grep PROBE-1)" \
         "object sent under a false name stored at p"
@@ -65,10 +63,10 @@ test_valid_key_other_name() {
     # On a linked channel: p's key to its child c1, claiming to be c2 (and
     # then x): the heartbeats are dropped and logged, the link stays p's.
     local before_m
-    before_m=$(log_count c1 "event=name-mismatch")
+    before_m=$(hr_log_count c1 "event=name-mismatch")
     "$HSYNC_PROBE" --server "$(hr_dir c1)" --key-from "$(hr_dir p)" --name c2 --send-frame hb         --expect-reply-ms 300 >/dev/null
     "$HSYNC_PROBE" --server "$(hr_dir c1)" --key-from "$(hr_dir p)" --name x --send-frame hb         --send-frame "join:$(hs invite -d "$(hr_dir x)")" --expect-reply-ms 300 >/dev/null
-    wait_for 10 log_more c1 "event=name-mismatch" "$((before_m + 1))"
+    wait_for 10 hr_log_more c1 "event=name-mismatch" "$((before_m + 1))"
     assert_contains "$(cat "$(hr_log c1)")" "claims to be 'c2': frame dropped"
     assert_eq "parent:p" "$(links_of c1)" "c1's links after the false names"
     wait_for 10 hr_state_is p c2 up
@@ -82,10 +80,10 @@ test_revoked_parent_reconnecting() {
     expect_exit 0 hs hierarchy leave -d "$(hr_dir c2)"
     assert_eq "" "$(links_of c2)" "c2 after leave"
     local before g
-    before=$(log_count c2 "event=refused")
+    before=$(hr_log_count c2 "event=refused")
     g=$(hr_put p item.policy '{"name":"after the leave"}')
     hr_start p
-    wait_for 15 log_more c2 "event=refused" "$before"
+    wait_for 15 hr_log_more c2 "event=refused" "$before"
     assert_contains "$(cat "$(hr_log c2)")" "refused a connection from 127.0.0.1 with key"
     wait_for 10 hr_state_is p c1 up
     expect_exit 1 hs sync -d "$(hr_dir p)" --peer c2 --rule items --timeout 5 --json

@@ -205,6 +205,21 @@ with open(path, "w") as f:
 EOF
 }
 
+# hr_log_count NODE PATTERN: lines of NODE's broker log matching PATTERN.
+# hr_log_more NODE PATTERN N: more than N of them (a predicate for wait_for:
+# counted again at every try).
+hr_log_count() { grep -c -- "$2" "$(hr_log "$1")" 2>/dev/null || true; }
+hr_log_more() { [ "$(hr_log_count "$1" "$2")" -gt "$3" ]; }
+
+# hr_rss_anon_kb PID: anonymous resident memory of a process (LMDB's
+# file-backed map excluded).
+hr_rss_anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
+
+# hr_store_bytes NODE: bytes of NODE's LMDB file (it grows as batches
+# commit); hr_store_grown NODE BYTES: it is larger than BYTES.
+hr_store_bytes() { stat -c %s "$(hr_dir "$1")/store/data.mdb"; }
+hr_store_grown() { [ "$(hr_store_bytes "$1")" -gt "$2" ]; }
+
 # hr_prefix_check P_EXPORT C_EXPORT OWNER: of OWNER's objects (hsync export
 # lines), C holds exactly the first K of P's in guid order, each identical,
 # as whole batches of a complete run leave them; prints K, or a reason.
