@@ -744,7 +744,7 @@ int broker_cli_digest(broker_cli_t *c, int argc, char **argv)
 
 typedef struct s_status {
     char name[STORE_NAME_MAX + 1], listen[256], http[256];
-    uint64_t head, total;
+    uint64_t head, total, log_entries;
     size_t nfam;
     struct {
         char fam[STORE_CLASS_MAX + 1];
@@ -793,6 +793,7 @@ static int s_status_fn(store_txn_t *t, void *ctx)
             return err;
     }
     st->head = store_log_head(t);
+    st->log_entries = store_log_entries(t);
     return store_counts(t, s_count_one, st);
 }
 
@@ -875,6 +876,7 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
             s_set(j, "families", fam, &ok);
             fam = NULL;
             s_set(j, "log_head", json_integer((json_int_t)st->head), &ok);
+            s_set(j, "log_entries", json_integer((json_int_t)st->log_entries), &ok);
             s_set(j, "store_bytes", json_integer((json_int_t)disk.sd_store_bytes), &ok);
             s_set(j, "disk_free_bytes", json_integer((json_int_t)disk.sd_free_bytes), &ok);
             s_set(j, "disk_total_bytes", json_integer((json_int_t)disk.sd_total_bytes), &ok);
@@ -896,7 +898,8 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
         printf("objects:   %llu\n", (unsigned long long)st->total);
         for (size_t i = 0; i < st->nfam; i++)
             printf("  %-14s %llu\n", st->fam[i].fam, (unsigned long long)st->fam[i].n);
-        printf("log head:  %llu\n", (unsigned long long)st->head);
+        printf("log head:  %llu (%llu change-log entries kept)\n", (unsigned long long)st->head,
+               (unsigned long long)st->log_entries);
         printf("store:     %.1f MiB on disk; %.1f GiB free of %.1f GiB there\n",
                (double)disk.sd_store_bytes / (1024.0 * 1024.0),
                (double)disk.sd_free_bytes / (1024.0 * 1024.0 * 1024.0),

@@ -185,7 +185,7 @@ static json_t *s_status_json(broker_http_t *h, int *err)
         if (!*err && name && repl_outbox_count(t, name, &n) == HS_OK)
             json_object_set_new(outbox, name, json_integer((json_int_t)n));
     }
-    uint64_t head = t ? store_log_head(t) : 0;
+    uint64_t head = t ? store_log_head(t) : 0, entries = t ? store_log_entries(t) : 0;
     if (t)
         store_txn_abort(&t);
     if (*err) {
@@ -201,6 +201,7 @@ static json_t *s_status_json(broker_http_t *h, int *err)
     json_object_set_new(st, "objects", json_integer((json_int_t)g.total));
     json_object_set_new(st, "families", g.fam);
     json_object_set_new(st, "log_head", json_integer((json_int_t)head));
+    json_object_set_new(st, "log_entries", json_integer((json_int_t)entries));
     json_object_set_new(st, "outbox", outbox);
     store_disk_t disk;
     if (store_disk(store_dir(h->store), &disk) == HS_OK) {
@@ -269,6 +270,10 @@ static void s_metrics(broker_http_t *h, const json_t *st, struct evbuffer *b)
     s_help(b, "hsync_log_head", "gauge", "highest change-log sequence committed");
     s_sample(b, "hsync_log_head", NULL,
              (double)json_integer_value(json_object_get(st, "log_head")));
+    s_help(b, "hsync_log_entries", "gauge",
+           "change-log entries kept (superseded ones until housekeeping removes them)");
+    s_sample(b, "hsync_log_entries", NULL,
+             (double)json_integer_value(json_object_get(st, "log_entries")));
 
     s_help(b, "hsync_store_bytes", "gauge", "bytes the store takes on disk");
     s_sample(b, "hsync_store_bytes", NULL,

@@ -1540,9 +1540,16 @@ static int s_minw_rule(void *ctx, const rules_rule_t *ru)
 }
 
 typedef struct s_keep {
+    repl_t *r;
     uint64_t upto, cutoff;
-    size_t trimmed, expired;
+    size_t trimmed, expired, compacted;
 } s_keep_t;
+
+/* Superseded change-log entries removed per housekeeping pass (every ~5 s), of
+ * at most R_COMPACT_SCAN looked at: a pass costs the broker a few ms, and a
+ * log of a million entries is gone through in about half an hour. */
+#define R_COMPACT_SCAN 16384
+#define R_COMPACT_REMOVE 1024
 
 static int s_keep_txn(store_txn_t *t, void *ctx)
 {
@@ -1552,6 +1559,15 @@ static int s_keep_txn(store_txn_t *t, void *ctx)
         err = store_log_trim(t, k->upto, 1024, &k->trimmed);
     if (!err && k->cutoff)
         err = store_tombstones_expire(t, k->cutoff, 1024, &k->expired);
+    /* compaction idles from the end of a pass until the next write */
+    repl_t *r = k->r;
+    uint64_t head = store_log_head(t);
+    if (!err && (r->compact_from || head != r->compact_head)) {
+        err =
+            store_log_compact(t, &r->compact_from, R_COMPACT_SCAN, R_COMPACT_REMOVE, &k->compacted);
+        if (!err && !r->compact_from)
+            r->compact_head = head;
+    }
     return err;
 }
 
@@ -1571,7 +1587,7 @@ void repl_housekeep(repl_t *r, uint64_t tombstone_lifetime_ms)
             rules_each(t, s_minw_rule, &w);
     }
     store_txn_abort(&t);
-    s_keep_t k = {.upto = w.any ? w.min : 0};
+    s_keep_t k = {.r = r, .upto = w.any ? w.min : 0};
     uint64_t now = repl_now_ms();
     if (tombstone_lifetime_ms && now > tombstone_lifetime_ms)
         k.cutoff = now - tombstone_lifetime_ms;
@@ -1583,4 +1599,7 @@ void repl_housekeep(repl_t *r, uint64_t tombstone_lifetime_ms)
         repl_log(r, REPL_LOG_INFO, NULL, "log-trimmed",
                  "removed %zu acknowledged change-log entries and %zu expired tombstones",
                  k.trimmed, k.expired);
+    if (!err && k.compacted)
+        repl_log(r, REPL_LOG_DEBUG, NULL, "log-compacted",
+                 "removed %zu superseded change-log entries", k.compacted);
 }

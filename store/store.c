@@ -1410,7 +1410,7 @@ int store_put_ex(store_txn_t *t, store_obj_t *o, unsigned flags, bool *changed)
         o->mtime = s_now_ms();
     if (s_next_seq(t, &o->seq))
         return t->err;
-    if (have_old && s_unindex(t, &old.o, o, false))
+    if (have_old && s_unindex(t, &old.o, o, true))
         return t->err;
     if (s_write_record(t, o) || s_index(t, o, have_old ? &old.o : NULL))
         return t->err;
@@ -1440,7 +1440,7 @@ int store_delete(store_txn_t *t, const store_guid_t *g, uint64_t mtime)
     o.body_len = 0;
     memset(o.hash, 0, 32);
     o.mtime = mtime ? mtime : s_now_ms();
-    if (s_next_seq(t, &o.seq) || s_unindex(t, &old.o, &o, false) || s_write_record(t, &o) ||
+    if (s_next_seq(t, &o.seq) || s_unindex(t, &old.o, &o, true) || s_write_record(t, &o) ||
         s_index(t, &o, &old.o))
         return t->err;
     return HS_OK;
@@ -1582,10 +1582,32 @@ int store_find_by_key(store_txn_t *t, const char *name, const char *value, store
 
 /* ---- change log scans ----------------------------------------------------- */
 
+/*
+ * An update or a delete leaves the object's previous log entry where it is:
+ * removing it would rewrite a page of the log at a random place for every
+ * changed record, as many pages as the records themselves. Such a superseded
+ * entry (its object has a later seq, or is gone) is skipped by every scan, and
+ * removed later, off the write path, by store_log_compact or store_log_trim.
+ */
+
+/* HS_OK if entry seq of object guid is the object's latest change,
+ * HS_ENOTFOUND if it was superseded (or the object purged), else an error. */
+static int s_log_live(store_txn_t *t, uint64_t seq, const uint8_t *guid)
+{
+    MDB_val v;
+    int err = s_get(t, S_OBJ, guid, 16, &v);
+    if (err)
+        return err;
+    if (v.mv_size < S_REC_HDR)
+        return s_fail(t, HS_EMALF);
+    return s_get_le64((const uint8_t *)v.mv_data + 4) == seq ? HS_OK : HS_ENOTFOUND;
+}
+
 typedef struct s_logscan {
+    store_txn_t *t;
+    bool all; /* superseded entries too (retention) */
     store_change_cb cb;
     void *ctx;
-    uint64_t count;
 } s_logscan_t;
 
 static int s_log_one(void *ctx, const MDB_val *k, const MDB_val *v)
@@ -1598,6 +1620,13 @@ static int s_log_one(void *ctx, const MDB_val *k, const MDB_val *v)
     if (cl == 0 || cl > STORE_CLASS_MAX || wl > STORE_NAME_MAX || ol > STORE_NAME_MAX ||
         v->mv_size != S_LOG_HDR + cl + wl + ol)
         return HS_EMALF;
+    if (!ls->all) {
+        int live = s_log_live(ls->t, s_get_be64(k->mv_data), p + 1);
+        if (live == HS_ENOTFOUND)
+            return 0;
+        if (live)
+            return live;
+    }
     store_change_t c;
     char cls[STORE_CLASS_MAX + 1], owner[STORE_NAME_MAX + 1], origin[STORE_NAME_MAX + 1];
     c.seq = s_get_be64(k->mv_data);
@@ -1618,12 +1647,17 @@ static int s_log_one(void *ctx, const MDB_val *k, const MDB_val *v)
     return ls->cb(ls->ctx, &c);
 }
 
-int store_log_scan(store_txn_t *t, uint64_t after, store_change_cb cb, void *ctx)
+static int s_log_scan(store_txn_t *t, uint64_t after, bool all, store_change_cb cb, void *ctx)
 {
     uint8_t ak[8];
     s_put_be64(ak, after);
-    s_logscan_t ls = {cb, ctx, 0};
+    s_logscan_t ls = {t, all, cb, ctx};
     return s_cursor_scan(t, S_LOG, "", 0, ak, 8, s_log_one, &ls);
+}
+
+int store_log_scan(store_txn_t *t, uint64_t after, store_change_cb cb, void *ctx)
+{
+    return s_log_scan(t, after, false, cb, ctx);
 }
 
 uint64_t store_log_head(store_txn_t *t)
@@ -1636,41 +1670,54 @@ uint64_t store_log_head(store_txn_t *t)
     return 0;
 }
 
-static int s_count_one(void *ctx, const MDB_val *k, const MDB_val *v)
+uint64_t store_log_entries(store_txn_t *t)
 {
-    (void)k;
-    (void)v;
+    MDB_stat st;
+    return mdb_stat(t->txn, t->s->dbi[S_LOG], &st) == MDB_SUCCESS ? st.ms_entries : 0;
+}
+
+static int s_count_one(void *ctx, const store_change_t *c)
+{
+    (void)c;
     ++*(uint64_t *)ctx;
     return 0;
 }
 
 int store_log_count(store_txn_t *t, uint64_t after, uint64_t *out)
 {
-    uint8_t ak[8];
-    s_put_be64(ak, after);
     *out = 0;
-    return s_cursor_scan(t, S_LOG, "", 0, ak, 8, s_count_one, out);
+    return store_log_scan(t, after, s_count_one, out);
 }
 
 /* ---- retention ------------------------------------------------------------ */
 
 typedef struct s_trim {
+    store_txn_t *t;
     uint64_t upto;      /* entries with seq <= upto go */
     uint64_t cutoff_ms; /* and DEL entries deleted before this */
     size_t max;
     size_t n;
     uint64_t seq[1024];
     store_guid_t guid[1024];
-    uint8_t op[1024];
+    uint8_t purge[1024]; /* the object's live tombstone goes with its entry */
 } s_trim_t;
 
 static int s_trim_one(void *ctx, const store_change_t *c)
 {
     s_trim_t *tr = ctx;
-    if (c->seq <= tr->upto || (c->op == STORE_OP_DEL && c->mtime < tr->cutoff_ms)) {
+    bool expired = c->op == STORE_OP_DEL && c->mtime < tr->cutoff_ms;
+    int live = HS_ENOTFOUND;
+    if (c->op == STORE_OP_DEL && (c->seq <= tr->upto || expired)) {
+        live = s_log_live(tr->t, c->seq, c->guid.b);
+        if (live && live != HS_ENOTFOUND)
+            return live;
+        if (live && c->seq > tr->upto)
+            return 0; /* a superseded delete: compaction's, not an expiry */
+    }
+    if (c->seq <= tr->upto || expired) {
         tr->seq[tr->n] = c->seq;
         tr->guid[tr->n] = c->guid;
-        tr->op[tr->n] = (uint8_t)c->op;
+        tr->purge[tr->n] = live == HS_OK;
         if (++tr->n == tr->max)
             return 1;
     } else if (!tr->cutoff_ms) {
@@ -1697,9 +1744,10 @@ static int s_trim(store_txn_t *t, s_trim_t *tr, size_t *removed)
         return err;
     if (tr->max > 1024)
         tr->max = 1024;
-    err = store_log_scan(t, 0, s_trim_one, tr);
+    tr->t = t;
+    err = s_log_scan(t, 0, true, s_trim_one, tr);
     for (size_t i = 0; !err && i < tr->n; i++) {
-        if (tr->op[i] == STORE_OP_DEL) {
+        if (tr->purge[i]) {
             err = store_purge(t, &tr->guid[i]); /* drops its log entry too */
             if (err == HS_ENOTFOUND)
                 err = s_log_remove(t, tr->seq[i]);
@@ -1736,6 +1784,59 @@ int store_tombstones_expire(store_txn_t *t, uint64_t cutoff_ms, size_t max, size
     int err = s_trim(t, tr, purged);
     free(tr);
     return err;
+}
+
+/* ---- compaction ----------------------------------------------------------- */
+
+typedef struct s_compact {
+    store_txn_t *t;
+    size_t scan_max, remove_max, scanned, n;
+    uint64_t last;
+    uint64_t seq[STORE_COMPACT_MAX];
+} s_compact_t;
+
+static int s_compact_one(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+    s_compact_t *cp = ctx;
+    if (k->mv_size != 8 || v->mv_size < S_LOG_HDR)
+        return HS_EMALF;
+    cp->last = s_get_be64(k->mv_data);
+    int live = s_log_live(cp->t, cp->last, (const uint8_t *)v->mv_data + 1);
+    if (live == HS_ENOTFOUND)
+        cp->seq[cp->n++] = cp->last;
+    else if (live)
+        return live;
+    return ++cp->scanned >= cp->scan_max || cp->n >= cp->remove_max;
+}
+
+int store_log_compact(store_txn_t *t, uint64_t *from, size_t scan_max, size_t remove_max,
+                      size_t *removed)
+{
+    *removed = 0;
+    int err = s_check_write(t);
+    if (err)
+        return err;
+    if (!scan_max || !remove_max)
+        return HS_OK;
+    s_compact_t *cp = calloc(1, sizeof(*cp));
+    if (!cp)
+        return s_fail(t, HS_ENOMEM);
+    cp->t = t;
+    cp->scan_max = scan_max;
+    cp->remove_max = remove_max < STORE_COMPACT_MAX ? remove_max : STORE_COMPACT_MAX;
+    uint8_t ak[8];
+    s_put_be64(ak, *from);
+    err = s_cursor_scan(t, S_LOG, "", 0, ak, 8, s_compact_one, cp);
+    for (size_t i = 0; !err && i < cp->n; i++)
+        err = s_log_remove(t, cp->seq[i]);
+    if (!err) {
+        /* the next call goes on from here; the end of the log starts over */
+        bool at_end = cp->scanned < cp->scan_max && cp->n < cp->remove_max;
+        *from = at_end ? 0 : cp->last;
+        *removed = cp->n;
+    }
+    free(cp);
+    return err ? s_fail(t, err) : HS_OK;
 }
 
 uint64_t store_log_floor(store_txn_t *t)

@@ -208,12 +208,17 @@ typedef struct store_change {
 
 typedef int (*store_change_cb)(void *ctx, const store_change_t *c);
 
-/* Visit change-log entries with seq > after, in order. The log keeps only the
- * latest change of each object (older entries are dropped on rewrite). */
+/* Visit change-log entries with seq > after, in order: the latest change of
+ * each object only. (A rewrite or delete leaves the previous entry in place,
+ * superseded; scans skip it and store_log_compact removes it later.) */
 int store_log_scan(store_txn_t *t, uint64_t after, store_change_cb cb, void *ctx);
 
 /* Highest sequence number committed (0 for an empty store). */
 uint64_t store_log_head(store_txn_t *t);
+
+/* Entries the change log holds now, superseded ones included (what the log
+ * takes on disk; store_log_count counts changes). 0 if LMDB cannot tell. */
+uint64_t store_log_entries(store_txn_t *t);
 
 /*
  * Retention. store_log_trim removes up to max (at most 1024) log entries
@@ -229,7 +234,21 @@ int store_log_trim(store_txn_t *t, uint64_t upto, size_t max, size_t *removed);
 int store_tombstones_expire(store_txn_t *t, uint64_t cutoff_ms, size_t max, size_t *removed);
 uint64_t store_log_floor(store_txn_t *t); /* 0 while nothing was removed */
 
-/* Number of change-log entries with seq > after (cheap count). */
+/*
+ * Remove superseded change-log entries (the object changed again, or is
+ * gone), off the write path: looks at up to scan_max entries after seq *from
+ * and removes up to remove_max (at most STORE_COMPACT_MAX) of them; *from is
+ * set to where the next call goes on (0 once the end of the log is reached:
+ * start over). *removed counts them. The log floor does not move: the
+ * object's later entry, or its absence, tells a peer all the removed one did.
+ * Writes nothing when nothing is superseded.
+ */
+#define STORE_COMPACT_MAX 4096
+int store_log_compact(store_txn_t *t, uint64_t *from, size_t scan_max, size_t remove_max,
+                      size_t *removed);
+
+/* Number of change-log entries with seq > after, as store_log_scan visits
+ * them (one per changed object). */
 int store_log_count(store_txn_t *t, uint64_t after, uint64_t *out);
 
 /* ---- digests and counts ----------------------------------------------- */

@@ -54,8 +54,8 @@ test_api_status() {
     assert_eq "true" "$(json_get "$body" "$q[0]['enabled']")" "c2/items enabled"
     assert_eq "true" "$(json_get "$body" "all(k in $q[0] for k in ('last_run', 'next_run', 'backlog'))")" \
         "c2/items has last_run, next_run, backlog"
-    assert_eq "true" "$(json_get "$body" 'all(k in j for k in ("families", "log_head", "history", "events", "outbox"))')" \
-        "families, log_head, history, events, outbox"
+    assert_eq "true" "$(json_get "$body" 'all(k in j for k in ("families", "log_head", "log_entries", "history", "events", "outbox"))')" \
+        "families, log_head, log_entries, history, events, outbox"
     # the child sees its parent and the path to it
     body=$(http_req "$(url c1 /api/status)" | tail -n +2)
     assert_eq "parent:p:up" "$(json_get "$body" '",".join(l["role"] + ":" + l["name"] + ":" + l["state"] for l in j["links"])')" \
@@ -113,6 +113,7 @@ PY
     assert_eq "$(hr_count p item.)" "$(metric hsync_objects 'family="item"')" "items at p (metric = digest count)"
     assert_eq "1" "$(metric hsync_objects 'family="resource"')" "resources at p"
     assert_ne "absent" "$(metric hsync_log_head '')" "log head"
+    assert_ne "absent" "$(metric hsync_log_entries '')" "log entries"
     assert_eq "1" "$(metric hsync_link_up 'peer="c1",role="child"')" "c1 up"
     assert_eq "0" "$(metric hsync_backlog 'peer="c2",rule="items"')" "c2/items backlog after sync"
     assert_eq "0" "$(metric hsync_event_outbox 'peer="c1"')" "c1 outbox"

@@ -774,6 +774,99 @@ TEST(test_log_order_and_rewrite_keeps_latest_only)
     store_close(&s);
 }
 
+/* An update or delete leaves the previous entry in the log, superseded: scans
+ * and counts skip it, expiry does not take a superseded delete for a live
+ * tombstone, and compaction removes it later without moving the floor. */
+TEST(test_log_superseded_entries_skipped_then_compacted)
+{
+    store_t *s = s_new_store("n0");
+    store_txn_t *t = s_begin(s, true);
+    CHECK_OK(s_put(t, 1, "item.task", NULL, 1, NULL));
+    CHECK_OK(s_put(t, 2, "item.task", NULL, 1, NULL));
+    CHECK_OK(store_txn_commit(&t));
+    store_guid_t g1 = s_guid(1), g2 = s_guid(2), g3 = s_guid(3);
+    t = s_begin(s, true);
+    CHECK_OK(s_put(t, 1, "item.task", NULL, 2, NULL)); /* supersedes 1's put */
+    CHECK_OK(store_delete(t, &g2, 0));                 /* supersedes 2's put */
+    CHECK_OK(s_put(t, 3, "item.task", NULL, 1, NULL));
+    CHECK_OK(store_delete(t, &g3, 0));
+    CHECK_OK(s_put(t, 3, "item.task", NULL, 2, NULL)); /* back after its delete */
+    CHECK_OK(store_txn_commit(&t));
+
+    log_t *l = s_log(s, 0);
+    REQUIRE(l->n == 3);
+    CHECK_EQ_INT(l->id[0], 1);
+    CHECK_EQ_INT(l->op[0], STORE_OP_PUT);
+    CHECK_EQ_INT(l->id[1], 2);
+    CHECK_EQ_INT(l->op[1], STORE_OP_DEL);
+    CHECK_EQ_INT(l->id[2], 3);
+    CHECK_EQ_INT(l->op[2], STORE_OP_PUT);
+    t = s_begin(s, false);
+    uint64_t n = 0;
+    CHECK_OK(store_log_count(t, 0, &n));
+    CHECK_EQ_U64(n, 3);
+    store_txn_abort(&t);
+
+    /* every delete is old enough to expire: only 2's tombstone is purged,
+     * 3's superseded delete leaves the live 3 alone */
+    t = s_begin(s, true);
+    size_t expired = 0;
+    CHECK_OK(store_tombstones_expire(t, s_now_ms() + 3600000, 1024, &expired));
+    CHECK_EQ_U64(expired, 1);
+    CHECK_OK(store_txn_commit(&t));
+    t = s_begin(s, false);
+    store_obj_t got;
+    CHECK_ERR(store_get(t, &g2, &got), HS_ENOTFOUND);
+    REQUIRE_OK(store_get(t, &g3, &got));
+    CHECK_EQ_U64(got.flags & STORE_OBJ_TOMBSTONE, 0);
+    REQUIRE_OK(store_get(t, &g1, &got));
+    uint64_t floor = store_log_floor(t);
+    CHECK(floor > 0);
+    store_txn_abort(&t);
+
+    /* superseded: 1's first put, 2's put (2 is gone), 3's first put and its
+     * delete. Compaction looking at two entries a call goes through the log
+     * in a few calls and removes exactly those four. */
+    size_t total = 0, removed = 0;
+    uint64_t from = 0;
+    for (int i = 0; i < 10; i++) {
+        t = s_begin(s, true);
+        CHECK_OK(store_log_compact(t, &from, 2, 1024, &removed));
+        CHECK_OK(store_txn_commit(&t));
+        total += removed;
+    }
+    CHECK_EQ_U64(total, 4);
+    t = s_begin(s, true);
+    CHECK_OK(store_log_compact(t, &from, 1000, 1024, &removed));
+    CHECK_EQ_U64(removed, 0);
+    CHECK_EQ_U64(from, 0);                   /* went through to the end: starts over next time */
+    CHECK_EQ_U64(store_log_floor(t), floor); /* compaction does not move the floor */
+    CHECK_OK(store_log_count(t, 0, &n));
+    CHECK_EQ_U64(n, 2);
+    CHECK_OK(store_txn_commit(&t));
+    l = s_log(s, 0);
+    REQUIRE(l->n == 2);
+    CHECK_EQ_INT(l->id[0], 1);
+    CHECK_EQ_INT(l->id[1], 3);
+
+    /* trimming everything takes superseded entries too, and no live object */
+    t = s_begin(s, true);
+    CHECK_OK(s_put(t, 1, "item.task", NULL, 3, NULL));
+    CHECK_OK(store_txn_commit(&t));
+    t = s_begin(s, true);
+    size_t trimmed = 0;
+    CHECK_OK(store_log_trim(t, store_log_head(t), 1024, &trimmed));
+    CHECK_EQ_U64(trimmed, 3);
+    CHECK_OK(store_txn_commit(&t));
+    t = s_begin(s, false);
+    CHECK_OK(store_log_count(t, 0, &n));
+    CHECK_EQ_U64(n, 0);
+    REQUIRE_OK(store_get(t, &g1, &got));
+    REQUIRE_OK(store_get(t, &g3, &got));
+    store_txn_abort(&t);
+    store_close(&s);
+}
+
 static int s_log_stop_at_two(void *ctx, const store_change_t *c)
 {
     (void)c;
@@ -1757,7 +1850,7 @@ TEST(test_map_grows_when_full)
 
 /* ---- cursor paths: many classes and owners, any order, in one txn ------- */
 
-static const char *const s_cp_cls[] = {"dataclass.hardware", "item.policy", "resource.computer",
+static const char *const s_cp_cls[] = {"dataclass.hardware", "item.policy",   "resource.computer",
                                        "resource.user",      "security.role", "system.key"};
 static const char *const s_cp_own[] = {"n1", "n2"};
 #define CP_N 1200
