@@ -13,6 +13,11 @@
  *   raw_layout the same records written the way the store lays them out
  *              (store/store.c): object record, class index, owner index and
  *              change-log entry, four sub-databases, key-ordered
+ *   rand_update  durable transactions of --spread records each, every one an
+ *              in-place rewrite of a record at a random place of the raw_put
+ *              table (--records records): what a differential batch costs a
+ *              receiver whose changed records are spread over its whole
+ *              store (each dirties a page of its own, written at commit)
  *   sha256     the two SHA-256 of a put (content hash of the record, digest
  *              element of guid and hash), per record
  *   zmq        one-way loopback TCP throughput of frames of --batch records
@@ -23,7 +28,7 @@
  * Prints a human summary and one JSON line. Asserts nothing.
  *
  *   bench_bounds [--records N] [--batch N] [--record BYTES] [--wire BYTES]
- *                [--commits N] [--frames N] [--dir DIR]
+ *                [--commits N] [--frames N] [--spread N] [--updates N] [--dir DIR]
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <errno.h>
@@ -170,6 +175,35 @@ static double s_put_rate(env_t *e, uint64_t n, uint64_t batch, size_t rec, bool 
     return (double)n / (s_now() - t0);
 }
 
+/* seconds per durable transaction rewriting `spread` records at random places
+ * of the n key-ordered records s_put_rate wrote (deterministic positions) */
+static double s_rand_update(env_t *e, uint64_t n, uint64_t spread, int txns, size_t rec)
+{
+    uint8_t *v = malloc(rec);
+    memset(v, 0x5a, rec);
+    uint64_t x = 88172645463325252ull; /* xorshift64 */
+    double t0 = s_now();
+    for (int i = 0; i < txns; i++) {
+        MDB_txn *t;
+        int rc = mdb_txn_begin(e->env, NULL, 0, &t);
+        for (uint64_t j = 0; !rc && j < spread; j++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            uint8_t g[16];
+            s_guid(g, x % n);
+            MDB_val k = {16, g}, d = {rec, v};
+            rc = mdb_put(t, e->dbi[0], &k, &d, 0);
+        }
+        if (!rc)
+            rc = mdb_txn_commit(t);
+        if (rc)
+            s_die("update", rc);
+    }
+    free(v);
+    return (s_now() - t0) / txns;
+}
+
 /* ---- SHA-256 ---------------------------------------------------------------- */
 
 static double s_sha_rate(uint64_t n, size_t rec)
@@ -269,7 +303,8 @@ int main(int argc, char **argv)
 {
     uint64_t records = 300000, batch = 2048;
     size_t rec = 400, wire = 312;
-    int commits = 200, frames = 400;
+    int commits = 200, frames = 400, updates = 10;
+    uint64_t spread = 1400;
     const char *dir = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--records"))
@@ -284,15 +319,20 @@ int main(int argc, char **argv)
             commits = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--frames"))
             frames = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--spread"))
+            spread = strtoull(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--updates"))
+            updates = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dir"))
             dir = argv[i + 1];
         else {
             fprintf(stderr, "usage: bench_bounds [--records N] [--batch N] [--record BYTES] "
-                            "[--wire BYTES] [--commits N] [--frames N] [--dir DIR]\n");
+                            "[--wire BYTES] [--commits N] [--frames N] [--spread N] "
+                            "[--updates N] [--dir DIR]\n");
             return 2;
         }
     }
-    if (!batch || !records || !commits || !frames) {
+    if (!batch || !records || !commits || !frames || !spread || updates <= 0) {
         fprintf(stderr, "bench_bounds: counts must be positive\n");
         return 2;
     }
@@ -313,6 +353,7 @@ int main(int argc, char **argv)
     mkdir(sub, 0700);
     s_env_open(&e2, sub);
     double raw = s_put_rate(&e2, records, batch, rec, false, 0);
+    double upd_s = s_rand_update(&e2, records, spread, updates, rec);
     mdb_env_close(e2.env);
     snprintf(sub, sizeof(sub), "%s/layout", base);
     mkdir(sub, 0700);
@@ -334,17 +375,23 @@ int main(int argc, char **argv)
     printf("  raw_put      %10.0f records/s (one sub-database, key-ordered, durable)\n", raw);
     printf("  raw_layout   %10.0f records/s (object, class, owner, log: the store's layout)\n",
            layout);
+    printf("  rand_update  %8.3f ms per durable commit of %llu records rewritten at random "
+           "places of %llu (%.0f records/s)\n",
+           upd_s * 1e3, (unsigned long long)spread, (unsigned long long)records,
+           (double)spread / upd_s);
     printf("  sha256       %10.0f records/s (both hashes of a put)\n", sha);
     printf("  zmq plain    %10.0f frames/s = %10.0f records/s = %7.1f MB/s (frames of %zu B)\n",
            zplain, zplain * (double)batch, zplain * (double)z.frame / 1e6, z.frame);
     printf("  zmq curve    %10.0f frames/s = %10.0f records/s = %7.1f MB/s\n", zcurve,
            zcurve * (double)batch, zcurve * (double)z.frame / 1e6);
     printf("{\"commit_ms\":%.3f,\"raw_put_per_s\":%.0f,\"raw_layout_per_s\":%.0f,"
-           "\"sha256_per_s\":%.0f,\"zmq_plain_records_per_s\":%.0f,"
+           "\"rand_update_ms\":%.3f,\"rand_update_records\":%llu,\"sha256_per_s\":%.0f,\"zmq_plain_"
+           "records_per_s\":%.0f,"
            "\"zmq_curve_records_per_s\":%.0f,\"zmq_curve_mb_per_s\":%.1f,\"batch\":%llu,"
            "\"record_bytes\":%zu,\"wire_bytes\":%zu}\n",
-           commit_s * 1e3, raw, layout, sha, zplain * (double)batch, zcurve * (double)batch,
-           zcurve * (double)z.frame / 1e6, (unsigned long long)batch, rec, wire);
+           commit_s * 1e3, raw, layout, upd_s * 1e3, (unsigned long long)spread, sha,
+           zplain * (double)batch, zcurve * (double)batch, zcurve * (double)z.frame / 1e6,
+           (unsigned long long)batch, rec, wire);
     if (!dir)
         nftw(base, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return 0;

@@ -16,6 +16,13 @@ and measures:
   memory      peak resident set of each broker (VmHWM from /proc; LMDB's map
               is file-backed and counted only for the pages touched)
   wire        replication bytes per record (from the runs' byte counts)
+  events      urgent events parent -> all six children, p50/p99/max over
+              1,000 events at scale 1.0 (bench/events.py, its own hierarchy)
+  bounds      the same records put into the store alone, in one process with
+              no network (build/bench/bench_store), and the raw costs
+              (build/bench/bench_bounds: durable commit, raw LMDB puts, the
+              in-place rewrite of one child's share of the 1% change spread
+              over the whole store, loopback ZeroMQ with CURVE)
 Prints a human summary and writes every figure, the machine and the git
 revision to --out. Asserts nothing: figures only.
 """
@@ -342,6 +349,43 @@ def bench(scale, base, port, keep):
     return res
 
 
+def events_phase(a):
+    """4. urgent events parent -> all six children (bench/events.py, on a
+    hierarchy of its own: its durable figure reads the children's logs)."""
+    n = max(100, int(1000 * a.scale))
+    out = a.out + ".events.json"
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "events.py"), "--events", str(n),
+                    "--dir", a.dir + "-events", "--port", str(a.port + 400), "--hsync", H,
+                    "--out", out], check=True, stdout=subprocess.DEVNULL)
+    with open(out) as f:
+        ev = json.load(f)
+    os.remove(out)
+    return ev
+
+
+def json_line(args):
+    """The last line of a bench program's output that is a JSON object."""
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+
+
+def bounds_phase(res):
+    """What bounds the figures, measured alone on the same machine: the store
+    taking the fan-in's records in one process with no network
+    (build/bench/bench_store, durable transactions of one batch), and the raw
+    LMDB and link costs (build/bench/bench_bounds), with the in-place rewrite
+    of one child's share of the 1% change spread over the parent's store."""
+    b = os.path.join(ROOT, "build", "bench")
+    total = res["fan_in"]["records"]
+    spread = max(1, res["diff_1pct"]["changed"] // 6)
+    st = json_line([os.path.join(b, "bench_store"), "--records", str(total), "--batch", "2048"])
+    bo = json_line([os.path.join(b, "bench_bounds"), "--records", str(total), "--spread",
+                    str(spread)])
+    return {"store_alone": st, "raw": bo,
+            "fan_in_share_of_store_alone": round(res["fan_in"]["records_per_s"] /
+                                                 st["puts_per_s"], 2)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -357,6 +401,8 @@ def main():
     if a.scale >= 0.5:  # the same differential at 10x smaller data
         small = bench(a.scale / 10, a.dir + "-small", a.port + 200, False)
         res["diff_1pct_small_data"] = small["diff_1pct"]
+    res["events"] = events_phase(a)
+    res["bounds"] = bounds_phase(res)
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True).stdout.strip()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -383,7 +429,23 @@ def main():
     print(f"reconcile {rc['differing']} differing of {rc['records_at_parent']}: sent {rc['sent']}, "
           f"{rc['bytes']} bytes, {rc['seconds']} s")
     print(f"wire     {fi['wire_bytes_per_record']} bytes/record")
+    ev = res["events"]
+    du = ev.get("durable_ms") or {}
+    print(f"events   {ev['events']} urgent events parent -> 6 children: applied p50 "
+          f"{ev['applied_ms']['p50']} ms p99 {ev['applied_ms']['p99']} ms max "
+          f"{ev['applied_ms']['max']} ms; durable p50 {du.get('p50')} ms p99 {du.get('p99')} ms; "
+          f"exactly once: {ev['exactly_once_on_every_child']}")
     print(f"memory   peak anonymous RSS kB {res['memory_peak_anon_kb']}")
+    bd = res["bounds"]
+    st, bo = bd["store_alone"], bd["raw"]
+    print(f"bounds   the store alone (one process, no network, durable transactions of 2048): "
+          f"{st['puts_per_s']} puts/s, so fan-in runs at {bd['fan_in_share_of_store_alone']} of "
+          f"it; {st['store_bytes'] // max(1, st['records'])} bytes/record on disk")
+    print(f"         raw LMDB: key-ordered puts {bo['raw_put_per_s']}/s, the store's four "
+          f"tables {bo['raw_layout_per_s']}/s; durable commit {bo['commit_ms']} ms; "
+          f"rewriting {bo['rand_update_records']} records spread over {fi['records']}: "
+          f"{bo['rand_update_ms']} ms a commit; loopback CURVE "
+          f"{bo['zmq_curve_records_per_s']} records/s")
     print(f"figures: {a.out}")
 
 
