@@ -57,7 +57,7 @@ hr_cleanup() {
         pid=${HR_PID[$n]}
         for _ in $(seq 1 100); do # bounded: 5 s
             kill -0 "$pid" 2>/dev/null || break
-            sleep 0.05
+            hs_pause 0.05
         done
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
