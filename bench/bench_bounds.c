@@ -18,6 +18,8 @@
  *              table (--records records): what a differential batch costs a
  *              receiver whose changed records are spread over its whole
  *              store (each dirties a page of its own, written at commit)
+ *   disk       sequential writes of --disk-mb MB in 1 MB writes, then one
+ *              fdatasync: the bandwidth a durable commit's pages go out at
  *   sha256     the two SHA-256 of a put (content hash of the record, digest
  *              element of guid and hash), per record
  *   zmq        one-way loopback TCP throughput of frames of --batch records
@@ -28,10 +30,12 @@
  * Prints a human summary and one JSON line. Asserts nothing.
  *
  *   bench_bounds [--records N] [--batch N] [--record BYTES] [--wire BYTES]
- *                [--commits N] [--frames N] [--spread N] [--updates N] [--dir DIR]
+ *                [--commits N] [--frames N] [--spread N] [--updates N] [--disk-mb N]
+ *                [--dir DIR]
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <lmdb.h>
 #include <openssl/sha.h>
@@ -204,6 +208,30 @@ static double s_rand_update(env_t *e, uint64_t n, uint64_t spread, int txns, siz
     return (s_now() - t0) / txns;
 }
 
+/* MB/s of writing mb MB sequentially into a new file, durably */
+static double s_disk_rate(const char *dir, size_t mb)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/disk.bin", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        s_die("disk", -errno);
+    uint8_t *buf = malloc(1 << 20);
+    for (size_t i = 0; i < (1u << 20); i++)
+        buf[i] = (uint8_t)(i * 31 + 1);
+    double t0 = s_now();
+    for (size_t i = 0; i < mb; i++)
+        if (write(fd, buf, 1 << 20) != (ssize_t)(1 << 20))
+            s_die("disk write", -errno);
+    if (fdatasync(fd))
+        s_die("disk sync", -errno);
+    double dt = s_now() - t0;
+    close(fd);
+    unlink(path);
+    free(buf);
+    return (double)mb / dt;
+}
+
 /* ---- SHA-256 ---------------------------------------------------------------- */
 
 static double s_sha_rate(uint64_t n, size_t rec)
@@ -303,7 +331,7 @@ int main(int argc, char **argv)
 {
     uint64_t records = 300000, batch = 2048;
     size_t rec = 400, wire = 312;
-    int commits = 200, frames = 400, updates = 10;
+    int commits = 200, frames = 400, updates = 10, disk_mb = 256;
     uint64_t spread = 1400;
     const char *dir = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -321,6 +349,8 @@ int main(int argc, char **argv)
             frames = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--spread"))
             spread = strtoull(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--disk-mb"))
+            disk_mb = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--updates"))
             updates = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dir"))
@@ -328,11 +358,11 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: bench_bounds [--records N] [--batch N] [--record BYTES] "
                             "[--wire BYTES] [--commits N] [--frames N] [--spread N] "
-                            "[--updates N] [--dir DIR]\n");
+                            "[--updates N] [--disk-mb N] [--dir DIR]\n");
             return 2;
         }
     }
-    if (!batch || !records || !commits || !frames || !spread || updates <= 0) {
+    if (!batch || !records || !commits || !frames || !spread || updates <= 0 || disk_mb <= 0) {
         fprintf(stderr, "bench_bounds: counts must be positive\n");
         return 2;
     }
@@ -361,6 +391,7 @@ int main(int argc, char **argv)
     double layout = s_put_rate(&e3, records, batch, rec, true, 0);
     mdb_env_close(e3.env);
     double sha = s_sha_rate(records, 350);
+    double disk = s_disk_rate(base, (size_t)disk_mb);
 
     zrun_t z = {.endpoint = "tcp://127.0.0.1:29899", .frame = batch * wire, .frames = frames};
     double zplain = s_zmq_rate(&z);
@@ -379,17 +410,20 @@ int main(int argc, char **argv)
            "places of %llu (%.0f records/s)\n",
            upd_s * 1e3, (unsigned long long)spread, (unsigned long long)records,
            (double)spread / upd_s);
+    printf("  disk         %8.1f MB/s (%d MB written in 1 MB writes, then fdatasync)\n", disk,
+           disk_mb);
     printf("  sha256       %10.0f records/s (both hashes of a put)\n", sha);
     printf("  zmq plain    %10.0f frames/s = %10.0f records/s = %7.1f MB/s (frames of %zu B)\n",
            zplain, zplain * (double)batch, zplain * (double)z.frame / 1e6, z.frame);
     printf("  zmq curve    %10.0f frames/s = %10.0f records/s = %7.1f MB/s\n", zcurve,
            zcurve * (double)batch, zcurve * (double)z.frame / 1e6);
     printf("{\"commit_ms\":%.3f,\"raw_put_per_s\":%.0f,\"raw_layout_per_s\":%.0f,"
-           "\"rand_update_ms\":%.3f,\"rand_update_records\":%llu,\"sha256_per_s\":%.0f,\"zmq_plain_"
+           "\"rand_update_ms\":%.3f,\"rand_update_records\":%llu,\"disk_mb_per_s\":%.1f,\"sha256_"
+           "per_s\":%.0f,\"zmq_plain_"
            "records_per_s\":%.0f,"
            "\"zmq_curve_records_per_s\":%.0f,\"zmq_curve_mb_per_s\":%.1f,\"batch\":%llu,"
            "\"record_bytes\":%zu,\"wire_bytes\":%zu}\n",
-           commit_s * 1e3, raw, layout, upd_s * 1e3, (unsigned long long)spread, sha,
+           commit_s * 1e3, raw, layout, upd_s * 1e3, (unsigned long long)spread, disk, sha,
            zplain * (double)batch, zcurve * (double)batch, zcurve * (double)z.frame / 1e6,
            (unsigned long long)batch, rec, wire);
     if (!dir)

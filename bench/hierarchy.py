@@ -12,17 +12,24 @@ and measures:
               parent's digest per owner equals each child's
   fan_out     complete replication of the parent's own records down to all six
   diff_1pct   a differential run after changing 1% of the records on every
-              child, and the same at 10x smaller data (cost follows the change)
+              child, and the same at 10x smaller data (cost follows the change);
+              before it, the routine differential a schedule would have run
+              since the fan-out (diff_after_fan_out: nothing to send, but each
+              child's log holds the fan-out's records, walked once)
   memory      peak resident set of each broker (VmHWM from /proc; LMDB's map
               is file-backed and counted only for the pages touched)
   wire        replication bytes per record (from the runs' byte counts)
   events      urgent events parent -> all six children, p50/p99/max over
               1,000 events at scale 1.0 (bench/events.py, its own hierarchy)
-  bounds      the same records put into the store alone, in one process with
-              no network (build/bench/bench_store), and the raw costs
-              (build/bench/bench_bounds: durable commit, raw LMDB puts, the
-              in-place rewrite of one child's share of the 1% change spread
-              over the whole store, loopback ZeroMQ with CURVE)
+  bounds      what the figures cannot exceed on this machine: fan-in, the
+              parent's CPU per record on its one apply thread plus the time
+              its durable commits take to write the records' bytes at the
+              disk's measured bandwidth; fan-out, the brokers' CPU on two
+              cores; and the costs alone: the store API (build/bench/
+              bench_store), raw LMDB puts, durable commit, disk bandwidth,
+              the in-place rewrite of one child's share of the 1% change
+              spread over the whole store, loopback ZeroMQ with CURVE
+              (build/bench/bench_bounds)
 Prints a human summary and writes every figure, the machine and the git
 revision to --out. Asserts nothing: figures only.
 """
@@ -291,6 +298,21 @@ def bench(scale, base, port, keep):
 
         # 3. 1% differential, changes spread over all children: each child
         # runs `hsync sync --direction up` at once; done when all have ended.
+        # First the routine run a schedule would have made since the fan-out
+        # (no change to send): each child's log now holds the 1,050,000
+        # records the fan-out brought, and the first differential up walks
+        # them once (reported as diff_after_fan_out); the measured run then
+        # starts where a running hierarchy would.
+        t0 = time.time()
+        procs = [subprocess.Popen([H, "sync", "-d", h.d(n), "--rule", "resources", "--direction",
+                                   "up", "--json"], stdout=subprocess.PIPE, text=True)
+                 for n in h.nodes[1:]]
+        outs = [json.loads(p.communicate()[0]) for p in procs]
+        first_s = time.time() - t0
+        runs = [r for o in outs for r in o["runs"]]
+        res["diff_after_fan_out"] = {
+            "sent": sum(r.get("sent", 0) for r in runs), "seconds": round(first_s, 3),
+            "run_seconds": round(max((r.get("ms", 0) for r in runs), default=0) / 1000.0, 3)}
         changed = 0
         for i, n in enumerate(h.nodes[1:], 1):
             f = os.path.join(base, f"{n}.changes.ndjson")
@@ -381,9 +403,17 @@ def bounds_phase(res):
     st = json_line([os.path.join(b, "bench_store"), "--records", str(total), "--batch", "2048"])
     bo = json_line([os.path.join(b, "bench_bounds"), "--records", str(total), "--spread",
                     str(spread)])
-    return {"store_alone": st, "raw": bo,
-            "fan_in_share_of_store_alone": round(res["fan_in"]["records_per_s"] /
-                                                 st["puts_per_s"], 2)}
+    fi, fo = res["fan_in"], res["fan_out"]
+    # fan-in: the parent applies every record on one thread, and its durable
+    # commits write what the records take on disk; neither overlaps the other
+    per_rec = st["store_bytes"] / max(1, st["records"])
+    io_s = total * per_rec / (bo["disk_mb_per_s"] * 1e6)
+    fan_in_bound = total / (fi["cpu_parent_s"] + io_s)
+    return {"store_alone": st, "raw": bo, "disk_bytes_per_record": round(per_rec),
+            "fan_in_parent_cpu_us_per_record": round(fi["cpu_parent_s"] / total * 1e6, 2),
+            "fan_in_parent_io_seconds": round(io_s, 2),
+            "fan_in_bound_records_per_s": round(fan_in_bound),
+            "fan_out_bound_deliveries_per_s": fo["cpu_bound_records_per_s"]}
 
 
 def main():
@@ -421,6 +451,10 @@ def main():
           f"(2 idle cores: {fo['cpu_bound_records_per_s']} deliveries/s)")
     print(f"diff 1%  {df['changed']:>9} changed   {df['seconds']:8.3f} s  modes {df['modes']}"
           f"  (longest run {df['run_seconds']:.3f} s)")
+    da = res["diff_after_fan_out"]
+    print(f"         (before it, the first differential up after the fan-out, nothing to send: "
+          f"{da['seconds']:.3f} s, longest run {da['run_seconds']:.3f} s: each child walks the "
+          f"fan-out's records in its log once)")
     if "diff_1pct_small_data" in res:
         ds = res["diff_1pct_small_data"]
         print(f"diff 1% at 1/10 data {ds['changed']:>6} changed {ds['seconds']:8.3f} s"
@@ -438,13 +472,19 @@ def main():
     print(f"memory   peak anonymous RSS kB {res['memory_peak_anon_kb']}")
     bd = res["bounds"]
     st, bo = bd["store_alone"], bd["raw"]
-    print(f"bounds   the store alone (one process, no network, durable transactions of 2048): "
-          f"{st['puts_per_s']} puts/s, so fan-in runs at {bd['fan_in_share_of_store_alone']} of "
-          f"it; {st['store_bytes'] // max(1, st['records'])} bytes/record on disk")
-    print(f"         raw LMDB: key-ordered puts {bo['raw_put_per_s']}/s, the store's four "
+    print(f"bounds   fan-in: the parent applies every record on one thread, "
+          f"{bd['fan_in_parent_cpu_us_per_record']} us of CPU each, and its durable commits "
+          f"write {bd['disk_bytes_per_record']} bytes a record at {bo['disk_mb_per_s']} MB/s "
+          f"({bd['fan_in_parent_io_seconds']} s): at most {bd['fan_in_bound_records_per_s']} "
+          f"records/s here, measured {fi['records_per_s']}")
+    print(f"         fan-out: the brokers' CPU ({fo['cpu_all_s']} s) on 2 cores: at most "
+          f"{bd['fan_out_bound_deliveries_per_s']} deliveries/s here, measured "
+          f"{fo['deliveries_per_s']}")
+    print(f"         alone: the store API {st['puts_per_s']} puts/s (bench_store, records made "
+          f"as it goes); raw LMDB key-ordered puts {bo['raw_put_per_s']}/s, the store's four "
           f"tables {bo['raw_layout_per_s']}/s; durable commit {bo['commit_ms']} ms; "
-          f"rewriting {bo['rand_update_records']} records spread over {fi['records']}: "
-          f"{bo['rand_update_ms']} ms a commit; loopback CURVE "
+          f"{bo['rand_update_records']} records rewritten at random places of "
+          f"{fi['records']}: {bo['rand_update_ms']} ms a commit; loopback CURVE "
           f"{bo['zmq_curve_records_per_s']} records/s")
     print(f"figures: {a.out}")
 

@@ -262,29 +262,37 @@ static bool s_batch_full(const s_fill_t *f)
     return f->nobj >= REPL_BATCH_OBJECTS || f->r->objs.mpw_len >= REPL_BATCH_BYTES;
 }
 
-static int s_fill_change(void *ctx, const store_change_t *c)
+/* Every entry after the cursor, superseded ones too: count it, move the
+ * cursor past it, and decide the scope from what the entry says; the store
+ * reads the object (and skips a superseded entry) only when in. */
+static int s_fill_want(void *ctx, const store_change_t *c)
 {
     s_fill_t *f = ctx;
+    if (f->full || f->examined >= R_SCAN_CAP) {
+        f->full = true;
+        return 2;
+    }
     f->last_seq = c->seq;
     f->examined++;
     store_obj_t meta = {
         .guid = c->guid, .cls = c->cls, .owner = c->owner, .origin = c->origin, .flags = c->flags};
-    /* decide the scope from the log entry; read the object only when in */
-    if (rules_send_scope(&f->run->rule, f->run->dir, &meta, &f->mine)) {
-        store_obj_t o;
-        int err = store_get(f->t, &c->guid, &o);
-        if (err == HS_OK && rules_send_scope(&f->run->rule, f->run->dir, &o, &f->mine) &&
-            rules_target_member(f->t, &f->run->rule, &o)) {
-            repl_obj_encode(&f->r->objs, &o);
-            f->nobj++;
-        } else if (err && err != HS_ENOTFOUND) {
-            return err;
-        }
+    return rules_send_scope(&f->run->rule, f->run->dir, &meta, &f->mine) ? 1 : 0;
+}
+
+static int s_fill_change(void *ctx, const store_change_t *c)
+{
+    s_fill_t *f = ctx;
+    store_obj_t o;
+    int err = store_get(f->t, &c->guid, &o);
+    if (err == HS_OK && rules_send_scope(&f->run->rule, f->run->dir, &o, &f->mine) &&
+        rules_target_member(f->t, &f->run->rule, &o)) {
+        repl_obj_encode(&f->r->objs, &o);
+        f->nobj++;
+    } else if (err && err != HS_ENOTFOUND) {
+        return err;
     }
-    if (s_batch_full(f) || f->examined >= R_SCAN_CAP) {
+    if (s_batch_full(f))
         f->full = true;
-        return 1;
-    }
     return 0;
 }
 
@@ -341,7 +349,7 @@ static int s_fill(repl_t *r, r_run_t *run, s_fill_t *f)
         if (err)
             return err;
         f->last_seq = run->seq_cursor;
-        err = store_log_scan(f->t, run->seq_cursor, s_fill_change, f);
+        err = store_log_scan_want(f->t, run->seq_cursor, s_fill_want, s_fill_change, f);
         store_txn_abort(&f->t);
         if (err)
             return err;
@@ -465,11 +473,15 @@ static int s_count_obj(void *ctx, const store_obj_t *o)
     return 0;
 }
 
+static int s_count_want(void *ctx, const store_change_t *ch)
+{
+    s_count_t *c = ctx;
+    return rules_carries(&c->run->rule, ch->cls) ? 1 : 0;
+}
+
 static int s_count_change(void *ctx, const store_change_t *ch)
 {
     s_count_t *c = ctx;
-    if (!rules_carries(&c->run->rule, ch->cls))
-        return 0;
     store_obj_t o;
     if (store_get(c->t, &ch->guid, &o) == HS_OK)
         s_count_obj(c, &o);
@@ -482,7 +494,7 @@ static int s_estimate(repl_t *r, r_run_t *run, store_txn_t *t, uint64_t *n, uint
     s_count_t c = {run, repl_branch(r, NULL), t, 0, 0};
     int err = HS_OK;
     if (run->mode == REPL_DIFFERENTIAL) {
-        err = store_log_scan(t, run->seq_cursor, s_count_change, &c);
+        err = store_log_scan_want(t, run->seq_cursor, s_count_want, s_count_change, &c);
     } else {
         for (size_t i = 0; !err && i < run->rule.ru_nprefix; i++)
             err = store_scan(t, run->prefixes[i], NULL, 0, NULL, NULL, s_count_obj, &c);
@@ -1396,18 +1408,22 @@ typedef struct s_backlog {
     uint64_t n, examined, oldest;
 } s_backlog_t;
 
-static int s_backlog_change(void *ctx, const store_change_t *c)
+static int s_backlog_want(void *ctx, const store_change_t *c)
 {
     s_backlog_t *b = ctx;
     if (++b->examined > R_BACKLOG_CAP)
-        return 1;
+        return 2;
     store_obj_t o = {
         .guid = c->guid, .cls = c->cls, .owner = c->owner, .origin = c->origin, .flags = c->flags};
-    if (rules_send_scope(b->rule, b->dir, &o, &b->mine)) {
-        if (!b->oldest || c->mtime < b->oldest)
-            b->oldest = c->mtime;
-        b->n++;
-    }
+    return rules_send_scope(b->rule, b->dir, &o, &b->mine) ? 1 : 0;
+}
+
+static int s_backlog_change(void *ctx, const store_change_t *c)
+{
+    s_backlog_t *b = ctx;
+    if (!b->oldest || c->mtime < b->oldest)
+        b->oldest = c->mtime;
+    b->n++;
     return 0;
 }
 
@@ -1435,7 +1451,7 @@ static int s_pair_rule(void *ctx, const rules_rule_t *ru)
         p.pr_next_mode = mode;
         s_backlog_t bl = {.rule = ru, .dir = s->dir_to, .mine = repl_branch(s->r, NULL), .t = s->t};
         if (ru->ru_enabled && s->backlog)
-            store_log_scan(s->t, m.mk_diff_seq, s_backlog_change, &bl);
+            store_log_scan_want(s->t, m.mk_diff_seq, s_backlog_want, s_backlog_change, &bl);
         p.pr_backlog = bl.n;
         if (bl.oldest && repl_now_ms() > bl.oldest)
             p.pr_backlog_age_ms = repl_now_ms() - bl.oldest;
@@ -1540,16 +1556,65 @@ static int s_minw_rule(void *ctx, const rules_rule_t *ru)
 }
 
 typedef struct s_keep {
-    repl_t *r;
     uint64_t upto, cutoff;
-    size_t trimmed, expired, compacted;
+    size_t trimmed, expired;
 } s_keep_t;
 
-/* Superseded change-log entries removed per housekeeping pass (every ~5 s), of
- * at most R_COMPACT_SCAN looked at: a pass costs the broker a few ms, and a
- * log of a million entries is gone through in about half an hour. */
+/* Compaction of superseded change-log entries, at each housekeeping (every
+ * ~5 s): passes of one write transaction each, looking at R_COMPACT_SCAN
+ * entries and removing up to R_COMPACT_REMOVE, for up to R_COMPACT_BUDGET_MS
+ * of the broker's loop. */
 #define R_COMPACT_SCAN 16384
 #define R_COMPACT_REMOVE 1024
+#define R_COMPACT_BUDGET_MS 200
+#define R_COMPACT_PASSES 64
+
+typedef struct s_compact {
+    uint64_t from, next; /* where the pass starts; where the next one goes on */
+    uint64_t idle_head;  /* log head when the last complete sweep began */
+    uint64_t head;       /* log head at this pass */
+    size_t removed;
+    bool idle;
+} s_compact_t;
+
+/* One pass. The cursor is a copy: a callback run again (map growth) starts
+ * from the same place, and the broker keeps the result only once committed. */
+static int s_compact_txn(store_txn_t *t, void *ctx)
+{
+    s_compact_t *c = ctx;
+    c->head = store_log_head(t);
+    c->next = c->from;
+    c->removed = 0;
+    c->idle = !c->from && c->head == c->idle_head; /* nothing written since */
+    if (c->idle)
+        return HS_OK;
+    return store_log_compact(t, &c->next, R_COMPACT_SCAN, R_COMPACT_REMOVE, &c->removed);
+}
+
+static size_t s_compact(repl_t *r)
+{
+    size_t total = 0;
+    uint64_t t0 = repl_mono_ms();
+    for (int pass = 0; pass < R_COMPACT_PASSES && repl_mono_ms() - t0 < R_COMPACT_BUDGET_MS;
+         pass++) {
+        s_compact_t c = {.from = r->compact_from, .idle_head = r->compact_head};
+        int err = store_write(r->store, s_compact_txn, &c);
+        if (err) {
+            repl_log(r, REPL_LOG_ERROR, NULL, "retention-failed", "compacting the change log: %s",
+                     hs_strerror(err));
+            break;
+        }
+        if (c.idle)
+            break;
+        if (!c.from) /* a sweep began: what is superseded after this is the next one's */
+            r->compact_sweep = c.head;
+        r->compact_from = c.next;
+        if (!c.next) /* the sweep reached the end */
+            r->compact_head = r->compact_sweep;
+        total += c.removed;
+    }
+    return total;
+}
 
 static int s_keep_txn(store_txn_t *t, void *ctx)
 {
@@ -1559,15 +1624,6 @@ static int s_keep_txn(store_txn_t *t, void *ctx)
         err = store_log_trim(t, k->upto, 1024, &k->trimmed);
     if (!err && k->cutoff)
         err = store_tombstones_expire(t, k->cutoff, 1024, &k->expired);
-    /* compaction idles from the end of a pass until the next write */
-    repl_t *r = k->r;
-    uint64_t head = store_log_head(t);
-    if (!err && (r->compact_from || head != r->compact_head)) {
-        err =
-            store_log_compact(t, &r->compact_from, R_COMPACT_SCAN, R_COMPACT_REMOVE, &k->compacted);
-        if (!err && !r->compact_from)
-            r->compact_head = head;
-    }
     return err;
 }
 
@@ -1587,7 +1643,7 @@ void repl_housekeep(repl_t *r, uint64_t tombstone_lifetime_ms)
             rules_each(t, s_minw_rule, &w);
     }
     store_txn_abort(&t);
-    s_keep_t k = {.r = r, .upto = w.any ? w.min : 0};
+    s_keep_t k = {.upto = w.any ? w.min : 0};
     uint64_t now = repl_now_ms();
     if (tombstone_lifetime_ms && now > tombstone_lifetime_ms)
         k.cutoff = now - tombstone_lifetime_ms;
@@ -1599,7 +1655,8 @@ void repl_housekeep(repl_t *r, uint64_t tombstone_lifetime_ms)
         repl_log(r, REPL_LOG_INFO, NULL, "log-trimmed",
                  "removed %zu acknowledged change-log entries and %zu expired tombstones",
                  k.trimmed, k.expired);
-    if (!err && k.compacted)
+    size_t compacted = s_compact(r);
+    if (compacted)
         repl_log(r, REPL_LOG_DEBUG, NULL, "log-compacted",
-                 "removed %zu superseded change-log entries", k.compacted);
+                 "removed %zu superseded change-log entries", compacted);
 }

@@ -124,13 +124,14 @@ struct repl {
     r_recv_t *recvs;
     r_req_t *reqs;
     uint64_t next_id;
-    uint64_t compact_from; /* change-log compaction goes on after this seq */
-    uint64_t compact_head; /* log head when compaction last reached the end */
-    bool starting;         /* s_start_queued is running */
-    r_inflight_ev_t *evs;  /* events in flight */
-    r_push_t *pushes;      /* pushes waiting for PUSH_ACK */
-    size_t nacked;         /* acknowledged, not yet flushed */
-    size_t ndirty;         /* delivery states not yet recorded */
+    uint64_t compact_from;  /* change-log compaction goes on after this seq */
+    uint64_t compact_head;  /* log head when the last complete sweep began */
+    uint64_t compact_sweep; /* log head when the current sweep began */
+    bool starting;          /* s_start_queued is running */
+    r_inflight_ev_t *evs;   /* events in flight */
+    r_push_t *pushes;       /* pushes waiting for PUSH_ACK */
+    size_t nacked;          /* acknowledged, not yet flushed */
+    size_t ndirty;          /* delivery states not yet recorded */
     uint64_t ev_next_pump_ms;
     bool grouping;       /* repl_group: batches are held ... */
     struct r_pend *pend; /* ... here (receiver.c), R_GROUP_MAX of them */

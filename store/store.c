@@ -34,8 +34,12 @@
  * Change (value of log): op u8, guid[16], mtime u64le, hash[32], flags u8,
  * class length u8, owner length u8, origin length u8, then class, owner and
  * origin bytes: enough to decide a change's scope without reading the object.
- * When an object changes again, its previous log entry is deleted, so the log
- * holds one entry per object that changed since the oldest retained sequence.
+ * When an object changes again, its previous log entry stays where it is,
+ * superseded (the object's record holds a later seq, or the object is gone):
+ * scans skip it and store_log_compact removes it later. Older versions (before
+ * hsync 0.9) deleted it at once and took a log of one entry per object for
+ * granted: their retention would purge a re-created object's tombstone entry
+ * as if live, so a store written by 0.9 must not be opened by them.
  * The sequence counter itself lives in meta "seq" (u64le): it never goes
  * backwards even when log entries are removed.
  *
@@ -1606,6 +1610,7 @@ static int s_log_live(store_txn_t *t, uint64_t seq, const uint8_t *guid)
 typedef struct s_logscan {
     store_txn_t *t;
     bool all; /* superseded entries too (retention) */
+    store_change_want_cb want;
     store_change_cb cb;
     void *ctx;
 } s_logscan_t;
@@ -1620,13 +1625,6 @@ static int s_log_one(void *ctx, const MDB_val *k, const MDB_val *v)
     if (cl == 0 || cl > STORE_CLASS_MAX || wl > STORE_NAME_MAX || ol > STORE_NAME_MAX ||
         v->mv_size != S_LOG_HDR + cl + wl + ol)
         return HS_EMALF;
-    if (!ls->all) {
-        int live = s_log_live(ls->t, s_get_be64(k->mv_data), p + 1);
-        if (live == HS_ENOTFOUND)
-            return 0;
-        if (live)
-            return live;
-    }
     store_change_t c;
     char cls[STORE_CLASS_MAX + 1], owner[STORE_NAME_MAX + 1], origin[STORE_NAME_MAX + 1];
     c.seq = s_get_be64(k->mv_data);
@@ -1644,20 +1642,40 @@ static int s_log_one(void *ctx, const MDB_val *k, const MDB_val *v)
     c.cls = cls;
     c.owner = owner;
     c.origin = origin;
+    if (ls->want) {
+        int w = ls->want(ls->ctx, &c);
+        if (w != 1)
+            return w; /* 0: not wanted; else stop or error */
+    }
+    if (!ls->all) {
+        /* what the entry says decided; only now read the object */
+        int live = s_log_live(ls->t, c.seq, c.guid.b);
+        if (live == HS_ENOTFOUND)
+            return 0;
+        if (live)
+            return live;
+    }
     return ls->cb(ls->ctx, &c);
 }
 
-static int s_log_scan(store_txn_t *t, uint64_t after, bool all, store_change_cb cb, void *ctx)
+static int s_log_scan(store_txn_t *t, uint64_t after, bool all, store_change_want_cb want,
+                      store_change_cb cb, void *ctx)
 {
     uint8_t ak[8];
     s_put_be64(ak, after);
-    s_logscan_t ls = {t, all, cb, ctx};
+    s_logscan_t ls = {t, all, want, cb, ctx};
     return s_cursor_scan(t, S_LOG, "", 0, ak, 8, s_log_one, &ls);
 }
 
 int store_log_scan(store_txn_t *t, uint64_t after, store_change_cb cb, void *ctx)
 {
-    return s_log_scan(t, after, false, cb, ctx);
+    return s_log_scan(t, after, false, NULL, cb, ctx);
+}
+
+int store_log_scan_want(store_txn_t *t, uint64_t after, store_change_want_cb want,
+                        store_change_cb cb, void *ctx)
+{
+    return s_log_scan(t, after, false, want, cb, ctx);
 }
 
 uint64_t store_log_head(store_txn_t *t)
@@ -1745,7 +1763,7 @@ static int s_trim(store_txn_t *t, s_trim_t *tr, size_t *removed)
     if (tr->max > 1024)
         tr->max = 1024;
     tr->t = t;
-    err = s_log_scan(t, 0, true, s_trim_one, tr);
+    err = s_log_scan(t, 0, true, NULL, s_trim_one, tr);
     for (size_t i = 0; !err && i < tr->n; i++) {
         if (tr->purge[i]) {
             err = store_purge(t, &tr->guid[i]); /* drops its log entry too */

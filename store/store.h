@@ -213,6 +213,16 @@ typedef int (*store_change_cb)(void *ctx, const store_change_t *c);
  * superseded; scans skip it and store_log_compact removes it later.) */
 int store_log_scan(store_txn_t *t, uint64_t after, store_change_cb cb, void *ctx);
 
+/* The same, deciding from each entry what it says before its object is read:
+ * want is called for every entry with seq > after, superseded ones too, and
+ * returns 1 to have cb called if the entry is its object's latest change, 0
+ * to skip it, more than 1 to stop the scan (or a negative HS_ error). A scan
+ * that wants few of many entries then reads few objects; count and cap what
+ * it examines in want. */
+typedef int (*store_change_want_cb)(void *ctx, const store_change_t *c);
+int store_log_scan_want(store_txn_t *t, uint64_t after, store_change_want_cb want,
+                        store_change_cb cb, void *ctx);
+
 /* Highest sequence number committed (0 for an empty store). */
 uint64_t store_log_head(store_txn_t *t);
 
@@ -241,7 +251,8 @@ uint64_t store_log_floor(store_txn_t *t); /* 0 while nothing was removed */
  * set to where the next call goes on (0 once the end of the log is reached:
  * start over). *removed counts them. The log floor does not move: the
  * object's later entry, or its absence, tells a peer all the removed one did.
- * Writes nothing when nothing is superseded.
+ * Writes nothing when nothing is superseded. (hsync before 0.9 removed the
+ * entry at once and must not open a store written since: store.c.)
  */
 #define STORE_COMPACT_MAX 4096
 int store_log_compact(store_txn_t *t, uint64_t *from, size_t scan_max, size_t remove_max,

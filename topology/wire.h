@@ -40,7 +40,7 @@ enum topo_msg_type {
 };
 
 /* This build's software version (standalone package rules compare it). */
-#define TOPO_SOFTWARE_VERSION "hsync 0.8"
+#define TOPO_SOFTWARE_VERSION "hsync 0.9"
 
 typedef struct topo_msg {
     int m_type;

@@ -867,6 +867,50 @@ TEST(test_log_superseded_entries_skipped_then_compacted)
     store_close(&s);
 }
 
+typedef struct {
+    int wanted_calls, cb_calls, stop_after;
+} want_t;
+
+static int s_want_tasks(void *ctx, const store_change_t *c)
+{
+    want_t *w = ctx;
+    if (w->stop_after && w->wanted_calls == w->stop_after)
+        return 2;
+    w->wanted_calls++;
+    return strcmp(c->cls, "item.task") == 0;
+}
+
+static int s_want_count(void *ctx, const store_change_t *c)
+{
+    (void)c;
+    ((want_t *)ctx)->cb_calls++;
+    return 0;
+}
+
+/* store_log_scan_want: want sees every entry (superseded ones too) from what
+ * it says; cb only the wanted ones that are their object's latest change */
+TEST(test_log_scan_want_filters_before_reading)
+{
+    store_t *s = s_new_store("n0");
+    store_txn_t *t = s_begin(s, true);
+    CHECK_OK(s_put(t, 1, "item.task", NULL, 1, NULL));
+    CHECK_OK(s_put(t, 2, "item.policy", NULL, 1, NULL));
+    CHECK_OK(s_put(t, 3, "item.task", NULL, 1, NULL));
+    CHECK_OK(s_put(t, 1, "item.task", NULL, 2, NULL)); /* supersedes 1's first entry */
+    CHECK_OK(store_txn_commit(&t));
+    t = s_begin(s, false);
+    want_t w = {0, 0, 0};
+    CHECK_OK(store_log_scan_want(t, 0, s_want_tasks, s_want_count, &w));
+    CHECK_EQ_INT(w.wanted_calls, 4); /* every entry */
+    CHECK_EQ_INT(w.cb_calls, 2);     /* 3 and the latest of 1 */
+    want_t stop = {0, 0, 1};
+    CHECK_OK(store_log_scan_want(t, 0, s_want_tasks, s_want_count, &stop));
+    CHECK_EQ_INT(stop.wanted_calls, 1);
+    CHECK_EQ_INT(stop.cb_calls, 0); /* 1's first entry: wanted, superseded */
+    store_txn_abort(&t);
+    store_close(&s);
+}
+
 static int s_log_stop_at_two(void *ctx, const store_change_t *c)
 {
     (void)c;
