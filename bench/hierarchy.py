@@ -470,6 +470,10 @@ def main():
           f"{ev['applied_ms']['max']} ms; durable p50 {du.get('p50')} ms p99 {du.get('p99')} ms; "
           f"exactly once: {ev['exactly_once_on_every_child']}")
     print(f"memory   peak anonymous RSS kB {res['memory_peak_anon_kb']}")
+    sb = res["store_bytes"]
+    print(f"store    on disk (data.mdb): parent {sb['parent'] / 1e6:.0f} MB, children "
+          f"{min(v for n, v in sb.items() if n != 'parent') / 1e6:.0f}-"
+          f"{max(v for n, v in sb.items() if n != 'parent') / 1e6:.0f} MB")
     bd = res["bounds"]
     st, bo = bd["store_alone"], bd["raw"]
     print(f"bounds   fan-in: the parent applies every record on one thread, "
