@@ -50,6 +50,7 @@ test_map_full_then_grow() {
     hr_stop c
     HSYNC_MAP_SIZE=$SMALL hr_start c
     wait_for 10 hr_state_is p c up
+    wait_for 10 hr_state_is c p up # the new session, not p's view of the old one
     hr_sync p --rule resources --timeout 60
     assert_eq "true" "$(json_get "$HS_OUT" 'j["all_ok"]')" "sync after raising the limit"
     wait_for 20 hr_same_digest p c resource. p

@@ -129,6 +129,7 @@ test_link_cut_and_restored() {
     wait "$SYNC_PID" 2>/dev/null
     hr_start c
     wait_for 15 hr_state_is p c up
+    wait_for 15 hr_state_is c p up # the new session, not p's view of the old one
     hr_sync p --rule resources --timeout 60
     assert_eq "true" "$(json_get "$HS_OUT" 'j["all_ok"]')" "sync after the link came back"
     local sent why

@@ -34,6 +34,7 @@ test_restored_child_converges() {
     old_digest=$(hr_digest c item.)
     hr_start c
     wait_for 15 hr_state_is p c up
+    wait_for 15 hr_state_is c p up # the new session, not p's view of the old one
 
     # Life goes on: MORE items reach the child.
     f=$(hs_tmp)/more.ndjson
@@ -110,6 +111,7 @@ test_restored_during_interrupted_complete_run() {
     cp -a "$(hr_dir c2)" "$backup" || fail "cp -a the backup"
     hr_start c2
     wait_for 15 hr_state_is p2 c2 up
+    wait_for 15 hr_state_is c2 p2 up
 
     f=$(hs_tmp)/res.ndjson
     hr_gen_resources "$f" "$n" RS
@@ -132,6 +134,7 @@ test_restored_during_interrupted_complete_run() {
     assert_eq "0" "$(hr_count c2 resource. p2)" "the restored child has none of the run"
     hr_start c2
     wait_for 15 hr_state_is p2 c2 up
+    wait_for 15 hr_state_is c2 p2 up
     hr_sync p2 --rule resources --timeout 60
     assert_eq "true" "$(json_get "$HS_OUT" 'j["all_ok"]')" "the resumed run is ok"
     wait_for 20 grep -q "event=resume-invalid" "$(hr_log p2)"
