@@ -197,6 +197,17 @@ def idle(d):
     return not any(p.get("running") for p in st.get("replication", []))
 
 
+def sync_up_all(h):
+    """Every child runs `hsync sync --rule resources --direction up` at once:
+    seconds from starting the six commands to their exit, and their runs."""
+    t0 = time.time()
+    procs = [subprocess.Popen([H, "sync", "-d", h.d(n), "--rule", "resources", "--direction",
+                               "up", "--json"], stdout=subprocess.PIPE, text=True)
+             for n in h.nodes[1:]]
+    outs = [json.loads(p.communicate()[0]) for p in procs]
+    return time.time() - t0, [r for o in outs for r in o["runs"]]
+
+
 def run_sync(d, *extra):
     out = sh("sync", "-d", d, "--json", *extra)
     return json.loads(out)
@@ -303,13 +314,7 @@ def bench(scale, base, port, keep):
         # records the fan-out brought, and the first differential up walks
         # them once (reported as diff_after_fan_out); the measured run then
         # starts where a running hierarchy would.
-        t0 = time.time()
-        procs = [subprocess.Popen([H, "sync", "-d", h.d(n), "--rule", "resources", "--direction",
-                                   "up", "--json"], stdout=subprocess.PIPE, text=True)
-                 for n in h.nodes[1:]]
-        outs = [json.loads(p.communicate()[0]) for p in procs]
-        first_s = time.time() - t0
-        runs = [r for o in outs for r in o["runs"]]
+        first_s, runs = sync_up_all(h)
         res["diff_after_fan_out"] = {
             "sent": sum(r.get("sent", 0) for r in runs), "seconds": round(first_s, 3),
             "run_seconds": round(max((r.get("ms", 0) for r in runs), default=0) / 1000.0, 3)}
@@ -318,13 +323,7 @@ def bench(scale, base, port, keep):
             f = os.path.join(base, f"{n}.changes.ndjson")
             changed += gen_changes(f, i, computers, n, 0.01)
             sh("import", "-d", h.d(n), f)
-        t0 = time.time()
-        procs = [subprocess.Popen([H, "sync", "-d", h.d(n), "--rule", "resources", "--direction",
-                                   "up", "--json"], stdout=subprocess.PIPE, text=True)
-                 for n in h.nodes[1:]]
-        outs = [json.loads(p.communicate()[0]) for p in procs]
-        diff_s = time.time() - t0
-        runs = [r for o in outs for r in o["runs"]]
+        diff_s, runs = sync_up_all(h)
         moved = sum(r.get("sent", 0) for r in runs)
         modes = sorted({r.get("mode") for r in runs})
         ok = all(digest(h.d("parent"), "", n) == digest(h.d(n), "", n) for n in h.nodes[1:])

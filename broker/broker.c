@@ -324,6 +324,13 @@ static void s_send_hb(broker_t *b, b_link_t *l)
     free(m.m_rel);
 }
 
+/* A heartbeat on l if none went out for B_HB_MS (the timer; io_keepalive). */
+static void s_hb_if_due(broker_t *b, b_link_t *l, uint64_t now)
+{
+    if (now - l->last_tx >= B_HB_MS)
+        s_send_hb(b, l);
+}
+
 /* ---- ctl replies -------------------------------------------------------- */
 
 static void s_ctl_reply(broker_t *b, const uint8_t *rid, size_t rlen, json_t *j)
@@ -792,8 +799,8 @@ static void s_io_keepalive(void *ctx)
     broker_t *b = ctx;
     uint64_t now = s_mono_ms();
     for (b_link_t *l = b->links; l; l = l->next)
-        if (l->state != B_JOINING && now - l->last_tx >= B_HB_MS)
-            s_send_hb(b, l);
+        if (l->state != B_JOINING)
+            s_hb_if_due(b, l, now);
     b->busy_ms = now;
 }
 
@@ -1677,8 +1684,7 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
             }
             continue;
         }
-        if (now - l->last_tx >= B_HB_MS)
-            s_send_hb(b, l);
+        s_hb_if_due(b, l, now);
         if (l->state == B_UP && now - l->last_rx > B_DOWN_MS && now - b->busy_ms > B_DOWN_MS) {
             l->state = B_DOWN;
             broker_log(BROKER_LOG_WARN, l->name, "link-down", "no heartbeat for %d s",

@@ -1729,7 +1729,7 @@ static int s_trim_one(void *ctx, const store_change_t *c)
         live = s_log_live(tr->t, c->seq, c->guid.b);
         if (live && live != HS_ENOTFOUND)
             return live;
-        if (live && c->seq > tr->upto)
+        if (live == HS_ENOTFOUND && c->seq > tr->upto)
             return 0; /* a superseded delete: compaction's, not an expiry */
     }
     if (c->seq <= tr->upto || expired) {
