@@ -317,6 +317,55 @@ static int s_fed_all(repl_t *r, const rules_names_t *mine, r_name_t **names, siz
     return err;
 }
 
+/* ---- what each standalone rule delivered ---------------------------------- */
+
+/* STORE_T_META "fo/<source>\0<rule>\0<guid(16)>" (value empty): object guid
+ * arrived from standalone source <source> under its rule <rule>. A complete
+ * run (or a reconcile) of that rule removes at most those objects: two
+ * sources may feed the same owners (a parent holds its children's
+ * resources), and a rule narrowed by a resource target carries only part of
+ * them, so the owners a source declares cannot scope the removal alone. */
+#define R_FO_KEY_MAX (3 + STORE_NAME_MAX + 1 + RULES_NAME_MAX + 1 + 16)
+
+static size_t s_fo_key(uint8_t *k, const r_recv_t *rv, const store_guid_t *g)
+{
+    size_t ps = strlen(rv->peer), rl = strlen(rv->rule.ru_name);
+    memcpy(k, "fo/", 3);
+    memcpy(k + 3, rv->peer, ps + 1);
+    memcpy(k + 4 + ps, rv->rule.ru_name, rl + 1);
+    memcpy(k + 5 + ps + rl, g->b, 16);
+    return 21 + ps + rl;
+}
+
+/* May run rv remove local object g? Hierarchy runs: yes (their scope
+ * decides); standalone runs: only what that source's rule delivered. */
+static bool s_delivered(store_txn_t *t, const r_recv_t *rv, const store_guid_t *g)
+{
+    if (rv->dir != RULES_SIDE)
+        return true;
+    uint8_t k[R_FO_KEY_MAX];
+    const void *v;
+    size_t vl;
+    return store_kv_get(t, STORE_T_META, k, s_fo_key(k, rv, g), &v, &vl) == HS_OK;
+}
+
+/* Record (live) or forget (tombstone, removed) that rv's rule delivered g. */
+static int s_delivered_set(store_txn_t *t, const r_recv_t *rv, const store_guid_t *g, bool live)
+{
+    if (rv->dir != RULES_SIDE)
+        return HS_OK;
+    uint8_t k[R_FO_KEY_MAX];
+    size_t kl = s_fo_key(k, rv, g);
+    const void *v;
+    size_t vl;
+    int err = store_kv_get(t, STORE_T_META, k, kl, &v, &vl);
+    if (live && err == HS_ENOTFOUND)
+        return store_kv_put(t, STORE_T_META, k, kl, "", 0);
+    if (!live && err == HS_OK)
+        return store_kv_del(t, STORE_T_META, k, kl);
+    return err == HS_ENOTFOUND ? HS_OK : err;
+}
+
 /* Answer OPEN: our epoch and head, and for a reconcile our bucket vector. */
 static void s_opened(repl_t *r, const char *peer, r_recv_t *rv)
 {
@@ -451,6 +500,7 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
 
 typedef struct s_leaves {
     r_recv_t *rv;
+    store_txn_t *t;
     rules_names_t branch;
     uint8_t *buf;
     size_t n, cap;
@@ -461,7 +511,8 @@ static int s_leaf_one(void *ctx, const store_obj_t *o)
 {
     s_leaves_t *lv = ctx;
     if (!repl_bucket_set_has(&lv->rv->plan, repl_bucket_of(&o->guid)) ||
-        !rules_recv_scope(&lv->rv->rule, lv->rv->dir, o, &lv->branch))
+        !rules_recv_scope(&lv->rv->rule, lv->rv->dir, o, &lv->branch) ||
+        !s_delivered(lv->t, lv->rv, &o->guid))
         return 0;
     if (lv->n == REPL_LEAVES_MAX) {
         lv->overflow = true;
@@ -496,6 +547,7 @@ void repl_recv_plan(repl_t *r, const char *peer, const repl_msg_t *m)
     s_leaves_t lv = {.rv = rv, .branch = s_recv_branch(r, rv)};
     store_txn_t *t;
     int err = store_txn_begin(r->store, false, &t);
+    lv.t = t;
     for (size_t i = 0; !err && i < rv->rule.ru_nprefix && !lv.overflow; i++)
         err = store_scan(t, rv->rule.ru_prefix[i], NULL, 0, NULL, NULL, s_leaf_one, &lv);
     if (t)
@@ -538,12 +590,15 @@ static int s_drop_txn(store_txn_t *t, void *ctx)
             return err;
         /* only what this run may remove: in the rule's scope, in a planned bucket */
         if (!repl_bucket_set_has(&d->rv->plan, repl_bucket_of(&g)) ||
-            !rules_recv_scope(&d->rv->rule, d->rv->dir, &o, &d->branch))
+            !rules_recv_scope(&d->rv->rule, d->rv->dir, &o, &d->branch) ||
+            !s_delivered(t, d->rv, &g))
             continue;
         err = store_delete(t, &g, 0);
         if (err && err != HS_ENOTFOUND)
             return err;
         d->deleted += !err;
+        if ((err = s_delivered_set(t, d->rv, &g, false)))
+            return err;
     }
     return HS_OK;
 }
@@ -627,6 +682,8 @@ static int s_collect_victim(void *ctx, const store_obj_t *o)
         return 0;
     if (a->nguids && bsearch(o->guid.b, a->guids, a->nguids, sizeof(*a->guids), s_guid_cmp))
         return 0;
+    if (!s_delivered(a->t, a->rv, &o->guid))
+        return 0; /* another source's, or another rule's: not this run's to remove */
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 256;
         store_guid_t *g = realloc(v->g, cap * sizeof(*g));
@@ -681,6 +738,8 @@ static int s_remove_range(s_apply_t *a)
             err = HS_OK;
         else if (!err)
             a->deleted++;
+        if (!err)
+            err = s_delivered_set(a->t, a->rv, &v.g[i], false);
     }
     free(v.g);
     return err;
@@ -703,6 +762,8 @@ static int s_unsent_one(void *ctx, const store_obj_t *o)
         !rules_recv_scope(&rv->rule, rv->dir, o, &a->branch))
         return 0;
     if (rv->ngot && bsearch(o->guid.b, rv->got, rv->ngot, sizeof(*rv->got), s_guid_cmp))
+        return 0;
+    if (!s_delivered(a->t, rv, &o->guid))
         return 0;
     if (u->n == u->cap) {
         size_t cap = u->cap ? u->cap * 2 : 64;
@@ -733,6 +794,8 @@ static int s_remove_unsent(s_apply_t *a)
             err = HS_OK;
         else if (!err)
             a->deleted++;
+        if (!err)
+            err = s_delivered_set(a->t, rv, &u.g[i], false);
     }
     free(u.g);
     return err;
@@ -791,6 +854,9 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
             a->deleted++;
         else
             a->skipped++;
+        err = s_delivered_set(t, a->rv, &wo.o.guid, !(wo.o.flags & STORE_OBJ_TOMBSTONE));
+        if (err)
+            return err;
     }
     if (store_mpr_done(&rd))
         return HS_EMALF;
