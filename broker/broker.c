@@ -111,6 +111,7 @@ typedef struct b_job {
     json_t *runs;
     json_t *inflight;                 /* "peer/rule" -> [sent, total, bytes] of runs under way */
     uint64_t started_ms, progress_ms; /* s_mono_ms */
+    bool emergency; /* the reply lists the nodes below reached and not reached */
 } b_job_t;
 
 /* ---- time --------------------------------------------------------------- */
@@ -908,6 +909,15 @@ static json_t *s_summary_json(const repl_summary_t *su)
         json_object_set_new(j, "error", json_string(su->su_error));
     if (su->su_dry_run)
         json_object_set_new(j, "estimated_bytes", json_integer((json_int_t)su->su_estimate_bytes));
+    if (su->su_role && !strcmp(su->su_role, "emergency")) {
+        json_t *re = json_array(), *un = json_array();
+        for (size_t i = 0; i < su->su_nreached; i++)
+            json_array_append_new(re, json_string(su->su_reached[i]));
+        for (size_t i = 0; i < su->su_nunreached; i++)
+            json_array_append_new(un, json_string(su->su_unreached[i]));
+        json_object_set_new(j, "reached", re);
+        json_object_set_new(j, "not_reached", un);
+    }
     return j;
 }
 
@@ -930,6 +940,46 @@ static void s_job_drop(broker_t *b, b_job_t *job)
     free(job);
 }
 
+/* An emergency's reach: every node below this one (as the hierarchy told
+ * us) that acknowledged it, hop by hop, and every one that did not. */
+static json_t *s_emergency_reach(broker_t *b, const json_t *runs)
+{
+    json_t *reached = json_array(), *seen = json_object(), *not_reached = json_array();
+    size_t i, k;
+    json_t *r, *x;
+    json_array_foreach(runs, i, r)
+    {
+        json_array_foreach(json_object_get(r, "reached"), k, x)
+        {
+            const char *n = json_string_value(x);
+            if (n && !json_object_get(seen, n)) {
+                json_object_set_new(seen, n, json_true());
+                json_array_append_new(reached, json_string(n));
+            }
+        }
+    }
+    const char *const *names = NULL;
+    size_t n = s_io_branch(b, NULL, &names);
+    for (i = 1; i < n; i++) /* names[0] is this node */
+        if (!json_object_get(seen, names[i])) {
+            json_object_set_new(seen, names[i], json_false());
+            json_array_append_new(not_reached, json_string(names[i]));
+        }
+    json_array_foreach(runs, i, r)
+    {
+        json_array_foreach(json_object_get(r, "not_reached"), k, x)
+        {
+            const char *nm = json_string_value(x);
+            if (nm && !json_object_get(seen, nm)) {
+                json_object_set_new(seen, nm, json_false());
+                json_array_append_new(not_reached, json_string(nm));
+            }
+        }
+    }
+    json_decref(seen);
+    return json_pack("{s:o,s:o}", "reached", reached, "not_reached", not_reached);
+}
+
 static void s_job_reply(broker_t *b, b_job_t *job)
 {
     s_job_unlink(b, job);
@@ -940,8 +990,15 @@ static void s_job_reply(broker_t *b, b_job_t *job)
     {
         ok = ok && json_is_true(json_object_get(r, "ok"));
     }
+    json_t *reach = job->emergency ? s_emergency_reach(b, job->runs) : NULL;
+    if (reach && json_array_size(json_object_get(reach, "not_reached")))
+        ok = false;
     json_t *reply = json_pack("{s:b,s:b,s:I,s:o}", "ok", 1, "all_ok", ok, "ms",
                               (json_int_t)(s_mono_ms() - job->started_ms), "runs", job->runs);
+    if (reach) {
+        json_object_update(reply, reach);
+        json_decref(reach);
+    }
     s_ctl_reply(b, job->rid, job->rid_len, reply);
     json_decref(job->inflight);
     free(job);
@@ -1184,6 +1241,7 @@ static void s_cmd_push(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
     b_job_t *job = s_job_new(b, rid, rlen);
     if (!job)
         return;
+    job->emergency = emergency;
     size_t peers = 0;
     job->pending++; /* acknowledgements cannot arrive during the call, but be safe */
     int err = repl_push(b->repl, &g, emergency, job->id, &peers);
@@ -1194,6 +1252,14 @@ static void s_cmd_push(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
                     err == HS_ENOTFOUND ? "no live object with that guid on this node"
                                         : hs_strerror(err));
         return;
+    }
+    if (!peers && emergency) {
+        /* every child is down: say which nodes it did not reach */
+        const char *const *names = NULL;
+        if (s_io_branch(b, NULL, &names) > 1) {
+            s_job_reply(b, job);
+            return;
+        }
     }
     if (!peers) {
         s_job_drop(b, job);

@@ -302,8 +302,15 @@ static const broker_cli_cmd_t s_commands[] = {
      "DESCRIPTION\n"
      "    Push a policy, its software resources and its package record (what its body\n"
      "    names by guid) down to every child at once; each child applies it and passes\n"
-     "    it on to its own children before acknowledging, so it reaches every\n"
-     "    descendant hop by hop. Prints each child's acknowledgement.\n"},
+     "    it on to its own children and acknowledges once they have (each hop waits\n"
+     "    a little less than the one above it, 10 s at the top), so it reaches every\n"
+     "    descendant hop by hop. Prints each child's acknowledgement, then the nodes\n"
+     "    below that applied it (reached) and every one that did not acknowledge (not\n"
+     "    reached: down, or no answer in time); --json lists them as reached and\n"
+     "    not_reached.\n"
+     "EXIT STATUS\n"
+     "    0 every node below applied it; 1 any did not (their scheduled runs carry it\n"
+     "    when they are back), or an error.\n"},
     {"standalone", broker_cli_standalone, "one-way replication to servers outside the hierarchy",
      "hsync standalone add -d DIR --name NAME --to TOKEN... --class PREFIX...\n"
      "                     [--dataclass NAME]... [--complete] [--every DURATION]\n"

@@ -489,8 +489,22 @@ static int s_push(broker_cli_t *c, int argc, char **argv, bool emergency)
                    s_int(r, "sent") == 1 ? "" : "s", (long long)s_int(r, "applied"),
                    ok ? "acknowledged; " : "FAILED: ", ok ? s_str(r, "why") : s_str(r, "error"));
         }
+        if (emergency) {
+            json_t *re = json_object_get(resp, "reached"), *un = json_object_get(resp, "not_reached");
+            printf("reached (%zu):", json_array_size(re));
+            json_array_foreach(re, i, r) printf(" %s", json_string_value(r));
+            printf("\nnot reached (%zu):", json_array_size(un));
+            json_array_foreach(un, i, r) printf(" %s", json_string_value(r));
+            printf("\n");
+        }
     }
+    size_t unreached = json_array_size(json_object_get(resp, "not_reached"));
     json_decref(resp);
+    if (!all_ok && rc == BROKER_CLI_OK && emergency && unreached)
+        return broker_cli_fail(c,
+                               "%zu node%s below did not acknowledge (down, or no answer in "
+                               "time); their scheduled runs will carry it when they are back",
+                               unreached, unreached == 1 ? "" : "s");
     if (!all_ok && rc == BROKER_CLI_OK)
         return broker_cli_fail(c, "not every peer acknowledged; the scheduled runs will carry it");
     return rc;

@@ -130,6 +130,7 @@ struct repl {
     bool starting;          /* s_start_queued is running */
     r_inflight_ev_t *evs;   /* events in flight */
     r_push_t *pushes;       /* pushes waiting for PUSH_ACK */
+    struct r_relay *relays; /* emergencies passed on, waiting for children (push.c) */
     size_t nacked;          /* acknowledged, not yet flushed */
     size_t ndirty;          /* delivery states not yet recorded */
     uint64_t ev_next_pump_ms;

@@ -260,6 +260,37 @@ int repl_obj_decode(store_mpr_t *r, repl_wire_obj_t *out)
     return HS_OK;
 }
 
+int repl_names_decode(store_mpr_t *r, r_names_t *out)
+{
+    out->v = NULL;
+    out->n = 0;
+    uint32_t cnt = store_mpr_array(r);
+    if (store_mpr_error(r) || cnt > REPL_BRANCH_MAX)
+        return HS_EMALF;
+    if (cnt && !(out->v = calloc(cnt, sizeof(*out->v))))
+        return HS_ENOMEM;
+    for (uint32_t i = 0; i < cnt; i++) {
+        char name[STORE_NAME_MAX + 1];
+        size_t len;
+        const uint8_t *p = store_mpr_bytes(r, &len);
+        if (!p || !len || len > STORE_NAME_MAX || memchr(p, 0, len)) {
+            free(out->v);
+            out->v = NULL;
+            out->n = 0;
+            r->mpr_err = HS_EMALF;
+            return HS_EMALF;
+        }
+        memcpy(name, p, len);
+        name[len] = 0;
+        bool dup = false;
+        for (size_t k = 0; k < out->n && !dup; k++)
+            dup = !strcmp(out->v[k], name);
+        if (!dup)
+            memcpy(out->v[out->n++], name, len + 1);
+    }
+    return HS_OK;
+}
+
 int repl_branch_decode(const repl_msg_t *m, char (**names)[STORE_NAME_MAX + 1], size_t *n)
 {
     *names = NULL;

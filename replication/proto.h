@@ -156,6 +156,18 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out);
 
 #define REPL_BRANCH_MAX 1024
 
+/* A list of node names, owned (free v). */
+typedef struct r_names {
+    char (*v)[STORE_NAME_MAX + 1];
+    size_t n;
+} r_names_t;
+
+/* Read a msgpack array of at most REPL_BRANCH_MAX node names (untrusted;
+ * each a non-empty string of at most STORE_NAME_MAX bytes) into out, which
+ * must be empty; duplicates are kept once. HS_OK, HS_EMALF (out is then
+ * empty again) or HS_ENOMEM. */
+int repl_names_decode(store_mpr_t *r, r_names_t *out);
+
 /* Names of an OPEN's branch, into an owned array (free it). */
 int repl_branch_decode(const repl_msg_t *m, char (**names)[STORE_NAME_MAX + 1], size_t *n);
 

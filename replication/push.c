@@ -1,17 +1,25 @@
 /*
  * push.c - replicate-now and emergency software delivery.
  *
- *   PUSH      [1,28, push, emergency, objects[]]   objects as in BATCH
- *   PUSH_ACK  [1,29, push, ok, why, applied, forwarded]
+ *   PUSH      [1,28, push, emergency, objects[], budget]   objects as in BATCH;
+ *             budget: ms the sender waits for PUSH_ACK (a 5-field PUSH: 10 s)
+ *   PUSH_ACK  [1,29, push, ok, why, applied, forwarded, reached[], not_reached[]]
+ *             emergency: the names of the nodes of the receiver's branch
+ *             that applied it (the receiver first) and of those that did
+ *             not acknowledge (repl_names_decode; a 7-field PUSH_ACK: the
+ *             receiver alone)
  *
  * repl_push sends one object and what it depends on (every object whose
  * guid its body names, two levels deep: a policy's filter, package and
  * software; a role's privileges) to every adjacent node its class may flow
  * to, at once, and reports each peer's acknowledgement. An emergency push
- * goes down only, and every node that receives it applies it and passes it
- * on to its own children before acknowledging, so it reaches every
- * descendant hop by hop. A push is not queued durably: a peer that is down
- * gets the objects with its next scheduled run.
+ * goes down only, and every node that receives it applies it, passes it
+ * on to its own children and acknowledges once they have acknowledged (or
+ * failed to within its budget, which is shorter than its parent's), naming
+ * every node of its branch that applied it and every one that did not, so
+ * it reaches every descendant hop by hop and the origin learns which did.
+ * A push is not queued durably: a peer that is down gets the objects with
+ * its next scheduled run.
  */
 #include "replication/engine_int.h"
 
@@ -23,6 +31,8 @@
 
 #define R_PUSH_TIMEOUT_MS 10000
 #define R_PUSH_MAX_OBJECTS 64
+#define R_RELAY_MARGIN_MS 1500 /* a relaying node answers this much before its parent gives up */
+#define R_RELAY_MIN_MS 1000
 
 /* ---- collecting the object and its dependencies -------------------------- */
 
@@ -124,14 +134,65 @@ static int s_scope_rule(void *ctx, const rules_rule_t *ru)
 struct r_push {
     struct r_push *next;
     uint64_t id, req;
+    uint64_t relay; /* an emergency passed on for a parent: its r_relay_t id (0: none) */
     char peer[STORE_NAME_MAX + 1];
     bool emergency;
     unsigned dir;
-    uint64_t sent, bytes, started_ms;
+    uint64_t sent, bytes, started_ms, timeout_ms;
 };
 
+/* An emergency push this node applied for its parent and passed on to its
+ * children: acknowledged to the parent when the last of them has answered. */
+typedef struct r_relay {
+    struct r_relay *next;
+    uint64_t id;
+    char parent[STORE_NAME_MAX + 1];
+    uint64_t parent_push; /* the parent's push id */
+    uint64_t applied;
+    size_t pending, forwarded;
+    r_names_t reached, unreached;
+} r_relay_t;
+
+static int s_names_add(r_names_t *n, const char *name)
+{
+    for (size_t i = 0; i < n->n; i++)
+        if (!strcmp(n->v[i], name))
+            return HS_OK;
+    if (n->n >= REPL_BRANCH_MAX)
+        return HS_OK;
+    char(*v)[STORE_NAME_MAX + 1] = realloc(n->v, (n->n + 1) * sizeof(*v));
+    if (!v)
+        return HS_ENOMEM;
+    n->v = v;
+    snprintf(v[n->n++], sizeof(v[0]), "%s", name);
+    return HS_OK;
+}
+
+/* peer and what it reported below it */
+static void s_names_branch(repl_t *r, r_names_t *n, const char *peer)
+{
+    const char *const *names = NULL;
+    size_t k = r->io.io_branch(r->io.io_ctx, peer, &names);
+    s_names_add(n, peer);
+    for (size_t i = 0; i < k; i++)
+        s_names_add(n, names[i]);
+}
+
+static void s_names_encode(store_mpw_t *w, const r_names_t *n)
+{
+    store_mpw_array(w, (uint32_t)n->n);
+    for (size_t i = 0; i < n->n; i++)
+        store_mpw_str(w, n->v[i]);
+}
+
+static void s_relay_answer(repl_t *r, r_relay_t *rl);
+static void s_relay_child_done(repl_t *r, uint64_t relay, const char *child, bool ok,
+                               const r_names_t *reached, const r_names_t *unreached);
+
+/* reached/unreached: what the peer's acknowledgement named (NULL: it did
+ * not acknowledge, so the peer and its branch are not reached). */
 static void s_push_done(repl_t *r, r_push_t *p, bool ok, uint64_t applied, uint64_t forwarded,
-                        const char *error)
+                        const char *error, const r_names_t *reached, const r_names_t *unreached)
 {
     for (r_push_t **pp = &r->pushes; *pp; pp = &(*pp)->next) {
         if (*pp == p) {
@@ -139,7 +200,22 @@ static void s_push_done(repl_t *r, r_push_t *p, bool ok, uint64_t applied, uint6
             break;
         }
     }
-    if (r->io.io_run_done && p->req) {
+    r_names_t re = {0}, un = {0};
+    if (p->emergency) {
+        if (reached) {
+            for (size_t i = 0; i < reached->n; i++)
+                s_names_add(&re, reached->v[i]);
+            for (size_t i = 0; unreached && i < unreached->n; i++)
+                s_names_add(&un, unreached->v[i]);
+            if (!re.n && ok) /* a node before the lists: itself */
+                s_names_add(&re, p->peer);
+        } else {
+            s_names_branch(r, &un, p->peer);
+        }
+    }
+    if (p->relay) {
+        s_relay_child_done(r, p->relay, p->peer, ok, &re, &un);
+    } else if (r->io.io_run_done && p->req) {
         repl_summary_t su = {.su_req = p->req,
                              .su_role = p->emergency ? "emergency" : "pushed",
                              .su_direction = p->dir == RULES_UP ? "up" : "down",
@@ -155,16 +231,22 @@ static void s_push_done(repl_t *r, r_push_t *p, bool ok, uint64_t applied, uint6
                      (unsigned long long)forwarded, forwarded == 1 ? "" : "ren");
         else
             snprintf(su.su_why, sizeof(su.su_why), "applied there");
-
+        su.su_reached = (const char(*)[STORE_NAME_MAX + 1])re.v;
+        su.su_nreached = re.n;
+        su.su_unreached = (const char(*)[STORE_NAME_MAX + 1])un.v;
+        su.su_nunreached = un.n;
         r->io.io_run_done(r->io.io_ctx, &su);
     }
+    free(re.v);
+    free(un.v);
     free(p);
 }
 
 /* Send the objects of set that are in scope toward peer. Returns the number
  * sent (0: nothing for that peer). */
 static int s_send_push(repl_t *r, store_txn_t *t, const s_set_t *set, const char *peer,
-                       unsigned dir, bool emergency, uint64_t req, size_t *nsent)
+                       unsigned dir, bool emergency, uint64_t req, uint64_t relay,
+                       uint64_t budget_ms, size_t *nsent)
 {
     *nsent = 0;
     store_mpw_reset(&r->objs);
@@ -188,19 +270,22 @@ static int s_send_push(repl_t *r, store_txn_t *t, const s_set_t *set, const char
         return HS_ENOMEM;
     p->id = ++r->next_id;
     p->req = req;
+    p->relay = relay;
     snprintf(p->peer, sizeof(p->peer), "%s", peer);
     p->emergency = emergency;
     p->dir = dir;
     p->sent = n;
     p->started_ms = repl_mono_ms();
+    p->timeout_ms = budget_ms;
     store_mpw_reset(&r->w);
-    store_mpw_array(&r->w, 5);
+    store_mpw_array(&r->w, 6);
     store_mpw_uint(&r->w, TOPO_PROTO_VERSION);
     store_mpw_uint(&r->w, REPL_PUSH);
     store_mpw_uint(&r->w, p->id);
     store_mpw_bool(&r->w, emergency);
     store_mpw_array(&r->w, n);
     store_mpw_raw(&r->w, r->objs.mpw_buf, r->objs.mpw_len);
+    store_mpw_uint(&r->w, budget_ms);
     int err = store_mpw_error(&r->w);
     if (!err)
         err = r->io.io_send(r->io.io_ctx, peer, r->w.mpw_buf, r->w.mpw_len);
@@ -237,7 +322,7 @@ int repl_push(repl_t *r, const store_guid_t *g, bool emergency, uint64_t req, si
             !r->io.io_peer_up(r->io.io_ctx, list[i]))
             continue;
         size_t n = 0;
-        err = s_send_push(r, t, set, list[i], dir, emergency, req, &n);
+        err = s_send_push(r, t, set, list[i], dir, emergency, req, 0, R_PUSH_TIMEOUT_MS, &n);
         if (!err && n)
             ++*peers;
     }
@@ -294,14 +379,76 @@ static int s_papply_txn(store_txn_t *t, void *ctx)
     return store_mpr_done(&rd);
 }
 
+static void s_push_ack(repl_t *r, const char *peer, uint64_t id, const char *why,
+                       uint64_t applied, uint64_t forwarded, const r_names_t *reached,
+                       const r_names_t *unreached)
+{
+    store_mpw_reset(&r->w);
+    store_mpw_array(&r->w, 9);
+    store_mpw_uint(&r->w, TOPO_PROTO_VERSION);
+    store_mpw_uint(&r->w, REPL_PUSH_ACK);
+    store_mpw_uint(&r->w, id);
+    store_mpw_bool(&r->w, why == NULL);
+    store_mpw_str(&r->w, why ? why : "");
+    store_mpw_uint(&r->w, applied);
+    store_mpw_uint(&r->w, forwarded);
+    r_names_t none = {0};
+    s_names_encode(&r->w, reached ? reached : &none);
+    s_names_encode(&r->w, unreached ? unreached : &none);
+    if (!store_mpw_error(&r->w))
+        r->io.io_send(r->io.io_ctx, peer, r->w.mpw_buf, r->w.mpw_len);
+}
+
+static void s_relay_free(repl_t *r, r_relay_t *rl)
+{
+    for (r_relay_t **pp = &r->relays; *pp; pp = &(*pp)->next) {
+        if (*pp == rl) {
+            *pp = rl->next;
+            break;
+        }
+    }
+    free(rl->reached.v);
+    free(rl->unreached.v);
+    free(rl);
+}
+
+static void s_relay_answer(repl_t *r, r_relay_t *rl)
+{
+    repl_log(r, rl->unreached.n ? REPL_LOG_WARN : REPL_LOG_INFO, rl->parent, "emergency",
+             "passed on to %zu child%s: %zu node%s of this branch applied it, %zu did not answer",
+             rl->forwarded, rl->forwarded == 1 ? "" : "ren", rl->reached.n,
+             rl->reached.n == 1 ? "" : "s", rl->unreached.n);
+    s_push_ack(r, rl->parent, rl->parent_push, NULL, rl->applied, rl->forwarded, &rl->reached,
+               &rl->unreached);
+    s_relay_free(r, rl);
+}
+
+static void s_relay_child_done(repl_t *r, uint64_t relay, const char *child, bool ok,
+                               const r_names_t *reached, const r_names_t *unreached)
+{
+    (void)child;
+    (void)ok;
+    for (r_relay_t *rl = r->relays; rl; rl = rl->next) {
+        if (rl->id != relay)
+            continue;
+        for (size_t i = 0; i < reached->n; i++)
+            s_names_add(&rl->reached, reached->v[i]);
+        for (size_t i = 0; i < unreached->n; i++)
+            s_names_add(&rl->unreached, unreached->v[i]);
+        if (rl->pending && --rl->pending == 0)
+            s_relay_answer(r, rl);
+        return;
+    }
+}
+
 static void s_on_push(repl_t *r, const char *peer, const void *buf, size_t len)
 {
     store_mpr_t rd;
     store_mpr_init(&rd, buf, len);
-    uint64_t id = 0;
+    uint64_t id = 0, budget = R_PUSH_TIMEOUT_MS;
     bool emergency = false;
-    uint32_t n = 0;
-    if (store_mpr_array(&rd) == 5) {
+    uint32_t n = 0, fields = store_mpr_array(&rd);
+    if (fields == 5 || fields == 6) {
         store_mpr_uint(&rd);
         store_mpr_uint(&rd);
         id = store_mpr_uint(&rd);
@@ -310,60 +457,86 @@ static void s_on_push(repl_t *r, const char *peer, const void *buf, size_t len)
     }
     unsigned dir = repl_dir_from(r, peer);
     const char *why = NULL;
-    if (store_mpr_error(&rd) || n > R_PUSH_MAX_OBJECTS)
+    if (store_mpr_error(&rd) || (fields != 5 && fields != 6) || n > R_PUSH_MAX_OBJECTS)
         why = "malformed push";
     else if (!dir || dir == RULES_SIDE || (emergency && dir != RULES_DOWN))
         why = "pushes of that kind do not come from that side";
     s_papply_t a = {.objs = rd.mpr_p + rd.mpr_pos, .len = len - rd.mpr_pos, .n = n, .dir = dir};
+    if (!why && fields == 6) {
+        /* the budget follows the objects: skip them to read it */
+        store_mpr_t sk = rd;
+        for (uint32_t i = 0; i < n && !store_mpr_error(&sk); i++) {
+            size_t skip;
+            store_mpr_raw(&sk, &skip);
+        }
+        a.len = sk.mpr_pos - rd.mpr_pos;
+        budget = store_mpr_uint(&sk);
+        if (store_mpr_done(&sk))
+            why = "malformed push";
+    }
     a.branch = repl_branch(r, dir == RULES_UP ? peer : NULL);
     int err = why ? HS_EPROTO : store_write(r->store, s_papply_txn, &a);
     if (err && !why)
         why = hs_strerror(err);
     if (!err && a.raised)
         repl_events_pump(r);
-    size_t forwarded = 0;
-    if (!why && emergency) {
-        /* pass it on to our children before acknowledging */
-        store_txn_t *t;
-        if (store_txn_begin(r->store, false, &t) == HS_OK) {
-            const char *const *names = NULL;
-            size_t np = r->io.io_peers(r->io.io_ctx, &names);
-            char list[16][STORE_NAME_MAX + 1];
-            if (np > 16)
-                np = 16;
-            for (size_t i = 0; i < np; i++)
-                snprintf(list[i], sizeof(list[i]), "%s", names[i]);
-            for (size_t i = 0; i < np; i++) {
-                size_t sent = 0;
-                if (r->io.io_dir_to(r->io.io_ctx, list[i]) == RULES_DOWN &&
-                    r->io.io_peer_up(r->io.io_ctx, list[i]) &&
-                    s_send_push(r, t, &a.got, list[i], RULES_DOWN, true, 0, &sent) == HS_OK && sent)
-                    forwarded++;
-            }
-            store_txn_abort(&t);
-        }
-    }
     repl_log(r, why ? REPL_LOG_WARN : REPL_LOG_INFO, peer, emergency ? "emergency" : "push",
              "%s: %u objects, %llu applied%s%s", why ? "refused" : "received", n,
              (unsigned long long)a.applied, why ? ": " : "", why ? why : "");
-    store_mpw_reset(&r->w);
-    store_mpw_array(&r->w, 7);
-    store_mpw_uint(&r->w, TOPO_PROTO_VERSION);
-    store_mpw_uint(&r->w, REPL_PUSH_ACK);
-    store_mpw_uint(&r->w, id);
-    store_mpw_bool(&r->w, why == NULL);
-    store_mpw_str(&r->w, why ? why : "");
-    store_mpw_uint(&r->w, a.applied);
-    store_mpw_uint(&r->w, forwarded);
-    if (!store_mpw_error(&r->w))
-        r->io.io_send(r->io.io_ctx, peer, r->w.mpw_buf, r->w.mpw_len);
+    if (why || !emergency) {
+        s_push_ack(r, peer, id, why, a.applied, 0, NULL, NULL);
+        return;
+    }
+    /* pass it on to our children; acknowledge when they have answered */
+    r_relay_t *rl = calloc(1, sizeof(*rl));
+    if (!rl) {
+        s_push_ack(r, peer, id, "out of memory", a.applied, 0, NULL, NULL);
+        return;
+    }
+    rl->id = ++r->next_id;
+    snprintf(rl->parent, sizeof(rl->parent), "%s", peer);
+    rl->parent_push = id;
+    rl->applied = a.applied;
+    rl->next = r->relays;
+    r->relays = rl;
+    s_names_add(&rl->reached, store_node_name(r->store));
+    uint64_t child_budget =
+        budget > R_RELAY_MIN_MS + R_RELAY_MARGIN_MS ? budget - R_RELAY_MARGIN_MS : R_RELAY_MIN_MS;
+    store_txn_t *t;
+    if (store_txn_begin(r->store, false, &t) == HS_OK) {
+        const char *const *names = NULL;
+        size_t np = r->io.io_peers(r->io.io_ctx, &names);
+        char list[16][STORE_NAME_MAX + 1];
+        if (np > 16)
+            np = 16;
+        for (size_t i = 0; i < np; i++)
+            snprintf(list[i], sizeof(list[i]), "%s", names[i]);
+        for (size_t i = 0; i < np; i++) {
+            if (r->io.io_dir_to(r->io.io_ctx, list[i]) != RULES_DOWN)
+                continue;
+            size_t sent = 0;
+            if (r->io.io_peer_up(r->io.io_ctx, list[i]) &&
+                s_send_push(r, t, &a.got, list[i], RULES_DOWN, true, 0, rl->id, child_budget,
+                            &sent) == HS_OK &&
+                sent) {
+                rl->forwarded++;
+                rl->pending++;
+            } else {
+                s_names_branch(r, &rl->unreached, list[i]); /* down, or nothing for it */
+            }
+        }
+        store_txn_abort(&t);
+    }
+    if (!rl->pending)
+        s_relay_answer(r, rl);
 }
 
 static void s_on_push_ack(repl_t *r, const char *peer, const void *buf, size_t len)
 {
     store_mpr_t rd;
     store_mpr_init(&rd, buf, len);
-    if (store_mpr_array(&rd) != 7)
+    uint32_t fields = store_mpr_array(&rd);
+    if (fields != 7 && fields != 9)
         return;
     store_mpr_uint(&rd);
     store_mpr_uint(&rd);
@@ -373,14 +546,25 @@ static void s_on_push_ack(repl_t *r, const char *peer, const void *buf, size_t l
     store_mpr_str(&rd, why, sizeof(why));
     uint64_t applied = store_mpr_uint(&rd);
     uint64_t forwarded = store_mpr_uint(&rd);
-    if (store_mpr_done(&rd))
+    r_names_t re = {0}, un = {0};
+    if (fields == 9 && (repl_names_decode(&rd, &re) || repl_names_decode(&rd, &un))) {
+        free(re.v);
+        free(un.v);
         return;
+    }
+    if (store_mpr_done(&rd)) {
+        free(re.v);
+        free(un.v);
+        return;
+    }
     for (r_push_t *p = r->pushes; p; p = p->next) {
         if (p->id == id && !strcmp(p->peer, peer)) {
-            s_push_done(r, p, ok, applied, forwarded, ok ? NULL : why);
-            return;
+            s_push_done(r, p, ok, applied, forwarded, ok ? NULL : why, &re, &un);
+            break;
         }
     }
+    free(re.v);
+    free(un.v);
 }
 
 bool repl_push_frame(repl_t *r, const char *peer, int type, const void *buf, size_t len)
@@ -399,8 +583,12 @@ void repl_push_tick(repl_t *r)
     uint64_t now = repl_mono_ms();
     for (r_push_t *p = r->pushes, *next; p; p = next) {
         next = p->next;
-        if (now > p->started_ms + R_PUSH_TIMEOUT_MS)
-            s_push_done(r, p, false, 0, 0, "no acknowledgement within 10 s");
+        if (now > p->started_ms + p->timeout_ms) {
+            char why[64];
+            snprintf(why, sizeof(why), "no acknowledgement within %llu ms",
+                     (unsigned long long)p->timeout_ms);
+            s_push_done(r, p, false, 0, 0, why, NULL, NULL);
+        }
     }
 }
 
@@ -409,7 +597,7 @@ void repl_push_peer_down(repl_t *r, const char *peer)
     for (r_push_t *p = r->pushes, *next; p; p = next) {
         next = p->next;
         if (!strcmp(p->peer, peer))
-            s_push_done(r, p, false, 0, 0, "the link went down");
+            s_push_done(r, p, false, 0, 0, "the link went down", NULL, NULL);
     }
 }
 
@@ -420,4 +608,6 @@ void repl_push_free_all(repl_t *r)
         r->pushes = p->next;
         free(p);
     }
+    while (r->relays)
+        s_relay_free(r, r->relays);
 }

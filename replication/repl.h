@@ -34,6 +34,12 @@ typedef struct repl_summary {
     char su_error[REPL_WHY_MAX];
     bool su_dry_run;
     uint64_t su_estimate_bytes;
+    /* emergency: the nodes of the peer's branch that applied it (the peer
+     * first) and those that did not acknowledge (borrowed, for the call) */
+    const char (*su_reached)[STORE_NAME_MAX + 1];
+    size_t su_nreached;
+    const char (*su_unreached)[STORE_NAME_MAX + 1];
+    size_t su_nunreached;
 } repl_summary_t;
 
 typedef struct repl_io {

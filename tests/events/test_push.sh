@@ -4,7 +4,9 @@
 #    child at once and waits for their acknowledgements, while the next
 #    scheduled run is a day away;
 #  - emergency delivery pushes a policy, its software resource and its
-#    package down to every descendant, grandchildren included.
+#    package down to every descendant, grandchildren included, and lists
+#    every node that did not acknowledge it (a child or a grandchild that
+#    is down) as not reached, exit 1 (issue 17, item 8).
 . "$(dirname "$0")/lib_events.sh"
 
 has() { "$HSYNC" get -d "$(hr_dir "$1")" "$2" --json >/dev/null 2>&1; }
@@ -99,8 +101,50 @@ test_emergency() {
     wait_for 10 has_all leaf "$pol" "$sw" "$pkg"
     expect_exit 0 "$HSYNC" get -d "$(hr_dir leaf)" "$sw" --json
     assert_contains "$HS_OUT" "acme" "the software resource's body at the grandchild"
+    expect_exit 0 "$HSYNC" emergency -d "$(hr_dir root)" "$pol" --json
+    assert_eq '["leaf", "mid1", "mid2"]' "$(json_get "$HS_OUT" 'sorted(j["reached"])')" "every node below acknowledged"
+    assert_eq '[]' "$(json_get "$HS_OUT" 'j["not_reached"]')" "none missing"
+
+    # a grandchild that is down: its parent says so, hop by hop
+    hr_stop leaf
+    wait_for 10 hr_state_is mid1 leaf down
+    expect_exit 1 "$HSYNC" emergency -d "$(hr_dir root)" "$pol" --json
+    assert_eq "false" "$(json_get "$HS_OUT" 'j["all_ok"]')" "not all_ok with a grandchild down"
+    assert_eq '["leaf"]' "$(json_get "$HS_OUT" 'j["not_reached"]')" "the grandchild is listed as not reached"
+    assert_eq '["mid1", "mid2"]' "$(json_get "$HS_OUT" 'sorted(j["reached"])')" "the others acknowledged"
+    assert_contains "$HS_ERR" "1 node below did not acknowledge" "the error says how many"
+}
+
+test_emergency_child_down() {
+    local n pol
+    for n in e0 e1 e2 e3; do
+        hr_node "$n"
+        hr_start "$n"
+    done
+    for n in e1 e2 e3; do
+        hr_link e0 "$n"
+    done
+    settle e0
+    pol=$(hr_put e0 item.policy '{"name":"urgent"}')
+    hr_stop e2
+    wait_for 10 hr_state_is e0 e2 down
+    expect_exit 1 "$HSYNC" emergency -d "$(hr_dir e0)" "$pol"
+    assert_contains "$HS_OUT" "not reached (1): e2" "the child that is down is listed as not reached"
+    assert_contains "$HS_OUT" "reached (2): " "two children reached"
+    expect_exit 1 "$HSYNC" emergency -d "$(hr_dir e0)" "$pol" --json
+    assert_eq "false" "$(json_get "$HS_OUT" 'j["all_ok"]')" "all_ok is false"
+    assert_eq '["e2"]' "$(json_get "$HS_OUT" 'j["not_reached"]')" "--json lists it under not_reached"
+    assert_eq '["e1", "e3"]' "$(json_get "$HS_OUT" 'sorted(j["reached"])')" "and the others under reached"
+    # every child down: still an answer naming them, not an error about the rules
+    hr_stop e1
+    hr_stop e3
+    wait_for 10 hr_state_is e0 e1 down
+    wait_for 10 hr_state_is e0 e3 down
+    expect_exit 1 "$HSYNC" emergency -d "$(hr_dir e0)" "$pol" --json
+    assert_eq '["e1", "e2", "e3"]' "$(json_get "$HS_OUT" 'sorted(j["not_reached"])')" "all three not reached"
 }
 
 test_replicate_now
 test_emergency
+test_emergency_child_down
 hr_done
