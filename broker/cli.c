@@ -307,10 +307,8 @@ static const broker_cli_cmd_t s_commands[] = {
      "    descendant hop by hop. Prints each child's acknowledgement, then the nodes\n"
      "    below that applied it (reached) and every one that did not acknowledge (not\n"
      "    reached: down, or no answer in time); --json lists them as reached and\n"
-     "    not_reached.\n"
-     "EXIT STATUS\n"
-     "    0 every node below applied it; 1 any did not (their scheduled runs carry it\n"
-     "    when they are back), or an error.\n"},
+     "    not_reached. Exits 1 when any node did not acknowledge (its scheduled runs\n"
+     "    carry the policy when it is back).\n"},
     {"standalone", broker_cli_standalone, "one-way replication to servers outside the hierarchy",
      "hsync standalone add -d DIR --name NAME --to TOKEN... --class PREFIX...\n"
      "                     [--dataclass NAME]... [--complete] [--every DURATION]\n"
