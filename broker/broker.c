@@ -97,6 +97,7 @@ typedef struct broker {
     const char **names;
     size_t names_cap;
     struct b_job *jobs; /* sync requests waiting for their runs */
+    json_t *verify_last; /* the last `hsync verify` verdict per node (status), or NULL */
     uint64_t next_job;
     broker_http_t *http; /* status page and metrics; NULL when not served */
 } broker_t;
@@ -112,6 +113,8 @@ typedef struct b_job {
     json_t *inflight;                 /* "peer/rule" -> [sent, total, bytes] of runs under way */
     uint64_t started_ms, progress_ms; /* s_mono_ms */
     bool emergency; /* the reply lists the nodes below reached and not reached */
+    bool verify;    /* `hsync verify`: answered by s_io_verify_done */
+    bool repair;
 } b_job_t;
 
 /* ---- time --------------------------------------------------------------- */
@@ -1228,6 +1231,109 @@ static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
         repl_tick(b->repl); /* start them now */
 }
 
+/* ---- hsync verify --------------------------------------------------------- */
+
+static const char *s_dir_word(unsigned dir)
+{
+    return dir == RULES_UP ? "up" : "down";
+}
+
+/* The verdicts as the command line gets them, and the summary status keeps. */
+static json_t *s_verify_json(broker_t *b, const repl_vnode_t *nodes, size_t n, bool repair,
+                             json_t **summary)
+{
+    json_t *jn = json_array(), *differ = json_array(), *unreached = json_array();
+    json_t *brief = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const repl_vnode_t *nd = &nodes[i];
+        json_t *rules = json_array(), *bad = json_array();
+        bool in_sync = nd->vn_reached && !nd->vn_why[0];
+        for (size_t k = 0; k < nd->vn_nverdict; k++) {
+            const repl_vverdict_t *v = &nd->vn_verdicts[k];
+            json_t *owners = json_array();
+            for (size_t o = 0; o < v->vv_owners.n; o++)
+                json_array_append_new(owners, json_string(v->vv_owners.v[o]));
+            json_array_append_new(
+                rules, json_pack("{s:s,s:s,s:b,s:I,s:I,s:O,s:s}", "rule", v->vv_rule, "direction",
+                                 s_dir_word(v->vv_dir), "in_sync", v->vv_ok, "parent_count",
+                                 (json_int_t)v->vv_parent_count, "count", (json_int_t)v->vv_count,
+                                 "owners", owners, "repair", v->vv_repair));
+            if (!v->vv_ok) {
+                in_sync = false;
+                json_array_append_new(differ, json_pack("{s:s,s:s,s:s,s:s,s:O}", "node",
+                                                        nd->vn_name, "parent", nd->vn_parent,
+                                                        "rule", v->vv_rule, "direction",
+                                                        s_dir_word(v->vv_dir), "owners", owners));
+                json_array_append_new(bad, json_pack("{s:s,s:s,s:O}", "rule", v->vv_rule,
+                                                     "direction", s_dir_word(v->vv_dir), "owners",
+                                                     owners));
+            }
+            json_decref(owners);
+        }
+        if (!nd->vn_reached)
+            json_array_append_new(unreached, json_string(nd->vn_name));
+        const char *verdict = !nd->vn_reached ? "not reached" : in_sync ? "in sync" : "differs";
+        json_array_append_new(jn, json_pack("{s:s,s:s,s:b,s:s,s:b,s:s,s:o}", "node", nd->vn_name,
+                                            "parent", nd->vn_parent, "reached", nd->vn_reached,
+                                            "why", nd->vn_why, "in_sync", in_sync, "verdict",
+                                            verdict, "rules", rules));
+        json_array_append_new(brief, json_pack("{s:s,s:s,s:s,s:o}", "node", nd->vn_name, "verdict",
+                                               verdict, "why", nd->vn_why, "differs", bad));
+    }
+    bool all = !json_array_size(differ) && !json_array_size(unreached);
+    for (size_t i = 0; all && i < n; i++)
+        all = !nodes[i].vn_why[0];
+    *summary = json_pack("{s:I,s:s,s:b,s:b,s:o}", "when", (json_int_t)s_wall_ms(), "from",
+                         b->id.id_name, "repair", repair, "all_in_sync", all, "nodes", brief);
+    return json_pack("{s:b,s:s,s:b,s:b,s:o,s:o,s:o}", "ok", 1, "from", b->id.id_name, "repair",
+                     repair, "all_in_sync", all, "nodes", jn, "differ", differ, "not_reached",
+                     unreached);
+}
+
+static void s_io_verify_done(void *ctx, uint64_t req, const repl_vnode_t *nodes, size_t n)
+{
+    broker_t *b = ctx;
+    for (b_job_t *job = b->jobs; job; job = job->next) {
+        if (job->id != req || !job->verify)
+            continue;
+        s_job_unlink(b, job);
+        json_t *summary = NULL;
+        json_t *reply = s_verify_json(b, nodes, n, job->repair, &summary);
+        json_object_set_new(reply, "ms", json_integer((json_int_t)(s_mono_ms() - job->started_ms)));
+        json_decref(b->verify_last);
+        b->verify_last = summary;
+        broker_log(json_is_true(json_object_get(reply, "all_in_sync")) ? BROKER_LOG_INFO
+                                                                      : BROKER_LOG_WARN,
+                   NULL, "verify", "%zu node%s below: %zu differ, %zu not reached%s", n,
+                   n == 1 ? "" : "s", json_array_size(json_object_get(reply, "differ")),
+                   json_array_size(json_object_get(reply, "not_reached")),
+                   job->repair ? " (repair asked)" : "");
+        s_ctl_reply(b, job->rid, job->rid_len, reply);
+        json_decref(job->runs);
+        json_decref(job->inflight);
+        free(job);
+        return;
+    }
+}
+
+/* `hsync verify`: replied to by s_io_verify_done, within the budget. */
+static void s_cmd_verify(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req)
+{
+    json_int_t budget = json_integer_value(json_object_get(req, "timeout_ms"));
+    if (budget < 1000 || budget > 3600000)
+        budget = 10000;
+    b_job_t *job = s_job_new(b, rid, rlen);
+    if (!job)
+        return;
+    job->verify = true;
+    job->repair = json_is_true(json_object_get(req, "repair"));
+    int err = repl_verify(b->repl, job->id, job->repair, (uint64_t)budget);
+    if (err) {
+        s_job_drop(b, job);
+        s_ctl_error(b, rid, rlen, "%s", hs_strerror(err));
+    }
+}
+
 /* `hsync replicate-now` and `hsync emergency`: one push per peer, replied to
  * when every peer acknowledged (or failed). */
 static void s_cmd_push(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req, bool emergency)
@@ -1483,8 +1589,9 @@ static json_t *s_status_json(broker_t *b)
     topo_fingerprint(b->id.id_public, fp);
     json_t *pairs = json_array();
     repl_pairs(b->repl, s_pair_json, pairs);
-    return json_pack("{s:b,s:s,s:s,s:s,s:o,s:o}", "ok", 1, "node", b->id.id_name, "listen",
-                     b->listen, "fingerprint", fp, "links", links, "replication", pairs);
+    return json_pack("{s:b,s:s,s:s,s:s,s:o,s:o,s:O?}", "ok", 1, "node", b->id.id_name, "listen",
+                     b->listen, "fingerprint", fp, "links", links, "replication", pairs, "verify",
+                     b->verify_last);
 }
 
 /* Dial the node an invite names, as a child (JOIN, with what we know of the
@@ -1658,6 +1765,8 @@ static int s_ctl_one(broker_t *b)
         s_cmd_push(b, rid, rlen, req, false);
     else if (!strcmp(cmd, "emergency"))
         s_cmd_push(b, rid, rlen, req, true);
+    else if (!strcmp(cmd, "verify"))
+        s_cmd_verify(b, rid, rlen, req);
     else if (!strcmp(cmd, "poke"))
         repl_events_pump(b->repl); /* a local write: urgent work goes out now */
     else
@@ -1875,6 +1984,7 @@ static int s_start(broker_t *b)
                     .io_peers = s_io_peers,
                     .io_elsewhere = s_io_elsewhere,
                     .io_run_done = s_io_run_done,
+                    .io_verify_done = s_io_verify_done,
                     .io_log = s_io_log};
     b->repl = repl_new(b->store, &io);
     b->zctx = zmq_ctx_new();
@@ -1961,6 +2071,7 @@ static void s_stop(broker_t *b)
         free(j);
     }
     free(b->names);
+    json_decref(b->verify_last);
     while (b->links)
         s_link_free(b, b->links);
     struct event **evs[] = {&b->ev_zap, &b->ev_router, &b->ev_ctl,  &b->ev_tick,

@@ -156,6 +156,8 @@ int broker_cli_history(broker_cli_t *c, int argc, char **argv);
 int broker_cli_trace(broker_cli_t *c, int argc, char **argv);
 int broker_cli_replicate_now(broker_cli_t *c, int argc, char **argv);
 int broker_cli_emergency(broker_cli_t *c, int argc, char **argv);
+/* Every node below in sync with its parent, rule by rule (broker/cli_verify.c). */
+int broker_cli_verify(broker_cli_t *c, int argc, char **argv);
 /* The replication table of status: one row per (peer, rule), problems first. */
 void broker_cli_repl_print(json_t *pairs, const json_t *links);
 

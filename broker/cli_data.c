@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define S_JSON_TEXT_MAX ((size_t)64 << 20) /* a body's JSON text; msgpack limit is 1 MiB */
 #define S_DEFAULT_LISTEN "tcp://127.0.0.1:7600"
@@ -797,6 +798,33 @@ static int s_status_fn(store_txn_t *t, void *ctx)
     return store_counts(t, s_count_one, st);
 }
 
+/* The last `hsync verify` run from this node: one line per node below. */
+static void s_verify_print(const json_t *v)
+{
+    if (!json_is_object(v))
+        return;
+    time_t when = (time_t)(json_integer_value(json_object_get(v, "when")) / 1000);
+    char at[32];
+    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", gmtime(&when));
+    printf("\nlast verify (%s%s): %s\n", at,
+           json_is_true(json_object_get(v, "repair")) ? ", with repair" : "",
+           json_is_true(json_object_get(v, "all_in_sync")) ? "every node below in sync"
+                                                           : "not all in sync");
+    size_t i, k;
+    json_t *n, *d;
+    json_array_foreach(json_object_get(v, "nodes"), i, n)
+    {
+        const char *verdict = json_string_value(json_object_get(n, "verdict"));
+        printf("  %-14s %s", json_string_value(json_object_get(n, "node")), verdict);
+        if (verdict && !strcmp(verdict, "not reached"))
+            printf(": %s", json_string_value(json_object_get(n, "why")));
+        json_array_foreach(json_object_get(n, "differs"), k, d)
+            printf("%s%s %s", k ? ", " : ": ", json_string_value(json_object_get(d, "rule")),
+                   json_string_value(json_object_get(d, "direction")));
+        printf("\n");
+    }
+}
+
 /*
  * Hook for the broker part of status (parent, children, links and rules:
  * mode, last run, next run, backlog, last error). It will ask the running
@@ -818,6 +846,8 @@ static int s_status_broker(broker_cli_t *c, json_t *j)
             json_object_set(j, "replication", pairs);
         else
             json_object_set_new(j, "replication", json_array());
+        json_t *verify = json_object_get(st, "verify");
+        json_object_set(j, "verify", verify ? verify : json_null());
     } else {
         /* one table: every peer and rule with its link, problems first
          * (keys and endpoints: 'hsync hierarchy show') */
@@ -829,6 +859,7 @@ static int s_status_broker(broker_cli_t *c, json_t *j)
         json_t *none = json_array();
         broker_cli_repl_print(pairs ? pairs : none, json_object_get(st, "links"));
         json_decref(none);
+        s_verify_print(json_object_get(st, "verify"));
     }
     json_decref(st);
     return BROKER_CLI_OK;

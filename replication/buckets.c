@@ -26,6 +26,8 @@ typedef struct s_comp {
     void (*tick)(void *);
     void *tick_ctx;
     uint64_t seen;
+    repl_bucket_each_fn each;
+    void *each_ctx;
 } s_comp_t;
 
 static int s_comp_one(void *ctx, const store_obj_t *o)
@@ -50,6 +52,8 @@ static int s_comp_one(void *ctx, const store_obj_t *o)
     unsigned b = repl_bucket_of(&o->guid);
     c->out->bk_count[b]++;
     c->out->bk_sum[b] += e;
+    if (c->each)
+        return c->each(c->each_ctx, o, e);
     return 0;
 }
 
@@ -57,8 +61,15 @@ int repl_buckets_compute(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
                          const rules_names_t *names, repl_buckets_t *out, void (*tick)(void *),
                          void *tick_ctx)
 {
+    return repl_buckets_scan(t, rule, dir, side, names, out, tick, tick_ctx, NULL, NULL);
+}
+
+int repl_buckets_scan(store_txn_t *t, const rules_rule_t *rule, unsigned dir, int side,
+                      const rules_names_t *names, repl_buckets_t *out, void (*tick)(void *),
+                      void *tick_ctx, repl_bucket_each_fn each, void *each_ctx)
+{
     memset(out, 0, sizeof(*out));
-    s_comp_t c = {rule, dir, side, names, out, tick, tick_ctx, 0};
+    s_comp_t c = {rule, dir, side, names, out, tick, tick_ctx, 0, each, each_ctx};
     int err = HS_OK;
     for (size_t i = 0; !err && i < rule->ru_nprefix; i++)
         err = store_scan(t, rule->ru_prefix[i], NULL, 0, NULL, NULL, s_comp_one, &c);

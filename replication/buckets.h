@@ -40,6 +40,14 @@ int repl_buckets_compute(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
                          const rules_names_t *names, repl_buckets_t *out, void (*tick)(void *),
                          void *tick_ctx);
 
+/* The same scan, calling each (if not NULL) with every in-scope object and
+ * its bucket element (what it adds to its bucket's sum); a non-zero return
+ * stops the scan and is returned (HS_* errors). */
+typedef int (*repl_bucket_each_fn)(void *ctx, const store_obj_t *o, uint64_t element);
+int repl_buckets_scan(store_txn_t *t, const rules_rule_t *rule, unsigned dir, int side,
+                      const rules_names_t *names, repl_buckets_t *out, void (*tick)(void *),
+                      void *tick_ctx, repl_bucket_each_fn each, void *each_ctx);
+
 void repl_buckets_encode(const repl_buckets_t *b, uint8_t out[REPL_BUCKETS_WIRE]);
 /* HS_OK or HS_EMALF (wrong length). */
 int repl_buckets_decode(const uint8_t *buf, size_t len, repl_buckets_t *out);

@@ -122,6 +122,7 @@ void repl_destroy(repl_t **rp)
     repl_recv_free_all(r);
     repl_ev_free_all(r);
     repl_push_free_all(r);
+    repl_verify_free_all(r);
     while (r->reqs) {
         r_req_t *q = r->reqs;
         r->reqs = q->next;
@@ -237,7 +238,7 @@ static void s_run_finish(repl_t *r, r_run_t *run, bool ok, const char *error)
                              .su_ms = repl_mono_ms() - run->started_ms,
                              .su_ok = ok};
         repl_summary_names(&su, run->peer, run->rule.ru_name, run->why, ok ? "" : f.error);
-        r->io.io_run_done(r->io.io_ctx, &su);
+        repl_run_done(r, &su);
     }
     s_run_free(r, run);
     s_start_queued(r);
@@ -987,7 +988,7 @@ int repl_start(repl_t *r, const char *peer, const char *rule, int mode, bool dry
                              .su_dry_run = true,
                              .su_estimate_bytes = bytes};
         repl_summary_names(&su, peer, rule, why, NULL);
-        r->io.io_run_done(r->io.io_ctx, &su);
+        repl_run_done(r, &su);
         return HS_OK;
     }
     store_txn_abort(&t);
@@ -1182,6 +1183,8 @@ int repl_on_frame(repl_t *r, const char *peer, const void *buf, size_t len)
     }
     if (repl_push_frame(r, peer, type, buf, len))
         return HS_OK;
+    if (repl_verify_frame(r, peer, type, buf, len))
+        return HS_OK;
     repl_msg_t m;
     int err = repl_msg_decode(buf, len, &m);
     if (err)
@@ -1241,6 +1244,7 @@ void repl_peer_down(repl_t *r, const char *peer)
     r->starting = was;
     repl_recv_drop_peer(r, peer);
     repl_push_peer_down(r, peer);
+    repl_verify_peer_down(r, peer);
 }
 
 /* Start queued runs whose peer is free and up. Called from the tick and
@@ -1381,6 +1385,7 @@ void repl_tick(repl_t *r)
     s_start_queued(r);
     repl_events_pump(r);
     repl_push_tick(r);
+    repl_verify_tick(r);
 }
 
 /* ---- status -------------------------------------------------------------- */

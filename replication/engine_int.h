@@ -115,7 +115,8 @@ typedef struct r_inflight_ev {
     char error[96];
 } r_inflight_ev_t;
 
-typedef struct r_push r_push_t; /* push.c */
+typedef struct r_push r_push_t;     /* push.c */
+typedef struct r_verify r_verify_t; /* verify.c */
 
 struct repl {
     store_t *store;
@@ -131,6 +132,7 @@ struct repl {
     r_inflight_ev_t *evs;   /* events in flight */
     r_push_t *pushes;       /* pushes waiting for PUSH_ACK */
     struct r_relay *relays; /* emergencies passed on, waiting for children (push.c) */
+    r_verify_t *verifies;   /* verifications waiting for children and repairs (verify.c) */
     size_t nacked;          /* acknowledged, not yet flushed */
     size_t ndirty;          /* delivery states not yet recorded */
     uint64_t ev_next_pump_ms;
@@ -163,7 +165,19 @@ void repl_push_tick(repl_t *r);
 void repl_push_peer_down(repl_t *r, const char *peer);
 void repl_push_free_all(repl_t *r);
 
+/* verify.c */
+bool repl_verify_frame(repl_t *r, const char *peer, int type, const void *buf, size_t len);
+void repl_verify_tick(repl_t *r);
+void repl_verify_peer_down(repl_t *r, const char *peer);
+void repl_verify_free_all(repl_t *r);
+/* Every run summary goes through here: the repair runs of a verification
+ * are its own; the rest go to io_run_done. */
+void repl_run_done(repl_t *r, const repl_summary_t *su);
+
 /* receiver.c */
+/* The owners a run from our parent may not overwrite or remove: this node's
+ * branch and every owner a standalone source feeds us (owned list). */
+int repl_recv_down_names(repl_t *r, r_names_t *out);
 /* May o, arriving in direction dir under rule from a sender whose
  * responsibility is branch (up: its branch; down: everything but ours), be
  * applied over what this node holds under its guid? */

@@ -432,3 +432,222 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
     out->m_type = (int)type;
     return store_mpr_done(&r);
 }
+
+/* ---- hsync verify --------------------------------------------------------- */
+
+void repl_vreq_free(repl_vreq_t *q)
+{
+    for (size_t i = 0; q->vq_scopes && i < q->vq_nscope; i++)
+        free(q->vq_scopes[i].vs_owners);
+    free(q->vq_scopes);
+    q->vq_scopes = NULL;
+    q->vq_nscope = 0;
+}
+
+void repl_vnodes_free(repl_vnode_t *nodes, size_t n)
+{
+    for (size_t i = 0; nodes && i < n; i++) {
+        for (size_t k = 0; nodes[i].vn_verdicts && k < nodes[i].vn_nverdict; k++)
+            free(nodes[i].vn_verdicts[k].vv_owners.v);
+        free(nodes[i].vn_verdicts);
+    }
+    free(nodes);
+}
+
+void repl_vreq_encode(store_mpw_t *w, const repl_vreq_t *q)
+{
+    store_mpw_array(w, 6);
+    store_mpw_uint(w, TOPO_PROTO_VERSION);
+    store_mpw_uint(w, REPL_VERIFY);
+    store_mpw_uint(w, q->vq_id);
+    store_mpw_uint(w, q->vq_budget_ms);
+    store_mpw_bool(w, q->vq_repair);
+    store_mpw_array(w, (uint32_t)q->vq_nscope);
+    for (size_t i = 0; i < q->vq_nscope; i++) {
+        const repl_vscope_t *sc = &q->vq_scopes[i];
+        store_mpw_array(w, 5);
+        store_mpw_str(w, sc->vs_rule);
+        store_mpw_uint(w, sc->vs_dir);
+        store_mpw_uint(w, sc->vs_count);
+        store_mpw_bin(w, sc->vs_digest, 32);
+        store_mpw_array(w, (uint32_t)sc->vs_nowner);
+        for (size_t k = 0; k < sc->vs_nowner; k++) {
+            store_mpw_array(w, 3);
+            store_mpw_str(w, sc->vs_owners[k].vo_name);
+            store_mpw_uint(w, sc->vs_owners[k].vo_count);
+            store_mpw_uint(w, sc->vs_owners[k].vo_sum);
+        }
+    }
+}
+
+static bool s_vdir_ok(uint64_t d)
+{
+    return d == RULES_DOWN || d == RULES_UP;
+}
+
+/* a non-empty name of at most STORE_NAME_MAX bytes */
+static void s_name_decode(store_mpr_t *r, char out[STORE_NAME_MAX + 1], bool may_be_empty)
+{
+    store_mpr_str(r, out, STORE_NAME_MAX + 1);
+    if (!may_be_empty && !store_mpr_error(r) && !out[0])
+        r->mpr_err = HS_EMALF;
+}
+
+int repl_vreq_decode(const void *buf, size_t len, repl_vreq_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    store_mpr_t r;
+    store_mpr_init(&r, buf, len);
+    if (store_mpr_array(&r) != 6 || store_mpr_uint(&r) != TOPO_PROTO_VERSION ||
+        store_mpr_uint(&r) != REPL_VERIFY)
+        return HS_EMALF;
+    out->vq_id = store_mpr_uint(&r);
+    out->vq_budget_ms = store_mpr_uint(&r);
+    out->vq_repair = store_mpr_bool(&r);
+    uint32_t ns = store_mpr_array(&r);
+    if (store_mpr_error(&r) || ns > REPL_VERIFY_SCOPES_MAX)
+        return HS_EMALF;
+    if (ns && !(out->vq_scopes = calloc(ns, sizeof(*out->vq_scopes))))
+        return HS_ENOMEM;
+    out->vq_nscope = ns;
+    int err = HS_OK;
+    for (uint32_t i = 0; !err && i < ns; i++) {
+        repl_vscope_t *sc = &out->vq_scopes[i];
+        if (store_mpr_array(&r) != 5) {
+            err = HS_EMALF;
+            break;
+        }
+        store_mpr_str(&r, sc->vs_rule, sizeof(sc->vs_rule));
+        uint64_t dir = store_mpr_uint(&r);
+        sc->vs_count = store_mpr_uint(&r);
+        size_t dl = 0;
+        const uint8_t *d = store_mpr_bytes(&r, &dl);
+        uint32_t no = store_mpr_array(&r);
+        if (store_mpr_error(&r) || !d || dl != 32 || !s_vdir_ok(dir) || !sc->vs_rule[0] ||
+            no > REPL_VERIFY_OWNERS_MAX) {
+            err = HS_EMALF;
+            break;
+        }
+        sc->vs_dir = (unsigned)dir;
+        memcpy(sc->vs_digest, d, 32);
+        if (no && !(sc->vs_owners = calloc(no, sizeof(*sc->vs_owners)))) {
+            err = HS_ENOMEM;
+            break;
+        }
+        sc->vs_nowner = no;
+        for (uint32_t k = 0; k < no && !store_mpr_error(&r); k++) {
+            if (store_mpr_array(&r) != 3) {
+                r.mpr_err = HS_EMALF;
+                break;
+            }
+            s_name_decode(&r, sc->vs_owners[k].vo_name, false);
+            sc->vs_owners[k].vo_count = store_mpr_uint(&r);
+            sc->vs_owners[k].vo_sum = store_mpr_uint(&r);
+        }
+        if (store_mpr_error(&r))
+            err = HS_EMALF;
+    }
+    if (!err && store_mpr_done(&r))
+        err = HS_EMALF;
+    if (err)
+        repl_vreq_free(out);
+    return err;
+}
+
+void repl_vans_header(store_mpw_t *w, uint64_t id, uint32_t n)
+{
+    store_mpw_array(w, 4);
+    store_mpw_uint(w, TOPO_PROTO_VERSION);
+    store_mpw_uint(w, REPL_VERIFY_ANS);
+    store_mpw_uint(w, id);
+    store_mpw_array(w, n);
+}
+
+void repl_vnode_encode(store_mpw_t *w, const repl_vnode_t *node)
+{
+    store_mpw_array(w, 5);
+    store_mpw_str(w, node->vn_name);
+    store_mpw_str(w, node->vn_parent);
+    store_mpw_bool(w, node->vn_reached);
+    store_mpw_str(w, node->vn_why);
+    store_mpw_array(w, (uint32_t)node->vn_nverdict);
+    for (size_t i = 0; i < node->vn_nverdict; i++) {
+        const repl_vverdict_t *v = &node->vn_verdicts[i];
+        store_mpw_array(w, 7);
+        store_mpw_str(w, v->vv_rule);
+        store_mpw_uint(w, v->vv_dir);
+        store_mpw_bool(w, v->vv_ok);
+        store_mpw_uint(w, v->vv_parent_count);
+        store_mpw_uint(w, v->vv_count);
+        store_mpw_array(w, (uint32_t)v->vv_owners.n);
+        for (size_t k = 0; k < v->vv_owners.n; k++)
+            store_mpw_str(w, v->vv_owners.v[k]);
+        store_mpw_str(w, v->vv_repair);
+    }
+}
+
+static int s_vnode_decode(store_mpr_t *r, repl_vnode_t *nd)
+{
+    if (store_mpr_array(r) != 5)
+        return HS_EMALF;
+    s_name_decode(r, nd->vn_name, false);
+    s_name_decode(r, nd->vn_parent, true);
+    nd->vn_reached = store_mpr_bool(r);
+    store_mpr_str(r, nd->vn_why, sizeof(nd->vn_why));
+    uint32_t nv = store_mpr_array(r);
+    if (store_mpr_error(r) || nv > REPL_VERIFY_SCOPES_MAX)
+        return HS_EMALF;
+    if (nv && !(nd->vn_verdicts = calloc(nv, sizeof(*nd->vn_verdicts))))
+        return HS_ENOMEM;
+    nd->vn_nverdict = nv;
+    for (uint32_t i = 0; i < nv; i++) {
+        repl_vverdict_t *v = &nd->vn_verdicts[i];
+        if (store_mpr_array(r) != 7)
+            return HS_EMALF;
+        store_mpr_str(r, v->vv_rule, sizeof(v->vv_rule));
+        uint64_t dir = store_mpr_uint(r);
+        v->vv_ok = store_mpr_bool(r);
+        v->vv_parent_count = store_mpr_uint(r);
+        v->vv_count = store_mpr_uint(r);
+        if (store_mpr_error(r) || !s_vdir_ok(dir) || !v->vv_rule[0])
+            return HS_EMALF;
+        v->vv_dir = (unsigned)dir;
+        int err = repl_names_decode(r, &v->vv_owners);
+        if (err)
+            return err;
+        store_mpr_str(r, v->vv_repair, sizeof(v->vv_repair));
+        if (store_mpr_error(r))
+            return HS_EMALF;
+    }
+    return HS_OK;
+}
+
+int repl_vans_decode(const void *buf, size_t len, uint64_t *id, repl_vnode_t **nodes, size_t *n)
+{
+    *nodes = NULL;
+    *n = 0;
+    store_mpr_t r;
+    store_mpr_init(&r, buf, len);
+    if (store_mpr_array(&r) != 4 || store_mpr_uint(&r) != TOPO_PROTO_VERSION ||
+        store_mpr_uint(&r) != REPL_VERIFY_ANS)
+        return HS_EMALF;
+    *id = store_mpr_uint(&r);
+    uint32_t nn = store_mpr_array(&r);
+    if (store_mpr_error(&r) || nn > REPL_VERIFY_NODES_MAX)
+        return HS_EMALF;
+    repl_vnode_t *v = nn ? calloc(nn, sizeof(*v)) : NULL;
+    if (nn && !v)
+        return HS_ENOMEM;
+    int err = HS_OK;
+    for (uint32_t i = 0; !err && i < nn; i++)
+        err = s_vnode_decode(&r, &v[i]);
+    if (!err && store_mpr_done(&r))
+        err = HS_EMALF;
+    if (err) {
+        repl_vnodes_free(v, nn);
+        return err;
+    }
+    *nodes = v;
+    *n = nn;
+    return HS_OK;
+}

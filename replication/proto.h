@@ -21,6 +21,19 @@
  *           lower head under the same epoch means D was rolled back)
  *   ABORT   both [1,21, run, why]
  *   REQUEST D->S [1,22, rule, mode, token]   "send me this rule now"
+ *   VERIFY  P->C [1,32, id, budget, repair, scopes[]]   (hsync verify)
+ *           scope: [rule, dir, count, digest(bin32), owners[]], owner:
+ *           [name, count, sum]: P's side of the link, per rule and direction
+ *           (dir RULES_DOWN or RULES_UP): the scope's object count, SHA-256
+ *           of its bucket vector (replication/buckets.h) and its count and
+ *           bucket sum per owner. C compares its side, repairs (repair: a
+ *           reconcile of each differing scope), asks its own children the
+ *           same within budget ms (less a margin), then answers:
+ *   VERIFY_ANS C->P [1,33, id, nodes[]]
+ *           node: [name, parent, reached, why, verdicts[]], verdict: [rule,
+ *           dir, ok, parent_count, count, owners[] (those that differ),
+ *           repair (what the repair did, "" if none)]: C first, then every
+ *           node below it (a child that is down or silent: reached false).
  *   REFUSE  S->D [1,23, token, why, skip]    the request cannot be served; skip
  *                                            (m_ok) = the rule is disabled there, so
  *                                            the run is skipped, not failed (4-field
@@ -99,6 +112,8 @@ enum repl_frame {
     REPL_PUSH_ACK = 29,
     REPL_LEAVES = 30,
     REPL_DROP = 31,
+    REPL_VERIFY = 32,
+    REPL_VERIFY_ANS = 33,
 };
 
 #define REPL_LEAVES_MAX 200000 /* objects D lists for the differing buckets */
@@ -190,5 +205,68 @@ typedef struct repl_wire_obj {
     char owner[STORE_NAME_MAX + 1];
 } repl_wire_obj_t;
 int repl_obj_decode(store_mpr_t *r, repl_wire_obj_t *out);
+
+/* ---- hsync verify (VERIFY / VERIFY_ANS) ---------------------------------- */
+
+#define REPL_VERIFY_SCOPES_MAX 64   /* (rule, direction) pairs per link */
+#define REPL_VERIFY_OWNERS_MAX 1024 /* owners per scope */
+#define REPL_VERIFY_NODES_MAX 4096  /* nodes in one answer */
+
+typedef struct repl_vowner {
+    char vo_name[STORE_NAME_MAX + 1];
+    uint64_t vo_count, vo_sum;
+} repl_vowner_t;
+
+/* One side of a link's scope (rule, direction). */
+typedef struct repl_vscope {
+    char vs_rule[RULES_NAME_MAX + 1];
+    unsigned vs_dir; /* RULES_DOWN or RULES_UP */
+    uint64_t vs_count;
+    uint8_t vs_digest[32];
+    size_t vs_nowner;
+    repl_vowner_t *vs_owners; /* owned */
+} repl_vscope_t;
+
+typedef struct repl_vreq {
+    uint64_t vq_id;
+    uint64_t vq_budget_ms;
+    bool vq_repair;
+    size_t vq_nscope;
+    repl_vscope_t *vq_scopes; /* owned */
+} repl_vreq_t;
+
+/* A node's verdict on one scope of the link to its parent. */
+typedef struct repl_vverdict {
+    char vv_rule[RULES_NAME_MAX + 1];
+    unsigned vv_dir;
+    bool vv_ok;
+    uint64_t vv_parent_count, vv_count;
+    r_names_t vv_owners; /* owners whose objects differ (owned) */
+    char vv_repair[REPL_WHY_MAX];
+} repl_vverdict_t;
+
+typedef struct repl_vnode {
+    char vn_name[STORE_NAME_MAX + 1];
+    char vn_parent[STORE_NAME_MAX + 1];
+    bool vn_reached;
+    char vn_why[REPL_WHY_MAX];
+    size_t vn_nverdict;
+    repl_vverdict_t *vn_verdicts; /* owned */
+} repl_vnode_t;
+
+void repl_vreq_free(repl_vreq_t *q);
+void repl_vnodes_free(repl_vnode_t *nodes, size_t n);
+
+void repl_vreq_encode(store_mpw_t *w, const repl_vreq_t *q);
+/* Decode a VERIFY frame (untrusted; fuzzed). HS_OK, HS_EMALF or HS_ENOMEM;
+ * on error *out holds nothing to free. */
+int repl_vreq_decode(const void *buf, size_t len, repl_vreq_t *out);
+
+/* VERIFY_ANS: header for n nodes, then n repl_vnode_encode. */
+void repl_vans_header(store_mpw_t *w, uint64_t id, uint32_t n);
+void repl_vnode_encode(store_mpw_t *w, const repl_vnode_t *node);
+/* Decode a VERIFY_ANS frame (untrusted; fuzzed) into an owned array
+ * (repl_vnodes_free). HS_OK, HS_EMALF or HS_ENOMEM. */
+int repl_vans_decode(const void *buf, size_t len, uint64_t *id, repl_vnode_t **nodes, size_t *n);
 
 #endif

@@ -148,7 +148,7 @@ static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
                              .su_ms = repl_mono_ms() - rv->started_ms,
                              .su_ok = ok};
         repl_summary_names(&su, rv->peer, rv->rule.ru_name, rv->why, ok ? "" : f.error);
-        r->io.io_run_done(r->io.io_ctx, &su);
+        repl_run_done(r, &su);
     }
     s_free(r, rv);
 }
@@ -364,6 +364,20 @@ static int s_delivered_set(store_txn_t *t, const r_recv_t *rv, const store_guid_
     if (!live && err == HS_OK)
         return store_kv_del(t, STORE_T_META, k, kl);
     return err == HS_ENOTFOUND ? HS_OK : err;
+}
+
+int repl_recv_down_names(repl_t *r, r_names_t *out)
+{
+    out->v = NULL;
+    out->n = 0;
+    rules_names_t mine = repl_branch(r, NULL);
+    int err = s_fed_all(r, &mine, &out->v, &out->n);
+    if (err) {
+        free(out->v);
+        out->v = NULL;
+        out->n = 0;
+    }
+    return err;
 }
 
 /* Answer OPEN: our epoch and head, and for a reconcile our bucket vector. */
@@ -1151,7 +1165,7 @@ void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m)
                                  .su_ok = disabled};
             repl_summary_names(&su, peer, q->rule, disabled ? m->m_why : NULL,
                                disabled ? NULL : m->m_why);
-            r->io.io_run_done(r->io.io_ctx, &su);
+            repl_run_done(r, &su);
         }
         free(q);
         return;
@@ -1175,7 +1189,7 @@ void repl_recv_drop_peer(repl_t *r, const char *peer)
         if (r->io.io_run_done) {
             repl_summary_t su = {.su_req = q->req, .su_role = "received", .su_ok = false};
             repl_summary_names(&su, peer, q->rule, NULL, "the link went down");
-            r->io.io_run_done(r->io.io_ctx, &su);
+            repl_run_done(r, &su);
         }
         free(q);
     }

@@ -19,6 +19,7 @@
 #include "replication/marks.h"
 
 typedef struct repl repl_t;
+struct repl_vnode; /* replication/proto.h */
 
 /* Outcome of one run, sender or receiver side. */
 typedef struct repl_summary {
@@ -75,6 +76,9 @@ typedef struct repl_io {
      * due heartbeats and not count the frames it could not read meanwhile
      * as a silent peer. Must not call back into the engine. */
     void (*io_keepalive)(void *ctx);
+    /* Optional: a verification started by repl_verify(req) ended: the
+     * verdicts of every node below this one (borrowed, for the call). */
+    void (*io_verify_done)(void *ctx, uint64_t req, const struct repl_vnode *nodes, size_t n);
 } repl_io_t;
 
 /* level values for io_log (same order as broker/log.h) */
@@ -134,6 +138,14 @@ void repl_events_pump(repl_t *r);
  * per peer reaches io_run_done (role "pushed" or "emergency") with req;
  * *peers says how many to expect. HS_ENOTFOUND if g is not a live object. */
 int repl_push(repl_t *r, const store_guid_t *g, bool emergency, uint64_t req, size_t *peers);
+
+/* `hsync verify`: ask every node below this one, hop by hop, whether its
+ * side of the link to its parent matches, per rule and direction (frames
+ * VERIFY/VERIFY_ANS, replication/verify.c); repair: each node also
+ * reconciles the scopes that differ. io_verify_done gets the verdicts
+ * within budget_ms, nodes that did not answer by then marked not reached.
+ * HS_ENOMEM. */
+int repl_verify(repl_t *r, uint64_t req, bool repair, uint64_t budget_ms);
 
 /* Retention, every few seconds: drop change-log entries every linked peer
  * has acknowledged (tombstones among them are purged), and purge tombstones
