@@ -370,7 +370,130 @@ typedef struct s_linkop {
     const topo_identity_t *me;
     bool feed; /* a standalone source: no hierarchy checks */
     const char *why;
+    /* names that left this node's subtree with this change: what is held
+     * only because of them is dropped in the same transaction */
+    const topo_rel_t *lost;
+    size_t nlost;
+    uint64_t dropped; /* out: objects dropped */
 } s_linkop_t;
+
+/* ---- a branch that left ---------------------------------------------------- */
+
+/* Is node `name` still known here: this node, an ancestor, a child or in a
+ * child's subtree (the link `skip` not counted)? */
+static bool s_name_here(broker_t *b, const char *name, const b_link_t *skip)
+{
+    if (!strcmp(name, b->id.id_name))
+        return true;
+    for (b_link_t *l = b->links; l; l = l->next) {
+        if (l == skip || l->state == B_JOINING ||
+            (l->role != TOPO_ROLE_PARENT && l->role != TOPO_ROLE_CHILD))
+            continue;
+        if (!strcmp(l->name, name))
+            return true;
+        for (size_t i = 0; i < l->nrel; i++)
+            if (!strcmp(l->rel[i].rel_name, name))
+                return true;
+    }
+    return false;
+}
+
+/* Keep in lost (n entries) the names no longer known here; returns how many. */
+static size_t s_lost_filter(broker_t *b, topo_rel_t *lost, size_t n, const b_link_t *skip)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s_name_here(b, lost[i].rel_name, skip))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < keep && !dup; j++)
+            dup = !strcmp(lost[j].rel_name, lost[i].rel_name);
+        if (!dup)
+            lost[keep++] = lost[i];
+    }
+    return keep;
+}
+
+typedef struct s_victims {
+    const char *origin; /* NULL: every object the scan visits */
+    store_obj_t *o;
+    size_t n, cap;
+    int err;
+} s_victims_t;
+
+static int s_victim(void *ctx, const store_obj_t *o)
+{
+    s_victims_t *v = ctx;
+    if (v->origin && strcmp(o->origin, v->origin) != 0)
+        return 0;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        store_obj_t *no = realloc(v->o, cap * sizeof(*no));
+        if (!no)
+            return HS_ENOMEM;
+        v->o = no;
+        v->cap = cap;
+    }
+    v->o[v->n++] = *o; /* guid, class and mtime are all that is used */
+    return 0;
+}
+
+/* Drop what this node held only because `name` was in its subtree: the
+ * resources and data-class rows it owns and its agent trust summary (what
+ * its branch sent up). Each becomes a tombstone dated with the object's own
+ * last change, so the same copy arriving again through another parent (the
+ * node moved) is taken, not refused as older than the delete. */
+static int s_drop_owner(store_txn_t *t, const char *name, uint64_t *dropped)
+{
+    static const char *const owned[] = {"resource.", "dataclass."};
+    s_victims_t v = {0};
+    int err = HS_OK;
+    for (size_t i = 0; !err && i < 2; i++)
+        err = store_scan(t, owned[i], name, 0, NULL, NULL, s_victim, &v);
+    v.origin = name;
+    if (!err)
+        err = store_scan(t, "system.trust", NULL, 0, NULL, NULL, s_victim, &v);
+    for (size_t i = 0; !err && i < v.n; i++) {
+        err = store_delete(t, &v.o[i].guid, v.o[i].mtime);
+        if (err == HS_ENOTFOUND) /* a row that went with its resource */
+            err = HS_OK;
+        else if (!err)
+            (*dropped)++;
+    }
+    free(v.o);
+    return err;
+}
+
+/* This node's subtree changed (a child joined, left, or reported another
+ * subtree): the parent hears of it now, not at the next heartbeat, so it
+ * knows where a node is before any run claims it, and drops what it held
+ * for a branch that left as soon as it left. */
+static void s_subtree_changed(broker_t *b)
+{
+    for (b_link_t *l = b->links; l; l = l->next)
+        if (l->role == TOPO_ROLE_PARENT && l->state != B_JOINING)
+            s_send_hb(b, l);
+}
+
+/* Names left this node's subtree through the link to `via`: runs under way
+ * stop counting them as the sender's, and the log says what was dropped. */
+static void s_branch_left(broker_t *b, const char *via, const topo_rel_t *lost, size_t nlost,
+                          uint64_t dropped)
+{
+    char names[512];
+    size_t off = 0;
+    names[0] = '\0';
+    for (size_t i = 0; i < nlost; i++) {
+        repl_branch_left(b->repl, lost[i].rel_name);
+        int n = snprintf(names + off, sizeof(names) - off, "%s%s", i ? ", " : "", lost[i].rel_name);
+        if (n > 0 && off + (size_t)n < sizeof(names))
+            off += (size_t)n;
+    }
+    broker_log(BROKER_LOG_INFO, via, "branch-dropped",
+               "%s left this node's subtree: dropped %llu objects held only for %s (they "
+               "come back through the node's new parent, if any)",
+               names, (unsigned long long)dropped, nlost == 1 ? "it" : "them");
+}
 
 static int s_linkop_txn(store_txn_t *t, void *ctx)
 {
@@ -384,6 +507,12 @@ static int s_linkop_txn(store_txn_t *t, void *ctx)
         if (!op->feed)
             err = topo_check_accept_parent(t, op->me, op->peer->pe_name, op->peer->pe_key, op->path,
                                            op->npath, &op->why);
+        if (err)
+            return err;
+    }
+    op->dropped = 0;
+    for (size_t i = 0; i < op->nlost; i++) {
+        err = s_drop_owner(t, op->lost[i].rel_name, &op->dropped);
         if (err)
             return err;
     }
@@ -414,12 +543,25 @@ static void s_peer_from_link(const b_link_t *l, topo_peer_t *p)
     p->pe_nrel = l->nrel;
 }
 
-static int s_link_save(broker_t *b, const b_link_t *l)
+/* Record l; lost (already filtered by s_lost_filter) are the names that
+ * left this node's subtree with the change: their objects go in the same
+ * transaction, and the engine forgets them in runs under way. */
+static int s_link_save_lost(broker_t *b, const b_link_t *l, const topo_rel_t *lost, size_t nlost)
 {
     topo_peer_t p;
     s_peer_from_link(l, &p);
-    s_linkop_t op = {.peer = &p};
-    return store_write(b->store, s_linkop_txn, &op);
+    if (nlost)
+        repl_group_flush(b->repl); /* batches received before the change first */
+    s_linkop_t op = {.peer = &p, .lost = lost, .nlost = nlost};
+    int err = store_write(b->store, s_linkop_txn, &op);
+    if (!err && nlost)
+        s_branch_left(b, l->name, lost, nlost, op.dropped);
+    return err;
+}
+
+static int s_link_save(broker_t *b, const b_link_t *l)
+{
+    return s_link_save_lost(b, l, NULL, 0);
 }
 
 static void s_repl_peer_gone(broker_t *b, const char *name);
@@ -427,12 +569,33 @@ static void s_repl_peer_gone(broker_t *b, const char *name);
 static int s_link_forget(broker_t *b, b_link_t *l)
 {
     s_repl_peer_gone(b, l->name);
-    s_linkop_t op = {.del_role = l->role, .del_name = l->name, .del_key = l->key};
+    /* a child's link: its branch leaves this node's subtree */
+    topo_rel_t *lost = NULL;
+    size_t nlost = 0;
+    if (l->role == TOPO_ROLE_CHILD && l->state != B_JOINING &&
+        (lost = calloc(l->nrel + 1, sizeof(*lost)))) {
+        snprintf(lost[0].rel_name, sizeof(lost[0].rel_name), "%s", l->name);
+        if (l->nrel)
+            memcpy(lost + 1, l->rel, l->nrel * sizeof(*lost));
+        nlost = s_lost_filter(b, lost, l->nrel + 1, l);
+        if (nlost)
+            repl_group_flush(b->repl);
+    }
+    s_linkop_t op = {
+        .del_role = l->role, .del_name = l->name, .del_key = l->key, .lost = lost, .nlost = nlost};
     int err = store_write(b->store, s_linkop_txn, &op);
     if (err)
         broker_log(BROKER_LOG_ERROR, l->name, "forget-failed", "could not remove the link: %s",
                    hs_strerror(err));
+    bool child = l->role == TOPO_ROLE_CHILD;
+    char gone[STORE_NAME_MAX + 1];
+    snprintf(gone, sizeof(gone), "%s", l->name);
     s_link_free(b, l);
+    if (!err && nlost)
+        s_branch_left(b, gone, lost, nlost, op.dropped);
+    free(lost);
+    if (child)
+        s_subtree_changed(b);
     return err;
 }
 
@@ -486,10 +649,29 @@ static void s_on_hb(broker_t *b, b_link_t *l, const topo_msg_t *m)
     }
     s_alive(b, l, true);
     if (!s_rel_equal(l, m)) {
+        /* a child's subtree lost names: what we held for them goes, unless
+         * they are still below us elsewhere (a list cut at TOPO_REL_MAX
+         * proves nothing) */
+        topo_rel_t *lost = NULL;
+        size_t nlost = 0;
+        if (l->role == TOPO_ROLE_CHILD && l->nrel && m->m_nrel < TOPO_REL_MAX &&
+            (lost = malloc(l->nrel * sizeof(*lost)))) {
+            for (size_t i = 0; i < l->nrel; i++) {
+                bool kept = false;
+                for (size_t j = 0; j < m->m_nrel && !kept; j++)
+                    kept = !strcmp(l->rel[i].rel_name, m->m_rel[j].rel_name);
+                if (!kept)
+                    lost[nlost++] = l->rel[i];
+            }
+        }
         s_link_set_rel(l, m->m_rel, m->m_nrel);
-        int err = s_link_save(b, l);
+        nlost = nlost ? s_lost_filter(b, lost, nlost, NULL) : 0;
+        int err = s_link_save_lost(b, l, lost, nlost);
+        free(lost);
         if (err)
             broker_log(BROKER_LOG_ERROR, l->name, "save-failed", "%s", hs_strerror(err));
+        if (l->role == TOPO_ROLE_CHILD)
+            s_subtree_changed(b);
     }
 }
 
@@ -641,6 +823,8 @@ static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
                 json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, dest ? "destination" : "child", l->name,
                           "endpoint", l->endpoint, "fingerprint", fp, "version", m->m_token));
     s_send_hb(b, l);
+    if (!dest)
+        s_subtree_changed(b);
 }
 
 static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t rlen,

@@ -449,6 +449,21 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
     s_opened(r, peer, rv);
 }
 
+void repl_branch_left(repl_t *r, const char *name)
+{
+    for (r_recv_t *rv = r->recvs; rv; rv = rv->next) {
+        if (rv->dir != RULES_UP || !rv->branch)
+            continue;
+        size_t keep = 0;
+        for (size_t i = 0; i < rv->nbranch; i++)
+            if (strcmp(rv->branch[i], name) != 0)
+                memmove(rv->branch[keep++], rv->branch[i], sizeof(rv->branch[0]));
+        rv->nbranch = keep;
+        for (size_t i = 0; i < rv->nbranch; i++)
+            rv->branch_ptrs[i] = rv->branch[i];
+    }
+}
+
 typedef struct s_leaves {
     r_recv_t *rv;
     rules_names_t branch;

@@ -105,6 +105,12 @@ void repl_group_flush(repl_t *r);
 /* The link to peer went down: its runs fail now (and resume later). */
 void repl_peer_down(repl_t *r, const char *peer);
 
+/* Node `name` left this node's subtree (its branch moved or was removed):
+ * runs this node receives from below under way stop counting it as their
+ * sender's, so no batch or complete-run removal of theirs touches its
+ * objects any more (they may arrive through another child now). */
+void repl_branch_left(repl_t *r, const char *name);
+
 /* Queue a run now as sender. mode 0 = the mode the schedule would pick
  * (REPL_COMPLETE or REPL_RECONCILE to force one). dry_run computes what
  * would be sent and reports it at once. req is passed back in the summary
