@@ -1939,6 +1939,17 @@ static int s_boot_txn(store_txn_t *t, void *ctx)
 
 /* The store's epoch: a restored or copied store takes a new one (and every
  * watermark acknowledged under the old one is reconciled). */
+static int s_recover_arm_txn(store_txn_t *t, void *ctx)
+{
+    (void)ctx;
+    topo_peer_t parent;
+    int err = topo_peer_parent(t, &parent);
+    if (err == HS_ENOTFOUND)
+        return HS_OK; /* the top of its hierarchy: nobody holds its objects above */
+    topo_peer_clear(&parent);
+    return err ? err : repl_recover_arm(t);
+}
+
 static int s_epoch(broker_t *b)
 {
     const char *why = NULL;
@@ -1949,6 +1960,14 @@ static int s_epoch(broker_t *b)
     else if (why)
         broker_log(strcmp(why, "new store") ? BROKER_LOG_WARN : BROKER_LOG_INFO, NULL, "new-epoch",
                    "store epoch %s: %s", b->epoch, why);
+    if (!err && why && strcmp(why, "new store") != 0) {
+        /* restored or copied: take back from the parent what this node owns
+         * and lost before the first reconcile up (non-authoritative restore) */
+        err = store_write(b->store, s_recover_arm_txn, NULL);
+        if (err)
+            broker_log(BROKER_LOG_ERROR, NULL, "epoch-failed",
+                       "cannot arm the recovery of this node's objects: %s", hs_strerror(err));
+    }
     return err;
 }
 

@@ -263,7 +263,9 @@ static const broker_cli_cmd_t s_commands[] = {
      "hsync history -d DIR [--limit N] [--json]",
      "DESCRIPTION\n"
      "    Past runs, newest first, sent and received: when, peer, rule, mode and why,\n"
-     "    counts, bytes, time and result. The node keeps the last 2000.\n"
+     "    counts, bytes, time and result. The node keeps the last 2000. A node\n"
+     "    restored from an older copy of its folder first takes back from its parent\n"
+     "    what it owns and lost (mode recover): its result says 'recovered N'.\n"
      "\n"
      "OPTIONS\n"
      "    --limit N   show at most N runs (default 50)\n"},
