@@ -69,6 +69,8 @@ struct b_link {
     uint32_t failures;
     /* while JOINING */
     uint64_t join_deadline;
+    char nameq[33];   /* JOINED; waiting for the root to confirm the names (NAMEQ id) */
+    char version[64]; /* the child's software version, from JOINED */
     uint8_t ctl_rid[256];
     size_t ctl_rid_len;
 };
@@ -96,7 +98,8 @@ typedef struct broker {
     /* scratch for repl_io: names handed to the engine */
     const char **names;
     size_t names_cap;
-    struct b_job *jobs; /* sync requests waiting for their runs */
+    struct b_job *jobs;     /* sync requests waiting for their runs */
+    struct b_nameq *nameqs; /* name queries passed up, names held at the root */
     uint64_t next_job;
     broker_http_t *http; /* status page and metrics; NULL when not served */
 } broker_t;
@@ -112,6 +115,18 @@ typedef struct b_job {
     json_t *inflight;                 /* "peer/rule" -> [sent, total, bytes] of runs under way */
     uint64_t started_ms, progress_ms; /* s_mono_ms */
 } b_job_t;
+
+/* A name query (topology/wire.h NAMEQ) this node passed up for a child, or,
+ * at the root, names it confirmed and holds for a join under way (so two
+ * joins of one name at once cannot both be confirmed). */
+typedef struct b_nameq {
+    struct b_nameq *next;
+    char id[33];
+    char child[STORE_NAME_MAX + 1]; /* passed up for this child ("" when held) */
+    uint64_t deadline;              /* mono ms */
+    size_t nnames;
+    topo_rel_t *names; /* held names (root) */
+} b_nameq_t;
 
 /* ---- time --------------------------------------------------------------- */
 
@@ -629,6 +644,23 @@ static void s_alive(broker_t *b, b_link_t *l, bool may_raise)
     }
 }
 
+static void s_nameq_free(broker_t *b, struct b_nameq *q);
+
+/* Child l reported its subtree: names the root held for a join under way
+ * that are now in it need no holding any more. */
+static void s_names_arrived(broker_t *b, const b_link_t *l)
+{
+    for (b_nameq_t *q = b->nameqs, *next; q; q = next) {
+        next = q->next;
+        bool in = false;
+        for (size_t i = 0; i < q->nnames && !in; i++)
+            for (size_t j = 0; j < l->nrel && !in; j++)
+                in = !strcmp(q->names[i].rel_name, l->rel[j].rel_name);
+        if (!q->child[0] && in)
+            s_nameq_free(b, q);
+    }
+}
+
 static void s_on_hb(broker_t *b, b_link_t *l, const topo_msg_t *m)
 {
     if (strcmp(m->m_name, l->name) != 0) {
@@ -665,6 +697,8 @@ static void s_on_hb(broker_t *b, b_link_t *l, const topo_msg_t *m)
             }
         }
         s_link_set_rel(l, m->m_rel, m->m_nrel);
+        if (l->role == TOPO_ROLE_CHILD)
+            s_names_arrived(b, l);
         nlost = nlost ? s_lost_filter(b, lost, nlost, NULL) : 0;
         int err = s_link_save_lost(b, l, lost, nlost);
         free(lost);
@@ -781,6 +815,9 @@ static void s_on_feed(broker_t *b, const uint8_t *rid, size_t rlen, const char *
         s_alive(b, l, true);
 }
 
+static void s_join_accept(broker_t *b, b_link_t *l);
+static void s_names_check(broker_t *b, b_link_t *l);
+
 static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
 {
     if (l->state != B_JOINING)
@@ -800,6 +837,18 @@ static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
         return;
     }
     s_link_set_rel(l, m->m_rel, m->m_nrel);
+    snprintf(l->version, sizeof(l->version), "%s", m->m_token);
+    if (l->role == TOPO_ROLE_CHILD)
+        s_names_check(b, l); /* accepts or refuses, now or when the root answers */
+    else
+        s_join_accept(b, l);
+}
+
+/* A child or destination that answered JOINED and whose names are unique:
+ * record the link. */
+static void s_join_accept(broker_t *b, b_link_t *l)
+{
+    l->nameq[0] = '\0';
     l->state = B_DOWN;
     l->since = s_wall_ms();
     int err = s_link_save(b, l);
@@ -821,10 +870,212 @@ static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
     topo_fingerprint(l->key, fp);
     s_ctl_reply(b, l->ctl_rid, l->ctl_rid_len,
                 json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, dest ? "destination" : "child", l->name,
-                          "endpoint", l->endpoint, "fingerprint", fp, "version", m->m_token));
+                          "endpoint", l->endpoint, "fingerprint", fp, "version", l->version));
     s_send_hb(b, l);
     if (!dest)
         s_subtree_changed(b);
+}
+
+/* ---- unique node names ---------------------------------------------------- */
+
+/* Where node `name` is, as this node knows the tree (the link `skip` not
+ * counted): false if nowhere; else true with the place in words. */
+static bool s_name_where(broker_t *b, const char *name, const b_link_t *skip, char *out,
+                         size_t outlen)
+{
+    if (!strcmp(name, b->id.id_name)) {
+        snprintf(out, outlen, "it is the name of node '%s'", b->id.id_name);
+        return true;
+    }
+    for (b_link_t *l = b->links; l; l = l->next) {
+        if (l == skip || l->state == B_JOINING ||
+            (l->role != TOPO_ROLE_PARENT && l->role != TOPO_ROLE_CHILD))
+            continue;
+        if (!strcmp(l->name, name)) {
+            snprintf(out, outlen, "'%s' is the %s of node '%s'", name, topo_role_name(l->role),
+                     b->id.id_name);
+            return true;
+        }
+        for (size_t i = 0; i < l->nrel; i++) {
+            if (strcmp(l->rel[i].rel_name, name) != 0)
+                continue;
+            if (l->role == TOPO_ROLE_PARENT)
+                snprintf(out, outlen, "'%s' is an ancestor of node '%s'", name, b->id.id_name);
+            else
+                snprintf(out, outlen, "'%s' is a node under '%s', in the branch of '%s' below '%s'",
+                         name, l->rel[i].rel_parent, l->name, b->id.id_name);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Is any of names[n] taken here (or, at the root, held for another join
+ * under way)? Says which and where in why. */
+static bool s_names_taken(broker_t *b, const topo_rel_t *names, size_t n, const b_link_t *skip,
+                          const char *id, char *why, size_t whylen)
+{
+    char where[300];
+    uint64_t now = s_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        const char *name = names[i].rel_name;
+        if (s_name_where(b, name, skip, where, sizeof(where))) {
+            snprintf(why, whylen,
+                     "the name '%s' is already used in this hierarchy (%s): node names must be "
+                     "unique across the hierarchy",
+                     name, where);
+            return true;
+        }
+        for (b_nameq_t *q = b->nameqs; q; q = q->next) {
+            if (q->child[0] || q->deadline <= now || (id && !strcmp(q->id, id)))
+                continue;
+            for (size_t j = 0; j < q->nnames; j++) {
+                if (!strcmp(q->names[j].rel_name, name)) {
+                    snprintf(why, whylen,
+                             "a node named '%s' is joining elsewhere in this hierarchy right now: "
+                             "node names must be unique across the hierarchy",
+                             name);
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
+static void s_nameq_free(broker_t *b, b_nameq_t *q)
+{
+    for (b_nameq_t **p = &b->nameqs; *p; p = &(*p)->next) {
+        if (*p == q) {
+            *p = q->next;
+            break;
+        }
+    }
+    free(q->names);
+    free(q);
+}
+
+/* Remember a query: passed up for child (names NULL), or names held at the
+ * root until the join can have completed. */
+static void s_nameq_add(broker_t *b, const char *id, const char *child, const topo_rel_t *names,
+                        size_t n)
+{
+    b_nameq_t *q = calloc(1, sizeof(*q));
+    if (!q)
+        return;
+    snprintf(q->id, sizeof(q->id), "%s", id);
+    snprintf(q->child, sizeof(q->child), "%s", child ? child : "");
+    q->deadline = s_mono_ms() + B_JOIN_MS;
+    if (names && n && (q->names = malloc(n * sizeof(*names)))) {
+        memcpy(q->names, names, n * sizeof(*names));
+        q->nnames = n;
+    }
+    q->next = b->nameqs;
+    b->nameqs = q;
+}
+
+static void s_send_names(broker_t *b, b_link_t *to, int type, const char *id,
+                         const topo_rel_t *names, size_t n, bool ok, const char *why)
+{
+    topo_msg_t m = {.m_type = type, .m_ok = ok, .m_nrel = n, .m_rel = (topo_rel_t *)names};
+    snprintf(m.m_token, sizeof(m.m_token), "%s", id);
+    size_t wl = why ? strnlen(why, sizeof(m.m_why) - 1) : 0; /* cut at the field's size */
+    if (wl)
+        memcpy(m.m_why, why, wl);
+    m.m_why[wl] = '\0';
+    s_send_msg(b, to, &m);
+}
+
+/* The names of a would-be child l: it is refused, so the link it recorded
+ * on its side goes too. */
+static void s_join_refuse(broker_t *b, b_link_t *l, const char *why)
+{
+    topo_msg_t m = {.m_type = TOPO_MSG_LEAVE};
+    s_send_msg(b, l, &m);
+    broker_log(BROKER_LOG_WARN, l->name, "join-refused", "refused '%s' as a child: %s", l->name,
+               why);
+    s_ctl_error(b, l->ctl_rid, l->ctl_rid_len, "'%s' cannot join here: %s", l->name, why);
+    s_link_free(b, l);
+}
+
+/* Child l answered JOINED with its subtree (l->rel): check it and every
+ * name below it here, then with the root, which alone knows every name. */
+static void s_names_check(broker_t *b, b_link_t *l)
+{
+    topo_rel_t *names = calloc(l->nrel + 1, sizeof(*names));
+    if (!names) {
+        s_join_refuse(b, l, "out of memory");
+        return;
+    }
+    snprintf(names[0].rel_name, sizeof(names[0].rel_name), "%s", l->name);
+    snprintf(names[0].rel_key, sizeof(names[0].rel_key), "%s", l->key);
+    snprintf(names[0].rel_parent, sizeof(names[0].rel_parent), "%s", b->id.id_name);
+    if (l->nrel)
+        memcpy(names + 1, l->rel, l->nrel * sizeof(*names));
+    size_t n = l->nrel + 1 > TOPO_REL_MAX ? TOPO_REL_MAX : l->nrel + 1;
+    uint8_t raw[16];
+    RAND_bytes(raw, sizeof(raw));
+    store_hex(raw, sizeof(raw), l->nameq);
+    char why[512];
+    b_link_t *parent = s_link_find(b, TOPO_ROLE_PARENT, NULL, NULL);
+    if (s_names_taken(b, names, n, l, l->nameq, why, sizeof(why))) {
+        s_join_refuse(b, l, why);
+    } else if (parent && parent->state != B_JOINING) {
+        /* held as JOINING until the answer (s_on_namea) or the deadline */
+        l->join_deadline = s_mono_ms() + B_JOIN_MS;
+        s_send_names(b, parent, TOPO_MSG_NAMEQ, l->nameq, names, n, false, NULL);
+        broker_log(BROKER_LOG_INFO, l->name, "names-asked",
+                   "asking the root of the hierarchy whether %zu name%s may join", n,
+                   n == 1 ? "" : "s");
+    } else {
+        s_join_accept(b, l); /* the root: the link itself holds the names now */
+    }
+    free(names);
+}
+
+/* NAMEQ from child l: answer from here if a name is taken here or this is
+ * the root, else pass it up and remember the way back. */
+static void s_on_nameq(broker_t *b, b_link_t *l, const topo_msg_t *m)
+{
+    if (l->role != TOPO_ROLE_CHILD || strlen(m->m_token) != 32)
+        return;
+    char why[512];
+    b_link_t *parent = s_link_find(b, TOPO_ROLE_PARENT, NULL, NULL);
+    if (s_names_taken(b, m->m_rel, m->m_nrel, NULL, m->m_token, why, sizeof(why))) {
+        s_send_names(b, l, TOPO_MSG_NAMEA, m->m_token, NULL, 0, false, why);
+    } else if (parent && parent->state != B_JOINING) {
+        s_nameq_add(b, m->m_token, l->name, NULL, 0);
+        s_send_names(b, parent, TOPO_MSG_NAMEQ, m->m_token, m->m_rel, m->m_nrel, false, NULL);
+    } else {
+        s_nameq_add(b, m->m_token, NULL, m->m_rel, m->m_nrel);
+        s_send_names(b, l, TOPO_MSG_NAMEA, m->m_token, NULL, 0, true, NULL);
+    }
+}
+
+/* NAMEA from the parent: pass it down the way its query came, or settle
+ * the join it was asked for. */
+static void s_on_namea(broker_t *b, b_link_t *l, const topo_msg_t *m)
+{
+    if (l->role != TOPO_ROLE_PARENT || !m->m_token[0])
+        return;
+    for (b_nameq_t *q = b->nameqs; q; q = q->next) {
+        if (!q->child[0] || strcmp(q->id, m->m_token) != 0)
+            continue;
+        b_link_t *c = s_link_find(b, TOPO_ROLE_CHILD, q->child, NULL);
+        if (c && c->state != B_JOINING)
+            s_send_names(b, c, TOPO_MSG_NAMEA, m->m_token, NULL, 0, m->m_ok, m->m_why);
+        s_nameq_free(b, q);
+        return;
+    }
+    for (b_link_t *c = b->links; c; c = c->next) {
+        if (c->state != B_JOINING || strcmp(c->nameq, m->m_token) != 0)
+            continue;
+        if (m->m_ok)
+            s_join_accept(b, c);
+        else
+            s_join_refuse(b, c, m->m_why[0] ? m->m_why : "the root refused the names");
+        return;
+    }
 }
 
 static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t rlen,
@@ -877,6 +1128,12 @@ static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t 
         break;
     case TOPO_MSG_LEAVE:
         s_on_leave(b, l);
+        break;
+    case TOPO_MSG_NAMEQ:
+        s_on_nameq(b, l, &m);
+        break;
+    case TOPO_MSG_NAMEA:
+        s_on_namea(b, l, &m);
         break;
     default:
         broker_log(BROKER_LOG_WARN, l->name, "bad-frame", "unexpected frame type %d", m.m_type);
@@ -1696,6 +1953,17 @@ static void s_cmd_add_child(broker_t *b, const uint8_t *rid, size_t rlen, json_t
         err = HS_ETOPO;
         why = "that node is already linked to this one";
     }
+    char where[300], taken[512];
+    if (!err && s_name_where(b, tok.tok_node, NULL, where, sizeof(where))) {
+        /* the rest of the tree (and the names below the child) is checked
+         * with the root once the child has answered */
+        snprintf(taken, sizeof(taken),
+                 "the name '%s' is already used in this hierarchy (%s): node names must be "
+                 "unique across the hierarchy",
+                 tok.tok_node, where);
+        err = HS_ETOPO;
+        why = taken;
+    }
     if (err) {
         s_ctl_error(b, rid, rlen, "%s", why ? why : hs_strerror(err));
         return;
@@ -1852,10 +2120,20 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     broker_t *b = arg;
     uint64_t now = s_mono_ms();
+    for (b_nameq_t *q = b->nameqs, *qn; q; q = qn) {
+        qn = q->next;
+        if (now >= q->deadline)
+            s_nameq_free(b, q);
+    }
     for (b_link_t *l = b->links, *next; l; l = next) {
         next = l->next;
         if (l->state == B_JOINING) {
-            if (now >= l->join_deadline) {
+            if (now >= l->join_deadline && l->nameq[0]) {
+                s_join_refuse(b, l,
+                              "the root of the hierarchy did not confirm in time that its name "
+                              "and the names below it are unused (is the link to the parent up?); "
+                              "try again");
+            } else if (now >= l->join_deadline) {
                 broker_log(BROKER_LOG_WARN, l->name, "join-timeout", "no answer from %s",
                            l->endpoint);
                 s_ctl_error(b, l->ctl_rid, l->ctl_rid_len,
@@ -2100,6 +2378,8 @@ static void s_stop(broker_t *b)
     free(b->names);
     while (b->links)
         s_link_free(b, b->links);
+    while (b->nameqs)
+        s_nameq_free(b, b->nameqs);
     struct event **evs[] = {&b->ev_zap, &b->ev_router, &b->ev_ctl,  &b->ev_tick,
                             &b->ev_int, &b->ev_term,   &b->ev_drain};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {

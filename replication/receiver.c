@@ -453,8 +453,9 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
                 snprintf(why, sizeof(why), "bad branch in OPEN: %s", hs_strerror(err));
             repl_log(r, REPL_LOG_WARN, peer, "run-refused", "%s", why);
             s_abort(r, peer, m->m_run, why);
-            free(rv->branch);
-            free(rv);
+            /* recorded as a failed receive: status and history show the
+             * refusal here, not only on the sender */
+            s_finish(r, rv, false, why);
             return;
         }
         for (size_t i = 0; i < rv->nbranch; i++)
