@@ -69,6 +69,8 @@ struct b_link {
     uint32_t failures;
     /* while JOINING */
     uint64_t join_deadline;
+    char nameq[33];   /* JOINED; waiting for the root to confirm the names (NAMEQ id) */
+    char version[64]; /* the child's software version, from JOINED */
     uint8_t ctl_rid[256];
     size_t ctl_rid_len;
 };
@@ -96,8 +98,9 @@ typedef struct broker {
     /* scratch for repl_io: names handed to the engine */
     const char **names;
     size_t names_cap;
-    struct b_job *jobs; /* sync requests waiting for their runs */
-    json_t *verify_last; /* the last `hsync verify` verdict per node (status), or NULL */
+    struct b_job *jobs;     /* sync requests waiting for their runs */
+    json_t *verify_last;    /* the last `hsync verify` verdict per node (status), or NULL */
+    struct b_nameq *nameqs; /* name queries passed up, names held at the root */
     uint64_t next_job;
     broker_http_t *http; /* status page and metrics; NULL when not served */
 } broker_t;
@@ -116,6 +119,18 @@ typedef struct b_job {
     bool verify;    /* `hsync verify`: answered by s_io_verify_done */
     bool repair;
 } b_job_t;
+
+/* A name query (topology/wire.h NAMEQ) this node passed up for a child, or,
+ * at the root, names it confirmed and holds for a join under way (so two
+ * joins of one name at once cannot both be confirmed). */
+typedef struct b_nameq {
+    struct b_nameq *next;
+    char id[33];
+    char child[STORE_NAME_MAX + 1]; /* passed up for this child ("" when held) */
+    uint64_t deadline;              /* mono ms */
+    size_t nnames;
+    topo_rel_t *names; /* held names (root) */
+} b_nameq_t;
 
 /* ---- time --------------------------------------------------------------- */
 
@@ -374,7 +389,130 @@ typedef struct s_linkop {
     const topo_identity_t *me;
     bool feed; /* a standalone source: no hierarchy checks */
     const char *why;
+    /* names that left this node's subtree with this change: what is held
+     * only because of them is dropped in the same transaction */
+    const topo_rel_t *lost;
+    size_t nlost;
+    uint64_t dropped; /* out: objects dropped */
 } s_linkop_t;
+
+/* ---- a branch that left ---------------------------------------------------- */
+
+/* Is node `name` still known here: this node, an ancestor, a child or in a
+ * child's subtree (the link `skip` not counted)? */
+static bool s_name_here(broker_t *b, const char *name, const b_link_t *skip)
+{
+    if (!strcmp(name, b->id.id_name))
+        return true;
+    for (b_link_t *l = b->links; l; l = l->next) {
+        if (l == skip || l->state == B_JOINING ||
+            (l->role != TOPO_ROLE_PARENT && l->role != TOPO_ROLE_CHILD))
+            continue;
+        if (!strcmp(l->name, name))
+            return true;
+        for (size_t i = 0; i < l->nrel; i++)
+            if (!strcmp(l->rel[i].rel_name, name))
+                return true;
+    }
+    return false;
+}
+
+/* Keep in lost (n entries) the names no longer known here; returns how many. */
+static size_t s_lost_filter(broker_t *b, topo_rel_t *lost, size_t n, const b_link_t *skip)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s_name_here(b, lost[i].rel_name, skip))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < keep && !dup; j++)
+            dup = !strcmp(lost[j].rel_name, lost[i].rel_name);
+        if (!dup)
+            lost[keep++] = lost[i];
+    }
+    return keep;
+}
+
+typedef struct s_victims {
+    const char *origin; /* NULL: every object the scan visits */
+    store_obj_t *o;
+    size_t n, cap;
+    int err;
+} s_victims_t;
+
+static int s_victim(void *ctx, const store_obj_t *o)
+{
+    s_victims_t *v = ctx;
+    if (v->origin && strcmp(o->origin, v->origin) != 0)
+        return 0;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        store_obj_t *no = realloc(v->o, cap * sizeof(*no));
+        if (!no)
+            return HS_ENOMEM;
+        v->o = no;
+        v->cap = cap;
+    }
+    v->o[v->n++] = *o; /* guid, class and mtime are all that is used */
+    return 0;
+}
+
+/* Drop what this node held only because `name` was in its subtree: the
+ * resources and data-class rows it owns and its agent trust summary (what
+ * its branch sent up). Each becomes a tombstone dated with the object's own
+ * last change, so the same copy arriving again through another parent (the
+ * node moved) is taken, not refused as older than the delete. */
+static int s_drop_owner(store_txn_t *t, const char *name, uint64_t *dropped)
+{
+    static const char *const owned[] = {"resource.", "dataclass."};
+    s_victims_t v = {0};
+    int err = HS_OK;
+    for (size_t i = 0; !err && i < 2; i++)
+        err = store_scan(t, owned[i], name, 0, NULL, NULL, s_victim, &v);
+    v.origin = name;
+    if (!err)
+        err = store_scan(t, "system.trust", NULL, 0, NULL, NULL, s_victim, &v);
+    for (size_t i = 0; !err && i < v.n; i++) {
+        err = store_delete(t, &v.o[i].guid, v.o[i].mtime);
+        if (err == HS_ENOTFOUND) /* a row that went with its resource */
+            err = HS_OK;
+        else if (!err)
+            (*dropped)++;
+    }
+    free(v.o);
+    return err;
+}
+
+/* This node's subtree changed (a child joined, left, or reported another
+ * subtree): the parent hears of it now, not at the next heartbeat, so it
+ * knows where a node is before any run claims it, and drops what it held
+ * for a branch that left as soon as it left. */
+static void s_subtree_changed(broker_t *b)
+{
+    for (b_link_t *l = b->links; l; l = l->next)
+        if (l->role == TOPO_ROLE_PARENT && l->state != B_JOINING)
+            s_send_hb(b, l);
+}
+
+/* Names left this node's subtree through the link to `via`: runs under way
+ * stop counting them as the sender's, and the log says what was dropped. */
+static void s_branch_left(broker_t *b, const char *via, const topo_rel_t *lost, size_t nlost,
+                          uint64_t dropped)
+{
+    char names[512];
+    size_t off = 0;
+    names[0] = '\0';
+    for (size_t i = 0; i < nlost; i++) {
+        repl_branch_left(b->repl, lost[i].rel_name);
+        int n = snprintf(names + off, sizeof(names) - off, "%s%s", i ? ", " : "", lost[i].rel_name);
+        if (n > 0 && off + (size_t)n < sizeof(names))
+            off += (size_t)n;
+    }
+    broker_log(BROKER_LOG_INFO, via, "branch-dropped",
+               "%s left this node's subtree: dropped %llu objects held only for %s (they "
+               "come back through the node's new parent, if any)",
+               names, (unsigned long long)dropped, nlost == 1 ? "it" : "them");
+}
 
 static int s_linkop_txn(store_txn_t *t, void *ctx)
 {
@@ -388,6 +526,12 @@ static int s_linkop_txn(store_txn_t *t, void *ctx)
         if (!op->feed)
             err = topo_check_accept_parent(t, op->me, op->peer->pe_name, op->peer->pe_key, op->path,
                                            op->npath, &op->why);
+        if (err)
+            return err;
+    }
+    op->dropped = 0;
+    for (size_t i = 0; i < op->nlost; i++) {
+        err = s_drop_owner(t, op->lost[i].rel_name, &op->dropped);
         if (err)
             return err;
     }
@@ -418,12 +562,25 @@ static void s_peer_from_link(const b_link_t *l, topo_peer_t *p)
     p->pe_nrel = l->nrel;
 }
 
-static int s_link_save(broker_t *b, const b_link_t *l)
+/* Record l; lost (already filtered by s_lost_filter) are the names that
+ * left this node's subtree with the change: their objects go in the same
+ * transaction, and the engine forgets them in runs under way. */
+static int s_link_save_lost(broker_t *b, const b_link_t *l, const topo_rel_t *lost, size_t nlost)
 {
     topo_peer_t p;
     s_peer_from_link(l, &p);
-    s_linkop_t op = {.peer = &p};
-    return store_write(b->store, s_linkop_txn, &op);
+    if (nlost)
+        repl_group_flush(b->repl); /* batches received before the change first */
+    s_linkop_t op = {.peer = &p, .lost = lost, .nlost = nlost};
+    int err = store_write(b->store, s_linkop_txn, &op);
+    if (!err && nlost)
+        s_branch_left(b, l->name, lost, nlost, op.dropped);
+    return err;
+}
+
+static int s_link_save(broker_t *b, const b_link_t *l)
+{
+    return s_link_save_lost(b, l, NULL, 0);
 }
 
 static void s_repl_peer_gone(broker_t *b, const char *name);
@@ -431,12 +588,33 @@ static void s_repl_peer_gone(broker_t *b, const char *name);
 static int s_link_forget(broker_t *b, b_link_t *l)
 {
     s_repl_peer_gone(b, l->name);
-    s_linkop_t op = {.del_role = l->role, .del_name = l->name, .del_key = l->key};
+    /* a child's link: its branch leaves this node's subtree */
+    topo_rel_t *lost = NULL;
+    size_t nlost = 0;
+    if (l->role == TOPO_ROLE_CHILD && l->state != B_JOINING &&
+        (lost = calloc(l->nrel + 1, sizeof(*lost)))) {
+        snprintf(lost[0].rel_name, sizeof(lost[0].rel_name), "%s", l->name);
+        if (l->nrel)
+            memcpy(lost + 1, l->rel, l->nrel * sizeof(*lost));
+        nlost = s_lost_filter(b, lost, l->nrel + 1, l);
+        if (nlost)
+            repl_group_flush(b->repl);
+    }
+    s_linkop_t op = {
+        .del_role = l->role, .del_name = l->name, .del_key = l->key, .lost = lost, .nlost = nlost};
     int err = store_write(b->store, s_linkop_txn, &op);
     if (err)
         broker_log(BROKER_LOG_ERROR, l->name, "forget-failed", "could not remove the link: %s",
                    hs_strerror(err));
+    bool child = l->role == TOPO_ROLE_CHILD;
+    char gone[STORE_NAME_MAX + 1];
+    snprintf(gone, sizeof(gone), "%s", l->name);
     s_link_free(b, l);
+    if (!err && nlost)
+        s_branch_left(b, gone, lost, nlost, op.dropped);
+    free(lost);
+    if (child)
+        s_subtree_changed(b);
     return err;
 }
 
@@ -470,6 +648,23 @@ static void s_alive(broker_t *b, b_link_t *l, bool may_raise)
     }
 }
 
+static void s_nameq_free(broker_t *b, struct b_nameq *q);
+
+/* Child l reported its subtree: names the root held for a join under way
+ * that are now in it need no holding any more. */
+static void s_names_arrived(broker_t *b, const b_link_t *l)
+{
+    for (b_nameq_t *q = b->nameqs, *next; q; q = next) {
+        next = q->next;
+        bool in = false;
+        for (size_t i = 0; i < q->nnames && !in; i++)
+            for (size_t j = 0; j < l->nrel && !in; j++)
+                in = !strcmp(q->names[i].rel_name, l->rel[j].rel_name);
+        if (!q->child[0] && in)
+            s_nameq_free(b, q);
+    }
+}
+
 static void s_on_hb(broker_t *b, b_link_t *l, const topo_msg_t *m)
 {
     if (strcmp(m->m_name, l->name) != 0) {
@@ -490,10 +685,31 @@ static void s_on_hb(broker_t *b, b_link_t *l, const topo_msg_t *m)
     }
     s_alive(b, l, true);
     if (!s_rel_equal(l, m)) {
+        /* a child's subtree lost names: what we held for them goes, unless
+         * they are still below us elsewhere (a list cut at TOPO_REL_MAX
+         * proves nothing) */
+        topo_rel_t *lost = NULL;
+        size_t nlost = 0;
+        if (l->role == TOPO_ROLE_CHILD && l->nrel && m->m_nrel < TOPO_REL_MAX &&
+            (lost = malloc(l->nrel * sizeof(*lost)))) {
+            for (size_t i = 0; i < l->nrel; i++) {
+                bool kept = false;
+                for (size_t j = 0; j < m->m_nrel && !kept; j++)
+                    kept = !strcmp(l->rel[i].rel_name, m->m_rel[j].rel_name);
+                if (!kept)
+                    lost[nlost++] = l->rel[i];
+            }
+        }
         s_link_set_rel(l, m->m_rel, m->m_nrel);
-        int err = s_link_save(b, l);
+        if (l->role == TOPO_ROLE_CHILD)
+            s_names_arrived(b, l);
+        nlost = nlost ? s_lost_filter(b, lost, nlost, NULL) : 0;
+        int err = s_link_save_lost(b, l, lost, nlost);
+        free(lost);
         if (err)
             broker_log(BROKER_LOG_ERROR, l->name, "save-failed", "%s", hs_strerror(err));
+        if (l->role == TOPO_ROLE_CHILD)
+            s_subtree_changed(b);
     }
 }
 
@@ -603,6 +819,9 @@ static void s_on_feed(broker_t *b, const uint8_t *rid, size_t rlen, const char *
         s_alive(b, l, true);
 }
 
+static void s_join_accept(broker_t *b, b_link_t *l);
+static void s_names_check(broker_t *b, b_link_t *l);
+
 static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
 {
     if (l->state != B_JOINING)
@@ -622,6 +841,18 @@ static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
         return;
     }
     s_link_set_rel(l, m->m_rel, m->m_nrel);
+    snprintf(l->version, sizeof(l->version), "%s", m->m_token);
+    if (l->role == TOPO_ROLE_CHILD)
+        s_names_check(b, l); /* accepts or refuses, now or when the root answers */
+    else
+        s_join_accept(b, l);
+}
+
+/* A child or destination that answered JOINED and whose names are unique:
+ * record the link. */
+static void s_join_accept(broker_t *b, b_link_t *l)
+{
+    l->nameq[0] = '\0';
     l->state = B_DOWN;
     l->since = s_wall_ms();
     int err = s_link_save(b, l);
@@ -643,8 +874,212 @@ static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
     topo_fingerprint(l->key, fp);
     s_ctl_reply(b, l->ctl_rid, l->ctl_rid_len,
                 json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, dest ? "destination" : "child", l->name,
-                          "endpoint", l->endpoint, "fingerprint", fp, "version", m->m_token));
+                          "endpoint", l->endpoint, "fingerprint", fp, "version", l->version));
     s_send_hb(b, l);
+    if (!dest)
+        s_subtree_changed(b);
+}
+
+/* ---- unique node names ---------------------------------------------------- */
+
+/* Where node `name` is, as this node knows the tree (the link `skip` not
+ * counted): false if nowhere; else true with the place in words. */
+static bool s_name_where(broker_t *b, const char *name, const b_link_t *skip, char *out,
+                         size_t outlen)
+{
+    if (!strcmp(name, b->id.id_name)) {
+        snprintf(out, outlen, "it is the name of node '%s'", b->id.id_name);
+        return true;
+    }
+    for (b_link_t *l = b->links; l; l = l->next) {
+        if (l == skip || l->state == B_JOINING ||
+            (l->role != TOPO_ROLE_PARENT && l->role != TOPO_ROLE_CHILD))
+            continue;
+        if (!strcmp(l->name, name)) {
+            snprintf(out, outlen, "'%s' is the %s of node '%s'", name, topo_role_name(l->role),
+                     b->id.id_name);
+            return true;
+        }
+        for (size_t i = 0; i < l->nrel; i++) {
+            if (strcmp(l->rel[i].rel_name, name) != 0)
+                continue;
+            if (l->role == TOPO_ROLE_PARENT)
+                snprintf(out, outlen, "'%s' is an ancestor of node '%s'", name, b->id.id_name);
+            else
+                snprintf(out, outlen, "'%s' is a node under '%s', in the branch of '%s' below '%s'",
+                         name, l->rel[i].rel_parent, l->name, b->id.id_name);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Is any of names[n] taken here (or, at the root, held for another join
+ * under way)? Says which and where in why. */
+static bool s_names_taken(broker_t *b, const topo_rel_t *names, size_t n, const b_link_t *skip,
+                          const char *id, char *why, size_t whylen)
+{
+    char where[300];
+    uint64_t now = s_mono_ms();
+    for (size_t i = 0; i < n; i++) {
+        const char *name = names[i].rel_name;
+        if (s_name_where(b, name, skip, where, sizeof(where))) {
+            snprintf(why, whylen,
+                     "the name '%s' is already used in this hierarchy (%s): node names must be "
+                     "unique across the hierarchy",
+                     name, where);
+            return true;
+        }
+        for (b_nameq_t *q = b->nameqs; q; q = q->next) {
+            if (q->child[0] || q->deadline <= now || (id && !strcmp(q->id, id)))
+                continue;
+            for (size_t j = 0; j < q->nnames; j++) {
+                if (!strcmp(q->names[j].rel_name, name)) {
+                    snprintf(why, whylen,
+                             "a node named '%s' is joining elsewhere in this hierarchy right now: "
+                             "node names must be unique across the hierarchy",
+                             name);
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
+static void s_nameq_free(broker_t *b, b_nameq_t *q)
+{
+    for (b_nameq_t **p = &b->nameqs; *p; p = &(*p)->next) {
+        if (*p == q) {
+            *p = q->next;
+            break;
+        }
+    }
+    free(q->names);
+    free(q);
+}
+
+/* Remember a query: passed up for child (names NULL), or names held at the
+ * root until the join can have completed. */
+static void s_nameq_add(broker_t *b, const char *id, const char *child, const topo_rel_t *names,
+                        size_t n)
+{
+    b_nameq_t *q = calloc(1, sizeof(*q));
+    if (!q)
+        return;
+    snprintf(q->id, sizeof(q->id), "%s", id);
+    snprintf(q->child, sizeof(q->child), "%s", child ? child : "");
+    q->deadline = s_mono_ms() + B_JOIN_MS;
+    if (names && n && (q->names = malloc(n * sizeof(*names)))) {
+        memcpy(q->names, names, n * sizeof(*names));
+        q->nnames = n;
+    }
+    q->next = b->nameqs;
+    b->nameqs = q;
+}
+
+static void s_send_names(broker_t *b, b_link_t *to, int type, const char *id,
+                         const topo_rel_t *names, size_t n, bool ok, const char *why)
+{
+    topo_msg_t m = {.m_type = type, .m_ok = ok, .m_nrel = n, .m_rel = (topo_rel_t *)names};
+    snprintf(m.m_token, sizeof(m.m_token), "%s", id);
+    size_t wl = why ? strnlen(why, sizeof(m.m_why) - 1) : 0; /* cut at the field's size */
+    if (wl)
+        memcpy(m.m_why, why, wl);
+    m.m_why[wl] = '\0';
+    s_send_msg(b, to, &m);
+}
+
+/* The names of a would-be child l: it is refused, so the link it recorded
+ * on its side goes too. */
+static void s_join_refuse(broker_t *b, b_link_t *l, const char *why)
+{
+    topo_msg_t m = {.m_type = TOPO_MSG_LEAVE};
+    s_send_msg(b, l, &m);
+    broker_log(BROKER_LOG_WARN, l->name, "join-refused", "refused '%s' as a child: %s", l->name,
+               why);
+    s_ctl_error(b, l->ctl_rid, l->ctl_rid_len, "'%s' cannot join here: %s", l->name, why);
+    s_link_free(b, l);
+}
+
+/* Child l answered JOINED with its subtree (l->rel): check it and every
+ * name below it here, then with the root, which alone knows every name. */
+static void s_names_check(broker_t *b, b_link_t *l)
+{
+    topo_rel_t *names = calloc(l->nrel + 1, sizeof(*names));
+    if (!names) {
+        s_join_refuse(b, l, "out of memory");
+        return;
+    }
+    snprintf(names[0].rel_name, sizeof(names[0].rel_name), "%s", l->name);
+    snprintf(names[0].rel_key, sizeof(names[0].rel_key), "%s", l->key);
+    snprintf(names[0].rel_parent, sizeof(names[0].rel_parent), "%s", b->id.id_name);
+    if (l->nrel)
+        memcpy(names + 1, l->rel, l->nrel * sizeof(*names));
+    size_t n = l->nrel + 1 > TOPO_REL_MAX ? TOPO_REL_MAX : l->nrel + 1;
+    uint8_t raw[16];
+    RAND_bytes(raw, sizeof(raw));
+    store_hex(raw, sizeof(raw), l->nameq);
+    char why[512];
+    b_link_t *parent = s_link_find(b, TOPO_ROLE_PARENT, NULL, NULL);
+    if (s_names_taken(b, names, n, l, l->nameq, why, sizeof(why))) {
+        s_join_refuse(b, l, why);
+    } else if (parent && parent->state != B_JOINING) {
+        /* held as JOINING until the answer (s_on_namea) or the deadline */
+        l->join_deadline = s_mono_ms() + B_JOIN_MS;
+        s_send_names(b, parent, TOPO_MSG_NAMEQ, l->nameq, names, n, false, NULL);
+        broker_log(BROKER_LOG_INFO, l->name, "names-asked",
+                   "asking the root of the hierarchy whether %zu name%s may join", n,
+                   n == 1 ? "" : "s");
+    } else {
+        s_join_accept(b, l); /* the root: the link itself holds the names now */
+    }
+    free(names);
+}
+
+/* NAMEQ from child l: answer from here if a name is taken here or this is
+ * the root, else pass it up and remember the way back. */
+static void s_on_nameq(broker_t *b, b_link_t *l, const topo_msg_t *m)
+{
+    if (l->role != TOPO_ROLE_CHILD || strlen(m->m_token) != 32)
+        return;
+    char why[512];
+    b_link_t *parent = s_link_find(b, TOPO_ROLE_PARENT, NULL, NULL);
+    if (s_names_taken(b, m->m_rel, m->m_nrel, NULL, m->m_token, why, sizeof(why))) {
+        s_send_names(b, l, TOPO_MSG_NAMEA, m->m_token, NULL, 0, false, why);
+    } else if (parent && parent->state != B_JOINING) {
+        s_nameq_add(b, m->m_token, l->name, NULL, 0);
+        s_send_names(b, parent, TOPO_MSG_NAMEQ, m->m_token, m->m_rel, m->m_nrel, false, NULL);
+    } else {
+        s_nameq_add(b, m->m_token, NULL, m->m_rel, m->m_nrel);
+        s_send_names(b, l, TOPO_MSG_NAMEA, m->m_token, NULL, 0, true, NULL);
+    }
+}
+
+/* NAMEA from the parent: pass it down the way its query came, or settle
+ * the join it was asked for. */
+static void s_on_namea(broker_t *b, b_link_t *l, const topo_msg_t *m)
+{
+    if (l->role != TOPO_ROLE_PARENT || !m->m_token[0])
+        return;
+    for (b_nameq_t *q = b->nameqs; q; q = q->next) {
+        if (!q->child[0] || strcmp(q->id, m->m_token) != 0)
+            continue;
+        b_link_t *c = s_link_find(b, TOPO_ROLE_CHILD, q->child, NULL);
+        if (c && c->state != B_JOINING)
+            s_send_names(b, c, TOPO_MSG_NAMEA, m->m_token, NULL, 0, m->m_ok, m->m_why);
+        s_nameq_free(b, q);
+        return;
+    }
+    for (b_link_t *c = b->links; c; c = c->next) {
+        if (c->state != B_JOINING || strcmp(c->nameq, m->m_token) != 0)
+            continue;
+        if (m->m_ok)
+            s_join_accept(b, c);
+        else
+            s_join_refuse(b, c, m->m_why[0] ? m->m_why : "the root refused the names");
+        return;
+    }
 }
 
 static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t rlen,
@@ -697,6 +1132,12 @@ static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t 
         break;
     case TOPO_MSG_LEAVE:
         s_on_leave(b, l);
+        break;
+    case TOPO_MSG_NAMEQ:
+        s_on_nameq(b, l, &m);
+        break;
+    case TOPO_MSG_NAMEA:
+        s_on_namea(b, l, &m);
         break;
     default:
         broker_log(BROKER_LOG_WARN, l->name, "bad-frame", "unexpected frame type %d", m.m_type);
@@ -1685,6 +2126,17 @@ static void s_cmd_add_child(broker_t *b, const uint8_t *rid, size_t rlen, json_t
         err = HS_ETOPO;
         why = "that node is already linked to this one";
     }
+    char where[300], taken[512];
+    if (!err && s_name_where(b, tok.tok_node, NULL, where, sizeof(where))) {
+        /* the rest of the tree (and the names below the child) is checked
+         * with the root once the child has answered */
+        snprintf(taken, sizeof(taken),
+                 "the name '%s' is already used in this hierarchy (%s): node names must be "
+                 "unique across the hierarchy",
+                 tok.tok_node, where);
+        err = HS_ETOPO;
+        why = taken;
+    }
     if (err) {
         s_ctl_error(b, rid, rlen, "%s", why ? why : hs_strerror(err));
         return;
@@ -1843,10 +2295,20 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     broker_t *b = arg;
     uint64_t now = s_mono_ms();
+    for (b_nameq_t *q = b->nameqs, *qn; q; q = qn) {
+        qn = q->next;
+        if (now >= q->deadline)
+            s_nameq_free(b, q);
+    }
     for (b_link_t *l = b->links, *next; l; l = next) {
         next = l->next;
         if (l->state == B_JOINING) {
-            if (now >= l->join_deadline) {
+            if (now >= l->join_deadline && l->nameq[0]) {
+                s_join_refuse(b, l,
+                              "the root of the hierarchy did not confirm in time that its name "
+                              "and the names below it are unused (is the link to the parent up?); "
+                              "try again");
+            } else if (now >= l->join_deadline) {
                 broker_log(BROKER_LOG_WARN, l->name, "join-timeout", "no answer from %s",
                            l->endpoint);
                 s_ctl_error(b, l->ctl_rid, l->ctl_rid_len,
@@ -1930,6 +2392,17 @@ static int s_boot_txn(store_txn_t *t, void *ctx)
 
 /* The store's epoch: a restored or copied store takes a new one (and every
  * watermark acknowledged under the old one is reconciled). */
+static int s_recover_arm_txn(store_txn_t *t, void *ctx)
+{
+    (void)ctx;
+    topo_peer_t parent;
+    int err = topo_peer_parent(t, &parent);
+    if (err == HS_ENOTFOUND)
+        return HS_OK; /* the top of its hierarchy: nobody holds its objects above */
+    topo_peer_clear(&parent);
+    return err ? err : repl_recover_arm(t);
+}
+
 static int s_epoch(broker_t *b)
 {
     const char *why = NULL;
@@ -1940,6 +2413,14 @@ static int s_epoch(broker_t *b)
     else if (why)
         broker_log(strcmp(why, "new store") ? BROKER_LOG_WARN : BROKER_LOG_INFO, NULL, "new-epoch",
                    "store epoch %s: %s", b->epoch, why);
+    if (!err && why && strcmp(why, "new store") != 0) {
+        /* restored or copied: take back from the parent what this node owns
+         * and lost before the first reconcile up (non-authoritative restore) */
+        err = store_write(b->store, s_recover_arm_txn, NULL);
+        if (err)
+            broker_log(BROKER_LOG_ERROR, NULL, "epoch-failed",
+                       "cannot arm the recovery of this node's objects: %s", hs_strerror(err));
+    }
     return err;
 }
 
@@ -2074,6 +2555,8 @@ static void s_stop(broker_t *b)
     json_decref(b->verify_last);
     while (b->links)
         s_link_free(b, b->links);
+    while (b->nameqs)
+        s_nameq_free(b, b->nameqs);
     struct event **evs[] = {&b->ev_zap, &b->ev_router, &b->ev_ctl,  &b->ev_tick,
                             &b->ev_int, &b->ev_term,   &b->ev_drain};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {

@@ -226,18 +226,23 @@ static int s_hist_one(void *ctx, const repl_hist_t *h)
                       (json_int_t)h->h_bytes, "ms", (json_int_t)h->h_ms, "ok", h->h_ok);
         if (!h->h_ok)
             json_object_set_new(j, "error", json_string(h->h_error));
+        if (h->h_mode == REPL_RECOVER && !strcmp(h->h_role, "received"))
+            json_object_set_new(j, "recovered", json_integer((json_int_t)h->h_applied));
         json_array_append_new(s->all, j);
         return 0;
     }
-    char when[32], bytes[32];
+    char when[32], bytes[32], recovered[48] = "";
     broker_cli_time_format(h->h_when_ms, when);
     s_bytes(h->h_bytes, bytes, sizeof(bytes));
-    printf("%-24s %-12s %-12s %-10s %-12s %8llu %8llu %8llu %8llu %10s %7.2fs  %s%s\n", when,
+    if (h->h_ok && h->h_mode == REPL_RECOVER && !strcmp(h->h_role, "received"))
+        snprintf(recovered, sizeof(recovered),
+                 "recovered %llu: ", (unsigned long long)h->h_applied);
+    printf("%-24s %-12s %-12s %-10s %-12s %8llu %8llu %8llu %8llu %10s %7.2fs  %s%s%s\n", when,
            h->h_peer, h->h_rule, h->h_role, repl_mode_name(h->h_mode),
            (unsigned long long)h->h_sent, (unsigned long long)h->h_applied,
            (unsigned long long)h->h_skipped, (unsigned long long)h->h_deleted, bytes,
-           (double)h->h_ms / 1000.0,
-           h->h_ok ? "ok: " : "FAILED: ", h->h_ok ? h->h_why : h->h_error);
+           (double)h->h_ms / 1000.0, h->h_ok ? "ok: " : "FAILED: ", recovered,
+           h->h_ok ? h->h_why : h->h_error);
     return 0;
 }
 

@@ -155,9 +155,12 @@ static int s_finish_txn(store_txn_t *t, void *ctx)
     s_finish_t *f = ctx;
     r_run_t *run = f->run;
     repl_mark_t m;
-    int err = repl_mark_get(t, run->peer, run->rule.ru_name, &m);
+    int err = run->mode == REPL_RECOVER ? HS_OK /* history only: no watermark moves */
+                                        : repl_mark_get(t, run->peer, run->rule.ru_name, &m);
     if (err)
         return err;
+    if (run->mode == REPL_RECOVER)
+        goto history;
     m.mk_last_run_ms = f->now;
     m.mk_last_mode = run->mode;
     m.mk_last_ok = f->ok;
@@ -190,6 +193,7 @@ static int s_finish_txn(store_txn_t *t, void *ctx)
     err = repl_mark_put(t, run->peer, run->rule.ru_name, &m);
     if (err)
         return err;
+history:;
     repl_hist_t h = {.h_when_ms = f->now,
                      .h_mode = run->mode,
                      .h_sent = run->sent,
@@ -302,6 +306,15 @@ static int s_leaf_cmp(const void *a, const void *b)
     return memcmp(a, b, 16);
 }
 
+/* Recovery (REPL_RECOVER): what the child could have sent up itself,
+ * among the families scoped by owner: owned in its branch (mine here is the
+ * child's branch as this node knows it). */
+static bool s_recover_scope(const rules_rule_t *ru, const store_obj_t *o, const rules_names_t *mine)
+{
+    const rules_family_t *f = rules_family_of(o->cls);
+    return f && f->fam_key == RULES_KEY_OWNER && rules_send_scope(ru, RULES_UP, o, mine);
+}
+
 static int s_fill_obj(void *ctx, const store_obj_t *o)
 {
     s_fill_t *f = ctx;
@@ -312,7 +325,8 @@ static int s_fill_obj(void *ctx, const store_obj_t *o)
     r_run_t *run = f->run;
     if ((run->mode != REPL_RECONCILE ||
          repl_bucket_set_has(&run->plan, repl_bucket_of(&o->guid))) &&
-        rules_send_scope(&run->rule, run->dir, o, &f->mine) &&
+        (run->mode == REPL_RECOVER ? s_recover_scope(&run->rule, o, &f->mine)
+                                   : rules_send_scope(&run->rule, run->dir, o, &f->mine)) &&
         rules_target_member(f->t, &run->rule, o)) {
         bool same = false;
         if (run->leaves_mode && run->nleaves) {
@@ -342,7 +356,7 @@ static int s_fill(repl_t *r, r_run_t *run, s_fill_t *f)
     memset(f, 0, sizeof(*f));
     f->r = r;
     f->run = run;
-    f->mine = repl_branch(r, NULL);
+    f->mine = repl_branch(r, run->mode == REPL_RECOVER ? run->peer : NULL);
     store_mpw_reset(&r->objs);
     int err;
     if (run->mode == REPL_DIFFERENTIAL) {
@@ -1059,6 +1073,27 @@ static void s_on_request(repl_t *r, const char *peer, const repl_msg_t *m)
         repl_send_msg(r, peer, &refuse);
         return;
     }
+    if (m->m_mode == REPL_RECOVER) {
+        /* a restored child takes back what it owns before it reconciles */
+        if (dir != RULES_DOWN || !(ru.ru_dirs & RULES_UP)) {
+            repl_msg_t refuse = {.m_type = REPL_REFUSE};
+            snprintf(refuse.m_token, sizeof(refuse.m_token), "%s", m->m_token);
+            snprintf(refuse.m_why, sizeof(refuse.m_why),
+                     "rule '%s': only a parent sends back a restored child's objects, for a rule "
+                     "that carries them up",
+                     m->m_rule);
+            repl_send_msg(r, peer, &refuse);
+            return;
+        }
+        char full[300];
+        snprintf(full, sizeof(full),
+                 "requested by %s: its store was restored from an older copy; what it owns goes "
+                 "back to it",
+                 peer);
+        s_queue(r, peer, &ru, dir, REPL_RECOVER, full, 0, m->m_token, NULL);
+        s_start_queued(r);
+        return;
+    }
     char mwhy[REPL_WHY_MAX];
     int mode = s_pick_mode(&ru, &mk, repl_now_ms(), m->m_mode, mwhy, sizeof(mwhy));
     char full[300];
@@ -1083,7 +1118,7 @@ static int s_ack_txn(store_txn_t *t, void *ctx)
     int err = repl_mark_get(t, a->run->peer, a->run->rule.ru_name, &m);
     if (err)
         return err;
-    if (a->run->mode == REPL_RECONCILE) {
+    if (a->run->mode == REPL_RECONCILE || a->run->mode == REPL_RECOVER) {
         return HS_OK; /* an interrupted reconcile starts over: it only moves differences */
     } else if (a->run->mode == REPL_DIFFERENTIAL) {
         m.mk_diff_seq = a->b->b_upto;
@@ -1247,6 +1282,82 @@ void repl_peer_down(repl_t *r, const char *peer)
     repl_verify_peer_down(r, peer);
 }
 
+/* ---- recovery after a restore --------------------------------------------- */
+
+#define R_RECOVER_KEY "recover/"
+
+static int s_recover_key(char *k, size_t cap, const char *rule)
+{
+    int n = snprintf(k, cap, R_RECOVER_KEY "%s", rule);
+    return n < 0 || (size_t)n >= cap ? 0 : n;
+}
+
+/* Does rule ru carry a family scoped by owner up (what a restored node
+ * takes back from its parent)? */
+static bool s_recover_rule(const rules_rule_t *ru)
+{
+    if (!ru->ru_enabled || ru->ru_dirs == RULES_SIDE || !(ru->ru_dirs & RULES_UP))
+        return false;
+    for (size_t i = 0; i < ru->ru_nprefix; i++) {
+        const rules_family_t *f = rules_family_of(ru->ru_prefix[i]);
+        if (f && f->fam_key == RULES_KEY_OWNER && (f->fam_dirs & RULES_UP))
+            return true;
+    }
+    return false;
+}
+
+static int s_arm_rule(void *ctx, const rules_rule_t *ru)
+{
+    store_txn_t *t = ctx;
+    char k[RULES_NAME_MAX + 16];
+    if (!s_recover_rule(ru) || !s_recover_key(k, sizeof(k), ru->ru_name))
+        return 0;
+    return store_kv_put(t, STORE_T_META, k, strlen(k), "1", 1);
+}
+
+int repl_recover_arm(store_txn_t *t)
+{
+    return rules_each(t, s_arm_rule, t);
+}
+
+int repl_recover_done(store_txn_t *t, const char *rule)
+{
+    char k[RULES_NAME_MAX + 16];
+    if (!s_recover_key(k, sizeof(k), rule))
+        return HS_OK;
+    int err = store_kv_del(t, STORE_T_META, k, strlen(k));
+    return err == HS_ENOTFOUND ? HS_OK : err;
+}
+
+/* An up run of a rule this node must first recover (its store was
+ * restored): ask the parent for its objects back, once, and hold the run
+ * until they are here. */
+static bool s_recover_wait(repl_t *r, const r_run_t *run)
+{
+    char k[RULES_NAME_MAX + 16];
+    if (!s_recover_key(k, sizeof(k), run->rule.ru_name))
+        return false;
+    store_txn_t *t;
+    if (store_txn_begin(r->store, false, &t) != HS_OK)
+        return false;
+    const void *v;
+    size_t vl;
+    bool pending = store_kv_get(t, STORE_T_META, k, strlen(k), &v, &vl) == HS_OK;
+    store_txn_abort(&t);
+    if (!pending)
+        return false;
+    for (r_req_t *q = r->reqs; q; q = q->next)
+        if (q->mode == REPL_RECOVER && !strcmp(q->peer, run->peer) &&
+            !strcmp(q->rule, run->rule.ru_name))
+            return true; /* asked already */
+    if (repl_request(r, run->peer, run->rule.ru_name, REPL_RECOVER, 0) == HS_OK)
+        repl_log(r, REPL_LOG_INFO, run->peer, "recover-start",
+                 "rule %s: this node's store was restored from an older copy: taking back from "
+                 "the parent what this node owns and lost, before reconciling",
+                 run->rule.ru_name);
+    return true;
+}
+
 /* Start queued runs whose peer is free and up. Called from the tick and
  * whenever a run ends, so runs to a peer follow each other without delay. */
 static void s_start_queued(repl_t *r)
@@ -1260,6 +1371,10 @@ static void s_start_queued(repl_t *r)
             if (run->state != R_QUEUED || s_run_find_peer(r, run->peer, true) ||
                 run->not_before > repl_mono_ms() || !r->io.io_peer_up(r->io.io_ctx, run->peer))
                 continue;
+            if (run->dir == RULES_UP && s_recover_wait(r, run)) {
+                run->not_before = repl_mono_ms() + 250;
+                continue;
+            }
             int err = s_open(r, run);
             if (err == HS_ETRANSPORT) {
                 /* the link is up but does not take frames yet (the peer is

@@ -154,6 +154,10 @@ unsigned repl_dir_from(repl_t *r, const char *peer);
 /* Fill names with this node's branch (peer NULL) or a child's. */
 rules_names_t repl_branch(repl_t *r, const char *peer);
 
+/* The recovery of rule after a restore is done (or impossible): up runs
+ * of it go ahead (write txn). */
+int repl_recover_done(store_txn_t *t, const char *rule);
+
 /* events (engine_events.c) */
 void repl_ev_on_event(repl_t *r, const char *peer, const void *buf, size_t len);
 void repl_ev_on_ack(repl_t *r, const char *peer, const void *buf, size_t len);

@@ -15,6 +15,8 @@ const char *repl_mode_name(int mode)
         return "differential";
     case REPL_RECONCILE:
         return "reconcile";
+    case REPL_RECOVER:
+        return "recover";
     default:
         return "?";
     }
@@ -338,7 +340,7 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
         out->m_vfirst = (uint32_t)store_mpr_uint(&r);
         out->m_vcount = (uint32_t)store_mpr_uint(&r);
         out->m_branch = store_mpr_raw(&r, &out->m_branch_len);
-        if (out->m_mode < REPL_DIFFERENTIAL || out->m_mode > REPL_RECONCILE)
+        if (out->m_mode < REPL_DIFFERENTIAL || out->m_mode > REPL_RECOVER)
             return HS_EMALF;
         break;
     case REPL_OPENED:
@@ -413,7 +415,7 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
         store_mpr_str(&r, out->m_rule, sizeof(out->m_rule));
         out->m_mode = (int)store_mpr_uint(&r);
         store_mpr_str(&r, out->m_token, sizeof(out->m_token));
-        if (out->m_mode < 0 || out->m_mode > REPL_RECONCILE)
+        if (out->m_mode < 0 || out->m_mode > REPL_RECOVER)
             return HS_EMALF;
         break;
     case REPL_REFUSE:

@@ -20,7 +20,9 @@
  *           head: D's change-log head after the run (a later OPENED with a
  *           lower head under the same epoch means D was rolled back)
  *   ABORT   both [1,21, run, why]
- *   REQUEST D->S [1,22, rule, mode, token]   "send me this rule now"
+ *   REQUEST D->S [1,22, rule, mode, token]   "send me this rule now"; mode 4
+ *                                            (recover, hsync 0.9.1): a restored
+ *                                            child asks its parent for what it owns
  *   VERIFY  P->C [1,32, id, budget, repair, scopes[]]   (hsync verify)
  *           scope: [rule, dir, count, digest(bin32), owners[]], owner:
  *           [name, count, sum]: P's side of the link, per rule and direction
@@ -118,7 +120,12 @@ enum repl_frame {
 
 #define REPL_LEAVES_MAX 200000 /* objects D lists for the differing buckets */
 
-enum repl_mode { REPL_DIFFERENTIAL = 1, REPL_COMPLETE = 2, REPL_RECONCILE = 3 };
+/* REPL_RECOVER: parent -> child only, asked for by a child whose store was
+ * restored from an older copy (a new epoch): the parent sends the objects
+ * owned in the child's branch (owner-scoped families) and the child takes
+ * each one it lacks or holds older, then reconciles as usual. No removal,
+ * no watermark moves (Active Directory's non-authoritative restore). */
+enum repl_mode { REPL_DIFFERENTIAL = 1, REPL_COMPLETE = 2, REPL_RECONCILE = 3, REPL_RECOVER = 4 };
 
 #define REPL_EPOCH_MAX 40
 

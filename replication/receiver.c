@@ -90,6 +90,8 @@ static int s_rfin_txn(store_txn_t *t, void *ctx)
     snprintf(m.mk_last_error, sizeof(m.mk_last_error), "%s", f->ok ? "" : f->error);
     if (f->ok && rv->mode == REPL_COMPLETE)
         m.mk_last_complete_ms = f->now;
+    if (f->ok && rv->mode == REPL_RECOVER && (err = repl_recover_done(t, rv->rule.ru_name)))
+        return err;
     if (f->ok)
         m.mk_last_diff_ms = f->now;
     err = repl_mark_put(t, rv->peer, in, &m);
@@ -119,6 +121,11 @@ static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
     if (err)
         repl_log(r, REPL_LOG_ERROR, rv->peer, "mark-failed", "could not record the run: %s",
                  hs_strerror(err));
+    if (ok && rv->mode == REPL_RECOVER)
+        repl_log(r, REPL_LOG_WARN, rv->peer, "recovered",
+                 "rule %s: recovered %llu objects this node owns and had lost or held older (its "
+                 "store was restored from an older copy); reconciling now",
+                 rv->rule.ru_name, (unsigned long long)rv->applied);
     repl_log(r, ok ? REPL_LOG_INFO : REPL_LOG_WARN, rv->peer, ok ? "received" : "receive-failed",
              "rule %s %s (%s): applied %llu skipped %llu deleted %llu refused %llu%s%s",
              rv->rule.ru_name, repl_mode_name(rv->mode), rv->why, (unsigned long long)rv->applied,
@@ -423,6 +430,10 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
         s_abort(r, peer, m->m_run, "not linked to this node");
         return;
     }
+    if (m->m_mode == REPL_RECOVER && dir != RULES_DOWN) {
+        s_abort(r, peer, m->m_run, "a recovery run comes from the parent only");
+        return;
+    }
     r_recv_t *same = s_find(r, peer, m->m_run);
     if (same) { /* the sender switched the run's mode (to reconcile) */
         same->mode = m->m_mode;
@@ -478,7 +489,12 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
              * it deleted is no longer counted, but its deletes must arrive) */
             err = s_fed_merge(r, peer, &rv->branch, &rv->nbranch);
         }
-        if (!err && dir == RULES_DOWN) {
+        if (!err && dir == RULES_DOWN && m->m_mode == REPL_RECOVER) {
+            /* a recovery brings back only what is owned in our branch */
+            rules_names_t mine = repl_branch(r, NULL);
+            for (size_t i = 0; !err && i < mine.rn_count; i++)
+                err = s_names_add(&rv->branch, &rv->nbranch, mine.rn_names[i]);
+        } else if (!err && dir == RULES_DOWN) {
             /* ours, and what standalone sources feed us: neither is the
              * parent's to overwrite or remove */
             rules_names_t mine = repl_branch(r, NULL);
@@ -500,8 +516,9 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
                 snprintf(why, sizeof(why), "bad branch in OPEN: %s", hs_strerror(err));
             repl_log(r, REPL_LOG_WARN, peer, "run-refused", "%s", why);
             s_abort(r, peer, m->m_run, why);
-            free(rv->branch);
-            free(rv);
+            /* recorded as a failed receive: status and history show the
+             * refusal here, not only on the sender */
+            s_finish(r, rv, false, why);
             return;
         }
         for (size_t i = 0; i < rv->nbranch; i++)
@@ -510,6 +527,21 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
     rv->next = r->recvs;
     r->recvs = rv;
     s_opened(r, peer, rv);
+}
+
+void repl_branch_left(repl_t *r, const char *name)
+{
+    for (r_recv_t *rv = r->recvs; rv; rv = rv->next) {
+        if (rv->dir != RULES_UP || !rv->branch)
+            continue;
+        size_t keep = 0;
+        for (size_t i = 0; i < rv->nbranch; i++)
+            if (strcmp(rv->branch[i], name) != 0)
+                memmove(rv->branch[keep++], rv->branch[i], sizeof(rv->branch[0]));
+        rv->nbranch = keep;
+        for (size_t i = 0; i < rv->nbranch; i++)
+            rv->branch_ptrs[i] = rv->branch[i];
+    }
 }
 
 typedef struct s_leaves {
@@ -815,6 +847,29 @@ static int s_remove_unsent(s_apply_t *a)
     return err;
 }
 
+/* Recovery: take o, owned in our branch, if we lack it or hold it older
+ * (a tombstone here that is newer stays: the delete was ours). */
+static int s_recover_one(s_apply_t *a, store_obj_t *o)
+{
+    const rules_family_t *f = rules_family_of(o->cls);
+    if (!f || f->fam_key != RULES_KEY_OWNER || (o->flags & STORE_OBJ_TOMBSTONE) ||
+        !rules_names_has(&a->branch, o->owner) || store_obj_check(o) != HS_OK) {
+        a->refused++;
+        return HS_OK;
+    }
+    bool changed = false;
+    int err = store_put_ex(a->t, o, STORE_PUT_NEWER | STORE_PUT_CHECKED, &changed);
+    if (rules_refused(err)) {
+        a->refused++;
+        return HS_OK;
+    }
+    if (!err) {
+        a->applied += changed;
+        a->skipped += !changed;
+    }
+    return err;
+}
+
 static int s_apply_txn(store_txn_t *t, void *ctx)
 {
     s_apply_t *a = ctx;
@@ -848,6 +903,12 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
             return HS_EMALF;
         if (a->rv->mode == REPL_RECONCILE)
             a->guids[a->nguids++] = wo.o.guid;
+        if (a->rv->mode == REPL_RECOVER) {
+            int err = s_recover_one(a, &wo.o);
+            if (err)
+                return err;
+            continue;
+        }
         if (!repl_recv_allowed(t, &a->rv->rule, a->rv->dir, &a->branch, &wo.o)) {
             a->refused++;
             continue;
@@ -1149,6 +1210,20 @@ void repl_recv_abort(repl_t *r, const char *peer, const repl_msg_t *m)
              "abort for run %llu, not a run of ours: dropped", (unsigned long long)m->m_run);
 }
 
+static int s_recover_done_txn(store_txn_t *t, void *ctx)
+{
+    return repl_recover_done(t, ctx);
+}
+
+static void s_recover_give_up(repl_t *r, const char *peer, const char *rule, const char *why)
+{
+    int err = store_write(r->store, s_recover_done_txn, (void *)rule);
+    repl_log(r, REPL_LOG_WARN, peer, "recover-refused",
+             "rule %s: the parent cannot send back this node's objects (%s)%s%s", rule, why,
+             err ? "; could not record it: " : "; reconciling without",
+             err ? hs_strerror(err) : "");
+}
+
 void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m)
 {
     for (r_req_t **p = &r->reqs; *p; p = &(*p)->next) {
@@ -1156,6 +1231,10 @@ void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m)
         if (strcmp(q->token, m->m_token) != 0 || strcmp(q->peer, peer) != 0)
             continue;
         *p = q->next;
+        if (q->mode == REPL_RECOVER) {
+            /* nothing to take back from there: reconcile as before */
+            s_recover_give_up(r, peer, q->rule, m->m_why);
+        }
         if (r->io.io_run_done) {
             /* a rule the peer has disabled is skipped as asked, not a failure */
             bool disabled = m->m_ok;

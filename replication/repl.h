@@ -115,6 +115,22 @@ void repl_group_flush(repl_t *r);
 /* The link to peer went down: its runs fail now (and resume later). */
 void repl_peer_down(repl_t *r, const char *peer);
 
+/* This node's store was restored from an older copy (a new epoch at
+ * start, with a parent): mark every enabled rule that carries objects
+ * scoped by owner up (write txn). Before its first up run of such a rule,
+ * the engine asks the parent for a recovery run (REPL_RECOVER: the objects
+ * owned in this node's branch that it lacks or holds older) and holds the
+ * up run until it is done, so the reconcile that follows cannot delete
+ * above what this node wrote after the copy was taken. History and the log
+ * say how many objects were recovered. */
+int repl_recover_arm(store_txn_t *t);
+
+/* Node `name` left this node's subtree (its branch moved or was removed):
+ * runs this node receives from below under way stop counting it as their
+ * sender's, so no batch or complete-run removal of theirs touches its
+ * objects any more (they may arrive through another child now). */
+void repl_branch_left(repl_t *r, const char *name);
+
 /* Queue a run now as sender. mode 0 = the mode the schedule would pick
  * (REPL_COMPLETE or REPL_RECONCILE to force one). dry_run computes what
  * would be sent and reports it at once. req is passed back in the summary

@@ -226,6 +226,24 @@ static int s_find_child(void *ctx, const topo_peer_t *p)
     return 0;
 }
 
+/* A node of that name in a child's branch (the child itself or below it):
+ * which child's branch. */
+typedef struct s_find_name {
+    const char *name;
+    char branch[STORE_NAME_MAX + 1]; /* "" = none */
+} s_find_name_t;
+
+static int s_find_name(void *ctx, const topo_peer_t *p)
+{
+    s_find_name_t *f = ctx;
+    bool hit = !strcmp(p->pe_name, f->name);
+    for (size_t i = 0; i < p->pe_nrel && !hit; i++)
+        hit = !strcmp(p->pe_rel[i].rel_name, f->name);
+    if (hit)
+        snprintf(f->branch, sizeof(f->branch), "%s", p->pe_name);
+    return hit ? 1 : 0;
+}
+
 int topo_check_add_child(store_txn_t *t, const topo_identity_t *me, const char *name,
                          const char *key, bool allow_more, const char **why)
 {
@@ -328,6 +346,31 @@ int topo_check_accept_parent(store_txn_t *t, const topo_identity_t *me, const ch
                  f.direct ? "a child" : "in the subtree");
         *why = msg;
         return HS_ETOPO;
+    }
+    /* node names are unique across a hierarchy: none of the would-be
+     * parent's path may be named like this node or a node below it */
+    for (size_t i = 0; i < npath; i++) {
+        s_find_name_t g = {path[i].rel_name, ""};
+        if (!strcmp(path[i].rel_name, me->id_name)) {
+            snprintf(msg, sizeof(msg),
+                     "the name '%s' is already used in that hierarchy (an ancestor of '%s'): "
+                     "node names must be unique across the hierarchy",
+                     me->id_name, name);
+            *why = msg;
+            return HS_ETOPO;
+        }
+        err = topo_peer_each(t, TOPO_ROLE_CHILD, s_find_name, &g);
+        if (err)
+            return err;
+        if (g.branch[0]) {
+            snprintf(msg, sizeof(msg),
+                     "the name '%s' is used both in that hierarchy (an ancestor of '%s') and "
+                     "in the branch of '%s' below this node: node names must be unique across "
+                     "the hierarchy",
+                     path[i].rel_name, name, g.branch);
+            *why = msg;
+            return HS_ETOPO;
+        }
     }
     return HS_OK;
 }

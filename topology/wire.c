@@ -53,7 +53,7 @@ int topo_msg_decode(const void *buf, size_t len, topo_msg_t *out)
     out->m_ok = store_mpr_bool(&r);
     store_mpr_str(&r, out->m_why, sizeof(out->m_why));
     uint32_t n = store_mpr_array(&r);
-    if (store_mpr_error(&r) || n > TOPO_REL_MAX || type < TOPO_MSG_HB || type > TOPO_MSG_FEED)
+    if (store_mpr_error(&r) || n > TOPO_REL_MAX || type < TOPO_MSG_HB || type > TOPO_MSG_NAMEA)
         return HS_EMALF;
     out->m_type = (int)type;
     if (n && !(out->m_rel = calloc(n, sizeof(*out->m_rel))))

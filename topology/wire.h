@@ -19,6 +19,12 @@
  *           invite, key = parent's public key, rels = the parent's path.
  *   JOINED  child -> parent: ok, why (refusal reason), rels = child subtree.
  *   LEAVE   either way: the sender has removed the link.
+ *   NAMEQ   child -> parent, passed up to the root: may these names join
+ *           the hierarchy? token = query id (32 hex), rels = the names (a
+ *           joining node and its subtree). Node names are unique across a
+ *           hierarchy; only the root knows every name.
+ *   NAMEA   parent -> child, passed back down the way NAMEQ came: token =
+ *           the query id, ok, why = which name is taken and where.
  */
 #ifndef TOPO_WIRE_H
 #define TOPO_WIRE_H
@@ -37,6 +43,8 @@ enum topo_msg_type {
     /* JOIN as a standalone source (one-way feed, not a parent); its JOINED
      * reply carries the destination's software version in m_token */
     TOPO_MSG_FEED = 5,
+    TOPO_MSG_NAMEQ = 6, /* hsync 0.9.1 */
+    TOPO_MSG_NAMEA = 7,
 };
 
 /* This build's software version (standalone package rules compare it). */

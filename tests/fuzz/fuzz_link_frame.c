@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         return 0;
     }
-    if (frc != HS_OK || type != m.m_type || m.m_type < TOPO_MSG_HB || m.m_type > TOPO_MSG_FEED ||
+    if (frc != HS_OK || type != m.m_type || m.m_type < TOPO_MSG_HB || m.m_type > TOPO_MSG_NAMEA ||
         m.m_nrel > TOPO_REL_MAX || !m.m_name[0])
         abort();
     store_mpw_t w;

@@ -143,6 +143,68 @@ test_restored_during_interrupted_complete_run() {
     assert_eq "$n" "$(hr_count c2 resource. p2)" "everything at the restored child"
 }
 
+# Non-authoritative restore: the child writes A, a copy of its folder is
+# taken, it writes B (synced to the parent), then it is restored from the
+# copy. Before its first reconcile up it takes back from the parent what it
+# owns and lost: B is back on the child and still on the parent.
+got_b() { "$HSYNC" get -d "$(hr_dir "$1")" "$2" --json >/dev/null 2>&1; }
+
+test_restored_child_recovers_own_data() {
+    hr_node p3
+    hr_node c3
+    hr_start p3
+    hr_start c3
+    hr_link p3 c3
+    local a b backup
+    a=$(hr_put c3 resource.computer '{"name":"A"}' --key serial=RA-1)
+    hr_sync c3 --rule resources
+    assert_eq "1" "$(hr_count p3 resource. c3)" "A reaches p3"
+
+    backup=$(hs_tmp)/c3.backup
+    hr_stop c3
+    cp -a "$(hr_dir c3)" "$backup" || fail "cp -a the backup"
+    hr_start c3
+    wait_for 15 hr_state_is p3 c3 up
+    wait_for 15 hr_state_is c3 p3 up
+
+    b=$(hr_put c3 resource.computer '{"name":"B"}' --key serial=RB-1)
+    hr_put c3 resource.computer '{"name":"A2"}' --guid "$a" --key serial=RA-1 >/dev/null
+    hr_sync c3 --rule resources
+    assert_eq "2" "$(hr_count p3 resource. c3)" "A and B at p3 before the restore"
+    expect_exit 0 "$HSYNC" get -d "$(hr_dir p3)" "$b" --json
+    local before
+    before=$(hr_digest c3 resource. c3)
+    assert_eq "$before" "$(hr_digest p3 resource. c3)" "digests equal before the restore"
+
+    hr_stop c3
+    rm -rf "$(hr_dir c3)" || fail "rm -rf c3"
+    cp -a "$backup" "$(hr_dir c3)" || fail "restore c3"
+    assert_eq "1" "$(hr_count c3 resource. c3)" "the restored child has A only"
+    : >"$(hr_log c3)"
+    hr_start c3
+    wait_for 10 new_epoch_logged c3
+    wait_for 15 hr_state_is p3 c3 up
+    wait_for 15 hr_state_is c3 p3 up
+
+    hr_sync c3 --rule resources
+    assert_eq "true" "$(hr_run ok p3 resources up sent)" "the child's run up is ok"
+    wait_for 10 got_b c3 "$b"
+    expect_exit 0 "$HSYNC" get -d "$(hr_dir p3)" "$b" --json
+    assert_eq "2" "$(hr_count p3 resource. c3)" "A and B still at p3"
+    assert_eq "$before" "$(hr_digest c3 resource. c3)" "the child holds its newer data again"
+    assert_eq "$(hr_digest p3 resource. c3)" "$(hr_digest c3 resource. c3)" "digests equal"
+    expect_exit 0 "$HSYNC" history -d "$(hr_dir c3)"
+    assert_contains "$HS_OUT" "recovered 2" "history says how many objects came back"
+    assert_contains "$(grep 'event=recovered' "$(hr_log c3)")" "recovered 2 objects" "the log too"
+
+    # Back to normal: a later change of the child reaches the parent.
+    hr_put c3 resource.computer '{"name":"C"}' --key serial=RC-1 >/dev/null
+    hr_sync c3 --rule resources
+    assert_eq "3" "$(hr_count p3 resource. c3)" "a later change reaches p3"
+    assert_eq "$(hr_digest p3 resource. c3)" "$(hr_digest c3 resource. c3)" "digests equal at the end"
+}
+
 test_restored_child_converges
 test_restored_during_interrupted_complete_run
+test_restored_child_recovers_own_data
 hr_done

@@ -80,7 +80,8 @@ hb_dir() { echo "$HB_T/$1"; }
 hb_log() { echo "$HB_T/$1.log"; }
 hb_port() { echo $((HB_BASE + 2 * HB_IDX[$1])); }
 
-# hb_node NAME: hsync init a node on the next free port pair.
+# hb_node NAME [NODE-NAME]: hsync init a node on the next free port pair, in
+# folder NAME, named NODE-NAME (default NAME).
 hb_node() {
     if [ "$HB_NEXT" -ge $((HB_BLOCK / 2)) ]; then
         fail "lib_broker.sh: more than $((HB_BLOCK / 2)) nodes"
@@ -88,7 +89,7 @@ hb_node() {
     fi
     HB_IDX[$1]=$HB_NEXT
     HB_NEXT=$((HB_NEXT + 1))
-    expect_exit 0 "$HSYNC" init -d "$(hb_dir "$1")" --name "$1" \
+    expect_exit 0 "$HSYNC" init -d "$(hb_dir "$1")" --name "${2:-$1}" \
         --listen "tcp://127.0.0.1:$(hb_port "$1")"
 }
 
