@@ -58,12 +58,15 @@ static const broker_cli_cmd_t s_commands[] = {
     {"get", broker_cli_get, "show one object", "hsync get -d DIR GUID [--json]",
      "DESCRIPTION\n"
      "    Show the object GUID: class, guid, owner, origin, change sequence, last-changed\n"
-     "    time, content hash, source, resource keys and body. A deleted object is shown\n"
-     "    with 'deleted: yes' until its tombstone is purged.\n"
+     "    time, registration time (when its guid was first put or imported on its origin\n"
+     "    node: for duplicate resources, the one registered first survives), content\n"
+     "    hash, source, resource keys and body. A deleted object is shown with\n"
+     "    'deleted: yes' until its tombstone is purged.\n"
      "\n"
      "OPTIONS\n"
-     "    --json   one JSON object: guid, class, owner, origin, seq, mtime, hash, imported,\n"
-     "             deleted, keys, resource, body\n"},
+     "    --json   one JSON object: guid, class, owner, origin, seq, mtime, registered\n"
+     "             (null if written before hsync 0.10), hash, imported, deleted, keys,\n"
+     "             resource, body\n"},
     {"ls", broker_cli_ls, "list objects",
      "hsync ls -d DIR [--class PREFIX] [--owner NODE] [--deleted] [--json]",
      "DESCRIPTION\n"

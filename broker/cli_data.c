@@ -54,7 +54,7 @@ static json_t *s_guid_json(const store_guid_t *g)
 
 int broker_cli_obj_json(const store_obj_t *o, enum broker_cli_form form, json_t **out)
 {
-    char hash[2 * STORE_HASH_LEN + 1], mtime[32];
+    char hash[2 * STORE_HASH_LEN + 1], mtime[32], rtime[32];
     json_t *j = json_object(), *body = NULL, *keys = NULL;
     bool ok = j != NULL, dead = o->flags & STORE_OBJ_TOMBSTONE;
     int rc = HS_OK;
@@ -63,6 +63,7 @@ int broker_cli_obj_json(const store_obj_t *o, enum broker_cli_form form, json_t 
         return HS_ENOMEM;
     store_hex(o->hash, STORE_HASH_LEN, hash);
     broker_cli_time_format(o->mtime, mtime);
+    broker_cli_time_format(o->rtime, rtime);
     if (form != BROKER_CLI_BRIEF) {
         if (o->body_len && (rc = broker_json_from_msgpack(o->body, o->body_len, &body)))
             goto fail;
@@ -78,6 +79,7 @@ int broker_cli_obj_json(const store_obj_t *o, enum broker_cli_form form, json_t 
         s_set(j, "origin", json_string(o->origin), &ok);
         s_set(j, "seq", json_integer((json_int_t)o->seq), &ok);
         s_set(j, "mtime", json_string(mtime), &ok);
+        s_set(j, "registered", o->rtime ? json_string(rtime) : json_null(), &ok);
         s_set(j, "hash", json_string(hash), &ok);
         s_set(j, "imported", json_boolean(o->flags & STORE_OBJ_IMPORTED), &ok);
         s_set(j, "deleted", json_boolean(dead), &ok);
@@ -517,6 +519,8 @@ static int s_get_human(broker_cli_t *c, const json_t *j)
     printf("origin:   %s\n", s_str(j, "origin"));
     printf("seq:      %lld\n", (long long)json_integer_value(json_object_get(j, "seq")));
     printf("mtime:    %s\n", s_str(j, "mtime"));
+    if (json_is_string(json_object_get(j, "registered")))
+        printf("registered: %s\n", s_str(j, "registered"));
     printf("hash:     %s\n", s_str(j, "hash"));
     printf("source:   %s\n", json_is_true(json_object_get(j, "imported")) ? "imported" : "managed");
     if (json_is_string(json_object_get(j, "resource")))

@@ -403,8 +403,14 @@ static int s_pump(repl_t *r, r_run_t *run)
          * differential run still sends an empty batch when it examined log
          * entries, so their acknowledgement moves the watermark past them. */
         if (f.nobj == 0 && run->eof &&
-            (run->mode == REPL_COMPLETE || f.last_seq == run->seq_cursor))
+            (run->mode == REPL_COMPLETE || f.last_seq == run->seq_cursor)) {
+            /* the cursor moved past what was examined and not sent: END
+             * must cover it, or the receiver keeps what we no longer have
+             * there (a stale copy just after the last batch stayed forever) */
+            if (run->mode != REPL_DIFFERENTIAL)
+                run->cursor = from;
             break;
+        }
         r_batch_t *b = &run->inflight[run->ninflight];
         b->b_no = ++run->next_no;
         b->b_nobj = f.nobj;

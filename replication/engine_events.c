@@ -165,12 +165,13 @@ typedef struct s_accept {
     const char *peer;
     const repl_event_t *ev;
     bool dup;
+    char note[400];
 } s_accept_t;
 
 static int s_accept_txn(store_txn_t *t, void *ctx)
 {
     s_accept_t *a = ctx;
-    return repl_event_accept(t, a->peer, a->ev, &a->dup);
+    return repl_event_accept(t, a->peer, a->ev, &a->dup, a->note, sizeof(a->note));
 }
 
 void repl_ev_on_event(repl_t *r, const char *peer, const void *buf, size_t len)
@@ -181,7 +182,7 @@ void repl_ev_on_event(repl_t *r, const char *peer, const void *buf, size_t len)
                  len);
         return;
     }
-    s_accept_t a = {peer, &ev, false};
+    s_accept_t a = {peer, &ev, false, ""};
     unsigned from = repl_dir_from(r, peer);
     /* hierarchy events travel the hierarchy only: never from a standalone
      * source or destination (they would delete or move data everywhere) */
@@ -206,6 +207,8 @@ void repl_ev_on_event(repl_t *r, const char *peer, const void *buf, size_t len)
     if (!a.dup) {
         repl_log(r, REPL_LOG_INFO, peer, "event-received", "%s event from %s",
                  repl_event_kind_name(ev.ev_kind), ev.ev_origin);
+        if (a.note[0])
+            repl_log(r, REPL_LOG_INFO, peer, "dropped", "%s", a.note);
         repl_events_pump(r); /* pass it on at once */
     }
 }

@@ -276,7 +276,51 @@ static int s_payload_guid(const repl_event_t *ev, const char *name, store_guid_t
     return err ? err : store_guid_parse(s, g);
 }
 
-static int s_effect(store_txn_t *t, const repl_event_t *ev)
+/* The unsigned integer under payload key `name`, 0 if absent. */
+static uint64_t s_payload_uint(const repl_event_t *ev, const char *name)
+{
+    store_mpr_t r;
+    if (s_payload_find(ev, name, &r) != HS_OK)
+        return 0;
+    uint64_t v = store_mpr_uint(&r);
+    return store_mpr_error(&r) ? 0 : v;
+}
+
+typedef struct s_reach {
+    const char *name;
+    bool found;
+} s_reach_t;
+
+static int s_reach_one(void *ctx, const topo_peer_t *p)
+{
+    s_reach_t *r = ctx;
+    if (p->pe_role != TOPO_ROLE_PARENT && p->pe_role != TOPO_ROLE_CHILD)
+        return 0;
+    if (!strcmp(p->pe_name, r->name))
+        r->found = true;
+    /* the parent's rel: the path from the root down to it; a child's: its subtree */
+    for (size_t i = 0; i < p->pe_nrel && !r->found; i++)
+        if (!strcmp(p->pe_rel[i].rel_name, r->name))
+            r->found = true;
+    return r->found ? 1 : 0;
+}
+
+/* Does this node's scope hold the resources of owner: this node, a node
+ * below it (they come up), or an ancestor (they come down)? A node of
+ * another branch is none of these: its resources never reach here. An
+ * empty owner is taken as held (nothing to decide). */
+static int s_in_reach(store_txn_t *t, const char *owner, bool *held)
+{
+    *held = true;
+    if (!*owner || !strcmp(owner, store_node_name(store_txn_store(t))))
+        return HS_OK;
+    s_reach_t r = {owner, false};
+    int err = topo_peer_each(t, 0, s_reach_one, &r);
+    *held = r.found;
+    return err;
+}
+
+static int s_effect(store_txn_t *t, const repl_event_t *ev, char *note, size_t notelen)
 {
     store_guid_t g;
     int err;
@@ -291,7 +335,21 @@ static int s_effect(store_txn_t *t, const repl_event_t *ev)
             return err == HS_ENOTFOUND ? HS_OK : err;
         if (s_payload_str(ev, "owner", owner, sizeof(owner)) != HS_OK)
             owner[0] = '\0';
-        return rules_resource_merged(t, &g, &ng, owner);
+        bool held = true, dropped = false;
+        if ((err = s_in_reach(t, owner, &held)))
+            return err;
+        err = rules_resource_merged(t, &g, &ng, owner, s_payload_uint(ev, "registered"), held,
+                                    &dropped);
+        if (!err && dropped) {
+            char gs[STORE_GUID_STRLEN + 1];
+            store_guid_format(&ng, gs);
+            snprintf(note, notelen,
+                     "dropped resource %s (merged, owner now %s): %s is outside this node's "
+                     "scope (not below it, not an ancestor), so its resources are never sent "
+                     "here",
+                     gs, owner, owner);
+        }
+        return err;
     }
     case REPL_EV_PURGED:
         err = s_payload_guid(ev, "guid", &g);
@@ -310,9 +368,30 @@ static int s_effect(store_txn_t *t, const repl_event_t *ev)
         err = store_get(t, &g, &o);
         if (err || (o.flags & STORE_OBJ_TOMBSTONE))
             return HS_OK; /* not here (yet): the next run brings it with its owner */
-        if (strncmp(o.cls, "resource.", 9) != 0 || !strcmp(o.owner, owner))
-            return HS_OK; /* ownership is of resources; already so */
+        if (strncmp(o.cls, "resource.", 9) != 0)
+            return HS_OK; /* ownership is of resources */
+        bool held = true;
+        if ((err = s_in_reach(t, owner, &held)))
+            return err;
+        if (!held) {
+            /* another branch's now: no run will bring its changes here, and
+             * a stale copy must not stay; the tombstone keeps the copy's own
+             * time, so that it never looks newer than a real change */
+            err = store_delete(t, &g, o.mtime ? o.mtime : 1);
+            char gs[STORE_GUID_STRLEN + 1];
+            store_guid_format(&g, gs);
+            snprintf(note, notelen,
+                     "dropped resource %s (moved to %s): %s is outside this node's scope (not "
+                     "below it, not an ancestor), so its resources are never sent here",
+                     gs, owner, owner);
+            return err == HS_ENOTFOUND ? HS_OK : err;
+        }
+        uint64_t registered = s_payload_uint(ev, "registered");
+        if (!strcmp(o.owner, owner) && (!registered || o.rtime == registered))
+            return HS_OK; /* already so */
         o.owner = owner;  /* its own time kept: only the owner changes */
+        if (registered)
+            o.rtime = registered;
         /* o's strings point into the map; store_put copies before writing */
         char cls[STORE_CLASS_MAX + 1], origin[STORE_NAME_MAX + 1];
         snprintf(cls, sizeof(cls), "%s", o.cls);
@@ -336,9 +415,12 @@ static int s_effect(store_txn_t *t, const repl_event_t *ev)
     }
 }
 
-int repl_event_accept(store_txn_t *t, const char *peer, const repl_event_t *in, bool *dup)
+int repl_event_accept(store_txn_t *t, const char *peer, const repl_event_t *in, bool *dup,
+                      char *note, size_t notelen)
 {
     *dup = false;
+    if (notelen)
+        note[0] = '\0';
     uint8_t k[17];
     k[0] = 'e';
     memcpy(k + 1, in->ev_id, 16);
@@ -366,7 +448,7 @@ int repl_event_accept(store_txn_t *t, const char *peer, const repl_event_t *in, 
         return HS_EDIRECTION;
     repl_event_t ev = *in;
     snprintf(ev.ev_from, sizeof(ev.ev_from), "%s", peer);
-    err = s_effect(t, &ev);
+    err = s_effect(t, &ev, note, notelen);
     return err ? err : s_record(t, &ev);
 }
 

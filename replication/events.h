@@ -15,6 +15,7 @@
  *   kind          travels                         effect where it arrives
  *   merge         everywhere but where it came    the same merge (rules_resource_merged)
  *   moved         everywhere but where it came    the resource's owner becomes `to`
+ *                 (both: a node outside whose scope the new owner is drops its copy)
  *   purged        everywhere but where it came    the resource is deleted
  *   trust         up                              recorded (trust summaries)
  *   key           down                            recorded
@@ -82,8 +83,13 @@ int repl_event_raise(store_txn_t *t, int kind, const uint8_t *payload, size_t le
  * HS_EDIRECTION if its kind does not travel the way it came (a key change
  * from a child, an alert from the parent); HS_EMALF for a payload its effect
  * cannot use. Both are final: acknowledge and drop such an event.
+ * note (notelen bytes, "" when nothing to say) receives a sentence for the
+ * log when the effect dropped a local copy: a merge or move gave the
+ * resource to a node outside this node's scope (neither below it nor an
+ * ancestor), whose resources never come here.
  */
-int repl_event_accept(store_txn_t *t, const char *peer, const repl_event_t *ev, bool *dup);
+int repl_event_accept(store_txn_t *t, const char *peer, const repl_event_t *ev, bool *dup,
+                      char *note, size_t notelen);
 
 /* The peer acknowledged the event (write txn): outbox entry removed,
  * delivery recorded. Unknown entries are ignored. */

@@ -49,17 +49,31 @@ int repl_local_put(store_txn_t *t, store_obj_t *o, repl_local_result_t *res)
     if (err || !found)
         return err ? err : store_put(t, o, &res->lr_changed);
 
-    /* merge: the registration already here survives and takes the content */
+    /* merge: the registration already here survives and takes the content;
+     * it keeps the earlier registration time of the two */
     store_guid_t gone = o->guid;
+    store_obj_t prev;
+    uint64_t registered = o->rtime;
+    err = store_get(t, &dup, &prev);
+    if (!err && (!registered || rules_resource_registered(&prev) < registered))
+        registered = rules_resource_registered(&prev);
+    if (!err) {
+        err = store_get(t, &gone, &prev);
+        if (!err && !(prev.flags & STORE_OBJ_TOMBSTONE) && prev.rtime && prev.rtime < registered)
+            registered = prev.rtime;
+    }
+    if (err && err != HS_ENOTFOUND)
+        return err;
     err = store_delete(t, &gone, 0);
     if (err && err != HS_ENOTFOUND)
         return err;
     o->guid = dup;
+    o->rtime = registered;
     err = store_put(t, o, &res->lr_changed);
     if (!err)
         err = rules_resource_move_rows(t, &gone, &dup);
-    if (!err)
-        err = rules_resource_merged(t, &gone, &dup, NULL); /* records where gone went */
+    if (!err) /* records where gone went */
+        err = rules_resource_merged(t, &gone, &dup, NULL, 0, true, NULL);
     if (err)
         return err;
     res->lr_merged = true;
@@ -71,7 +85,7 @@ int repl_local_put(store_txn_t *t, store_obj_t *o, repl_local_result_t *res)
              c.rc_self);
     store_mpw_t w;
     rules_resource_merge_payload(&w, res->lr_key, &dup, c.rc_self, &gone,
-                                 o->owner ? o->owner : c.rc_self, reason);
+                                 o->owner ? o->owner : c.rc_self, reason, o->rtime);
     err = store_mpw_error(&w);
     if (!err)
         err = repl_event_raise(t, REPL_EV_MERGE, w.mpw_buf, w.mpw_len, NULL);

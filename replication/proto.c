@@ -206,7 +206,7 @@ int repl_batch_encode(store_mpw_t *w, uint64_t run, uint64_t no, uint64_t upto,
 
 void repl_obj_encode(store_mpw_t *w, const store_obj_t *o)
 {
-    store_mpw_array(w, 9);
+    store_mpw_array(w, 10);
     store_mpw_bin(w, o->guid.b, 16);
     store_mpw_str(w, o->cls);
     store_mpw_str(w, o->origin);
@@ -225,12 +225,14 @@ void repl_obj_encode(store_mpw_t *w, const store_obj_t *o)
         store_mpw_raw(w, o->body, o->body_len);
     else
         store_mpw_nil(w);
+    store_mpw_uint(w, o->rtime);
 }
 
 int repl_obj_decode(store_mpr_t *r, repl_wire_obj_t *out)
 {
     memset(&out->o, 0, sizeof(out->o));
-    if (store_mpr_array(r) != 9)
+    uint32_t fields = store_mpr_array(r);
+    if (fields != 9 && fields != 10) /* 9: before hsync 0.10, no registration time */
         return HS_EMALF;
     size_t n;
     const uint8_t *g = store_mpr_bytes(r, &n);
@@ -252,6 +254,8 @@ int repl_obj_decode(store_mpr_t *r, repl_wire_obj_t *out)
         out->o.keys = store_mpr_raw(r, &out->o.keys_len);
     if (!store_mpr_nil(r))
         out->o.body = store_mpr_raw(r, &out->o.body_len);
+    if (fields == 10)
+        out->o.rtime = store_mpr_uint(r);
     if (store_mpr_error(r) || flags > (STORE_OBJ_TOMBSTONE | STORE_OBJ_IMPORTED) ||
         !out->origin[0] || !out->owner[0])
         return HS_EMALF;

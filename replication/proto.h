@@ -45,8 +45,10 @@
  * batches from 1. A key ("from", "to") is nil or [class, guid(bin16)], the
  * position in (class, guid) order. An object is
  *   [guid(bin16), class, origin, owner, mtime, flags, resource(bin16)|nil,
- *    keys(map)|nil, body(map)|nil]
+ *    keys(map)|nil, body(map)|nil, registered]
  * (tombstones: flags has STORE_OBJ_TOMBSTONE, body nil, mtime = deletion).
+ * registered (store_obj_t.rtime) was added in hsync 0.10; an object of 9
+ * fields, from an older sender, reads as registered 0 (unknown).
  *
  * Session (S = sender, D = receiver):
  *

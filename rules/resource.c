@@ -234,33 +234,42 @@ static int s_merge(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const s
         return err;
     if ((err = s_copy(&dl, &d)))
         return err;
-    bool in_first = memcmp(o->guid.b, dupg->b, 16) < 0;
+    /* registered first survives: by the recorded registration times, the
+     * guid bytes (random v4 values say nothing of time) only break a tie */
+    uint64_t reg_in = rules_resource_registered(o), reg_dup = rules_resource_registered(&d.o);
+    bool in_first = reg_in != reg_dup ? reg_in < reg_dup : memcmp(o->guid.b, dupg->b, 16) < 0;
     store_guid_t survivor = in_first ? o->guid : *dupg, loser = in_first ? *dupg : o->guid;
+    uint64_t registered = in_first ? reg_in : reg_dup;
     bool in_wins = s_newer(o, &d.o);
     const store_obj_t *win = in_wins ? o : &d.o, *lose = in_wins ? &d.o : o;
     char gw[STORE_GUID_STRLEN + 1], gl[STORE_GUID_STRLEN + 1], gs[STORE_GUID_STRLEN + 1];
-    char tw[24], tl[24];
+    char tw[24], tl[24], tr[24];
     store_guid_format(&win->guid, gw);
     store_guid_format(&lose->guid, gl);
     store_guid_format(&survivor, gs);
     s_iso(win->mtime, tw, sizeof(tw));
     s_iso(lose->mtime, tl, sizeof(tl));
+    s_iso(registered, tr, sizeof(tr));
     char reason[1200];
     snprintf(reason, sizeof(reason),
              "same resource key %s: %s (owner %s, changed %s) and %s (owner %s, changed %s) are "
-             "one resource; %s survives (registered first); the copy of %s changed last, so its "
-             "content is kept and %s owns it (decided on %s)",
-             key, gw, win->owner, tw, gl, lose->owner, tl, gs, win->owner, win->owner, c->rc_self);
+             "one resource; %s survives (registered first, %s); the copy of %s changed last, so "
+             "its content is kept and %s owns it (decided on %s)",
+             key, gw, win->owner, tw, gl, lose->owner, tl, gs, tr, win->owner, win->owner,
+             c->rc_self);
     char owner[STORE_NAME_MAX + 1];
     snprintf(owner, sizeof(owner), "%s", win->owner);
 
     /* the winner's content under the surviving guid */
     store_obj_t w = *win;
     w.guid = survivor;
+    w.rtime = registered;
     if (w.mtime == 0)
         w.mtime = 1;
+    /* written even if this node had it so: a new change-log entry takes the
+     * survivor to every node in scope that holds an older copy of it */
     bool changed = false;
-    err = store_put_ex(t, &w, STORE_PUT_CHECKED, &changed);
+    err = store_put_ex(t, &w, STORE_PUT_CHECKED | STORE_PUT_FORCE, &changed);
     /* the other guid goes, its rows move */
     bool cur_live = cur && !(cur->flags & STORE_OBJ_TOMBSTONE);
     if (!err && (memcmp(loser.b, dupg->b, 16) == 0 || cur_live)) {
@@ -279,16 +288,21 @@ static int s_merge(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const s
     res->rr_guid = survivor;
     snprintf(res->rr_why, sizeof(res->rr_why), "%s", reason);
     store_mpw_t m;
-    rules_resource_merge_payload(&m, key, &survivor, c->rc_self, &loser, owner, reason);
+    rules_resource_merge_payload(&m, key, &survivor, c->rc_self, &loser, owner, reason, registered);
     return s_event(res, "merge", &m);
+}
+
+uint64_t rules_resource_registered(const store_obj_t *o)
+{
+    return o->rtime ? o->rtime : o->mtime;
 }
 
 void rules_resource_merge_payload(store_mpw_t *m, const char *key, const store_guid_t *new_guid,
                                   const char *node, const store_guid_t *old, const char *owner,
-                                  const char *reason)
+                                  const char *reason, uint64_t registered)
 {
     store_mpw_init(m);
-    store_mpw_map(m, 6); /* canonical: keys in byte order */
+    store_mpw_map(m, 7); /* canonical: keys in byte order */
     store_mpw_str(m, "key");
     store_mpw_str(m, key);
     store_mpw_str(m, "new");
@@ -301,6 +315,8 @@ void rules_resource_merge_payload(store_mpw_t *m, const char *key, const store_g
     store_mpw_str(m, owner);
     store_mpw_str(m, "reason");
     store_mpw_str(m, reason);
+    store_mpw_str(m, "registered");
+    store_mpw_uint(m, registered);
 }
 
 /* ---- ownership ------------------------------------------------------------ */
@@ -320,12 +336,25 @@ static int s_claim(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const s
              "resource %s claimed by %s (changed %s) while %s owned it (changed %s): the most "
              "recent registration wins, so %s %s it (decided on %s)",
              gs, o->owner, tin, cur->owner, tcur, to, claim_wins ? "owns" : "keeps", c->rc_self);
+    /* one guid: its registration is the earlier of the two */
+    uint64_t reg_o = rules_resource_registered(o), reg_cur = rules_resource_registered(cur);
+    uint64_t registered = reg_o < reg_cur ? reg_o : reg_cur;
     int err = HS_OK;
+    bool changed = false;
     if (claim_wins) {
-        bool changed = false;
-        err = store_put_ex(t, o, STORE_PUT_CHECKED, &changed);
+        o->rtime = registered;
+        err = store_put_ex(t, o, STORE_PUT_CHECKED | STORE_PUT_FORCE, &changed);
         res->rr_outcome = RULES_APPLIED;
     } else {
+        /* the local copy stays; written again (a new change-log entry) so
+         * that it reaches the claimant's side wherever that side is in
+         * its scope (an ancestor owns it), over the claimant's older copy */
+        s_copy_t k;
+        if ((err = s_copy(cur, &k)))
+            return err;
+        k.o.rtime = registered;
+        err = store_put_ex(t, &k.o, STORE_PUT_FORCE, &changed);
+        free(k.buf);
         res->rr_outcome = RULES_SKIPPED;
     }
     if (err)
@@ -333,7 +362,7 @@ static int s_claim(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const s
     snprintf(res->rr_why, sizeof(res->rr_why), "%s", reason);
     store_mpw_t m;
     store_mpw_init(&m);
-    store_mpw_map(&m, 5);
+    store_mpw_map(&m, 6);
     store_mpw_str(&m, "from");
     store_mpw_str(&m, from);
     store_mpw_str(&m, "guid");
@@ -342,6 +371,8 @@ static int s_claim(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const s
     store_mpw_str(&m, c->rc_self);
     store_mpw_str(&m, "reason");
     store_mpw_str(&m, reason);
+    store_mpw_str(&m, "registered");
+    store_mpw_uint(&m, registered);
     store_mpw_str(&m, "to");
     store_mpw_str(&m, to);
     return s_event(res, "moved", &m);
@@ -371,8 +402,10 @@ int rules_resource_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
 /* ---- a merge decided elsewhere -------------------------------------------- */
 
 int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_guid_t *new_guid,
-                          const char *owner)
+                          const char *owner, uint64_t registered, bool keep, bool *dropped)
 {
+    if (dropped)
+        *dropped = false;
     if (!memcmp(old->b, new_guid->b, 16))
         return HS_OK;
     store_obj_t oo, no;
@@ -390,13 +423,33 @@ int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_g
         return HS_OK;
     err = HS_OK;
     const store_obj_t *src = new_live ? &no : old_live ? &oo : NULL;
-    if (src && (!new_live || (owner && *owner && strcmp(src->owner, owner)))) {
+    if (src && !keep) {
+        /* the survivor's owner is out of this node's scope: no run will
+         * ever bring its content here, so no copy of it stays (each goes
+         * with its own time: it must not look newer than anything) */
+        uint64_t tn = new_live ? no.mtime : 0, to = old_live ? oo.mtime : 0;
+        if (new_live)
+            err = store_delete(t, new_guid, tn ? tn : 1);
+        if (!err && old_live)
+            err = store_delete(t, old, to ? to : 1);
+        if (err == HS_ENOTFOUND)
+            err = HS_OK;
+        if (!err && dropped)
+            *dropped = true;
+        old_live = false;
+        src = NULL;
+    }
+    bool new_owner = owner && *owner && src && strcmp(src->owner, owner) != 0;
+    bool new_reg = registered && src && src->rtime != registered;
+    if (!err && src && (!new_live || new_owner || new_reg)) {
         s_copy_t cp;
         if ((err = s_copy(src, &cp)))
             return err;
         cp.o.guid = *new_guid;
         if (owner && *owner)
             cp.o.owner = owner;
+        if (registered)
+            cp.o.rtime = registered;
         /* keep the content's own time: a stale copy must not look newer than
          * the winning one still on its way (an owner change is still written) */
         err = store_put(t, &cp.o, NULL);

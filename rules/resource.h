@@ -9,17 +9,32 @@
  * belongs to; a time more than 5 minutes ahead of this node's clock counts
  * as 5 minutes ahead); on a tie, the owner name first in byte order, then
  * the content, so every node decides alike. The decision is raised
- * as a "moved" hierarchy event {from, guid, node, reason, to} that reaches
- * every server, the loser included: each sets the resource's owner to `to`.
+ * as a "moved" hierarchy event {from, guid, node, reason, registered, to}
+ * that reaches every server, the loser included: each sets the resource's
+ * owner to `to`, or, if `to` is outside what its scope holds (neither
+ * itself, nor below it, nor one of its ancestors: a node in another
+ * branch), drops its copy (replication/events.c). The deciding node writes
+ * the copy it keeps again either way, so that it reaches every node in
+ * scope that holds an older one.
+ *
+ * Registration time. Every object records when its guid was first
+ * registered (store_obj_t.rtime: the first put or import on its origin
+ * node), replicated with it; a node keeps the earliest it has seen, and a
+ * claim or a merge keeps the earlier of the two. Guids are random v4 values
+ * (agents, imports): nothing is inferred from their order. A record or frame
+ * from before hsync 0.10 has no registration time: its last-changed time
+ * stands in for it (rules_resource_registered).
  *
  * Duplicates. A resource that arrives with a resource key (name=value) that
  * a different local resource has is the same thing registered twice. The
- * two are merged: the guid registered first (the smaller: guids are
- * time-ordered) survives; the most recently changed copy gives the content
+ * two are merged: the guid registered first survives (the earlier
+ * registration time; on equal times, the smaller guid in byte order, the
+ * same on every node); the most recently changed copy gives the content
  * and the owner; data-class rows of the other guid are moved to the
  * survivor; the other guid is deleted. A "merge" event {key, new, node,
- * old, owner, reason} tells every server, which make the same change
- * (rules_resource_merged). Local puts merge the same way (replication/local.c).
+ * old, owner, reason, registered} tells every server, which make the same
+ * change (rules_resource_merged), or drop both guids when the owner is out
+ * of their scope. Local puts merge the same way (replication/local.c).
  * Rows that arrive later for the merged-away guid join the survivor.
  */
 #ifndef RULES_RESOURCE_H
@@ -35,11 +50,18 @@ int rules_resource_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
 /*
  * Make the merge of old into new here (write txn), as a merge event asks:
  * if only old exists, its content moves to new; new takes owner (when not
- * NULL or ""); old is deleted; data-class rows of old move to new. Objects
- * already in that state are left alone.
+ * NULL or "") and registered (when not 0); old is deleted; data-class rows
+ * of old move to new. Objects already in that state are left alone. keep
+ * false: the survivor's owner is out of this node's scope, so neither guid
+ * stays (each becomes a tombstone with its own last-changed time) and
+ * *dropped (may be NULL) tells whether a live copy went.
  */
 int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_guid_t *new_guid,
-                          const char *owner);
+                          const char *owner, uint64_t registered, bool keep, bool *dropped);
+
+/* When o was registered, for "registered first": its recorded registration
+ * time, or its last-changed time when none was recorded (before 0.10). */
+uint64_t rules_resource_registered(const store_obj_t *o);
 
 /* Family handler for dataclass.*: a row that arrives for a resource merged
  * away here is attached to the survivor. */
@@ -51,11 +73,12 @@ int rules_dataclass_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
  * "m" old(16) -> new(16). */
 int rules_resource_survivor(store_txn_t *t, const store_guid_t *g, store_guid_t *out);
 
-/* The merge event's payload {key, new, node, old, owner, reason} into m
- * (initialised here; the caller frees it; store_mpw_error tells). */
+/* The merge event's payload {key, new, node, old, owner, reason,
+ * registered} into m (initialised here; the caller frees it;
+ * store_mpw_error tells). registered: the survivor's registration time. */
 void rules_resource_merge_payload(store_mpw_t *m, const char *key, const store_guid_t *new_guid,
                                   const char *node, const store_guid_t *old, const char *owner,
-                                  const char *reason);
+                                  const char *reason, uint64_t registered);
 
 /* Move the data-class rows of resource from to resource to (write txn). */
 int rules_resource_move_rows(store_txn_t *t, const store_guid_t *from, const store_guid_t *to);

@@ -26,10 +26,18 @@
  *  76  u32  body length
  *  80  class NUL origin NUL owner NUL keys body
  *
- * A record is valid only if its length is exactly 80 + the lengths + 3, every
- * string is non-empty (origin/owner) with no NUL inside, and the lengths are
- * within the limits of store.h. Tombstones keep class, origin, owner and
- * resource; keys and body are empty.
+ * Version 2 (written since hsync 0.10) is the same with an 88-byte header:
+ *
+ *  80  u64  registered (ms): when the guid was first registered (put or
+ *           imported) on its origin node; see store_obj_t.rtime
+ *  88  class NUL origin NUL owner NUL keys body
+ *
+ * Version 1 records are still read, as registered 0 (unknown): whoever
+ * compares registrations then uses the last-changed time (rules/resource.h).
+ * A record is valid only if its length is exactly the header + the lengths +
+ * 3, every string is non-empty (origin/owner) with no NUL inside, and the
+ * lengths are within the limits of store.h. Tombstones keep class, origin,
+ * owner, resource and registered; keys and body are empty.
  *
  * Change (value of log): op u8, guid[16], mtime u64le, hash[32], flags u8,
  * class length u8, owner length u8, origin length u8, then class, owner and
@@ -74,7 +82,8 @@ static const char *const s_db_names[S_FIXED + STORE_T__COUNT] = {
 };
 
 #define S_NDB (S_FIXED + STORE_T__COUNT)
-#define S_REC_HDR 80
+#define S_REC_HDR 80  /* version 1 */
+#define S_REC_HDR2 88 /* version 2: + registered */
 #define S_LOG_HDR 61
 #define S_AGG_CACHE 32
 #define S_AGG_KEY_MAX (STORE_CLASS_MAX + 1 + STORE_NAME_MAX)
@@ -557,15 +566,15 @@ void store_obj_hash(const store_obj_t *o, uint8_t out[STORE_HASH_LEN])
 
 size_t store_record_size(const store_obj_t *o)
 {
-    return S_REC_HDR + strlen(o->cls) + strlen(o->origin) + strlen(o->owner) + 3 + o->keys_len +
+    return S_REC_HDR2 + strlen(o->cls) + strlen(o->origin) + strlen(o->owner) + 3 + o->keys_len +
            o->body_len;
 }
 
 size_t store_record_encode(const store_obj_t *o, uint8_t *buf)
 {
     size_t cl = strlen(o->cls), ol = strlen(o->origin), wl = strlen(o->owner);
-    memset(buf, 0, S_REC_HDR);
-    buf[0] = 1;
+    memset(buf, 0, S_REC_HDR2);
+    buf[0] = 2;
     buf[1] = (uint8_t)o->flags;
     s_put_le64(buf + 4, o->seq);
     s_put_le64(buf + 12, o->mtime);
@@ -578,7 +587,8 @@ size_t store_record_encode(const store_obj_t *o, uint8_t *buf)
     buf[73] = (uint8_t)(o->keys_len >> 8);
     for (int i = 0; i < 4; i++)
         buf[76 + i] = (uint8_t)(o->body_len >> (8 * i));
-    uint8_t *p = buf + S_REC_HDR;
+    s_put_le64(buf + 80, o->rtime);
+    uint8_t *p = buf + S_REC_HDR2;
     memcpy(p, o->cls, cl + 1);
     p += cl + 1;
     memcpy(p, o->origin, ol + 1);
@@ -603,7 +613,10 @@ static int s_rec_str(const uint8_t *p, size_t n)
 
 int store_record_decode(const uint8_t *buf, size_t len, store_obj_t *out)
 {
-    if (!buf || len < S_REC_HDR || buf[0] != 1 || buf[1] > 3)
+    if (!buf || len < S_REC_HDR || (buf[0] != 1 && buf[0] != 2) || buf[1] > 3)
+        return HS_EMALF;
+    size_t hdr = buf[0] == 2 ? S_REC_HDR2 : S_REC_HDR;
+    if (len < hdr)
         return HS_EMALF;
     size_t cl = buf[68], ol = buf[69], wl = buf[70];
     size_t kl = (size_t)buf[72] | (size_t)buf[73] << 8;
@@ -613,15 +626,16 @@ int store_record_decode(const uint8_t *buf, size_t len, store_obj_t *out)
     if (cl == 0 || cl > STORE_CLASS_MAX || ol == 0 || ol > STORE_NAME_MAX || wl == 0 ||
         wl > STORE_NAME_MAX || kl > STORE_KEYS_MAX || bl > STORE_BODY_MAX)
         return HS_EMALF;
-    if (len != S_REC_HDR + cl + ol + wl + 3 + kl + bl)
+    if (len != hdr + cl + ol + wl + 3 + kl + bl)
         return HS_EMALF;
-    const uint8_t *p = buf + S_REC_HDR;
+    const uint8_t *p = buf + hdr;
     if (s_rec_str(p, cl) || s_rec_str(p + cl + 1, ol) || s_rec_str(p + cl + ol + 2, wl))
         return HS_EMALF;
     memset(out, 0, sizeof(*out));
     out->flags = buf[1];
     out->seq = s_get_le64(buf + 4);
     out->mtime = s_get_le64(buf + 12);
+    out->rtime = hdr == S_REC_HDR2 ? s_get_le64(buf + 80) : 0;
     memcpy(out->hash, buf + 20, 32);
     memcpy(out->resource.b, buf + 52, 16);
     out->cls = (const char *)p;
@@ -1392,15 +1406,21 @@ int store_put_ex(store_txn_t *t, store_obj_t *o, unsigned flags, bool *changed)
     store_obj_t cur;
     s_oldcopy_t old;
     bool have_old = false;
+    uint64_t reg = o->rtime;
     err = store_get(t, &o->guid, &cur);
     if (err == HS_OK) {
         if ((flags & STORE_PUT_NEWER) && cur.mtime > (o->mtime ? o->mtime : s_now_ms()))
             return HS_OK; /* the stored object changed later: it wins */
+        /* the guid's first registration is the earliest one known */
+        if (cur.rtime && (!reg || cur.rtime < reg))
+            reg = cur.rtime;
         store_obj_hash(o, o->hash);
-        if (!(cur.flags & STORE_OBJ_TOMBSTONE) && cur.flags == o->flags &&
-            !memcmp(cur.hash, o->hash, 32) && !strcmp(cur.owner, o->owner)) {
+        if (!(flags & STORE_PUT_FORCE) && !(cur.flags & STORE_OBJ_TOMBSTONE) &&
+            cur.flags == o->flags && !memcmp(cur.hash, o->hash, 32) &&
+            !strcmp(cur.owner, o->owner) && (!reg || cur.rtime == reg)) {
             o->seq = cur.seq;
             o->mtime = cur.mtime;
+            o->rtime = cur.rtime;
             return HS_OK;
         }
         s_copy_old(&old, &cur);
@@ -1412,6 +1432,7 @@ int store_put_ex(store_txn_t *t, store_obj_t *o, unsigned flags, bool *changed)
     }
     if (!o->mtime)
         o->mtime = s_now_ms();
+    o->rtime = reg ? reg : o->mtime; /* a new guid registers now (or when it changed) */
     if (s_next_seq(t, &o->seq))
         return t->err;
     if (have_old && s_unindex(t, &old.o, o, true))

@@ -41,6 +41,11 @@
 typedef struct store store_t;
 typedef struct store_txn store_txn_t;
 
+/* rtime, registered: when the guid was first registered (put or imported)
+ * on its origin node; meta (not content), replicated with the object. A put
+ * keeps the earliest of the stored value and the one given (0 = the stored
+ * one; for a new guid, the put's mtime). 0 when read from a record or a
+ * frame written before hsync 0.10 (unknown). */
 typedef struct store_obj {
     store_guid_t guid;
     const char *cls;              /* NUL-terminated class name, e.g. "resource.computer" */
@@ -48,6 +53,7 @@ typedef struct store_obj {
     const char *owner;            /* owning node; NULL on put = this node */
     uint64_t seq;                 /* local change sequence; set by put */
     uint64_t mtime;               /* last changed, ms since the epoch; 0 on put = now */
+    uint64_t rtime;               /* registered, ms since the epoch (below) */
     uint8_t hash[STORE_HASH_LEN]; /* content hash; set by put */
     uint32_t flags;               /* STORE_OBJ_* */
     store_guid_t resource;        /* data-class rows: owning resource; zero otherwise */
@@ -122,10 +128,10 @@ int store_grow(store_t *s);
 
 /*
  * Insert or replace an object. Validates class (store_class_check), body and
- * keys (canonical msgpack), sizes; fills o->seq, o->hash and, when zero or
- * NULL, o->mtime, o->origin and o->owner (pointing at the node name, or
- * "local" before the node has one). If the
- * stored object already has the same content hash, owner and flags, nothing is
+ * keys (canonical msgpack), sizes; fills o->seq, o->hash, o->rtime and, when
+ * zero or NULL, o->mtime, o->origin and o->owner (pointing at the node name, or
+ * "local" before the node has one). If the stored object already has the
+ * same content hash, owner, flags and registration time, nothing is
  * written and *changed is false (changed may be NULL). A put over a tombstone
  * revives the object. Errors: HS_ECLASS, HS_EMALF, HS_ETOOBIG, HS_EINVAL
  * (dataclass row without resource), HS_EMAPFULL, HS_ESTORE.
@@ -146,6 +152,10 @@ int store_put(store_txn_t *t, store_obj_t *o, bool *changed);
  * o->seq and o->mtime are left as the caller set them. */
 #define STORE_PUT_NEWER 0x1u
 #define STORE_PUT_CHECKED 0x2u
+/*  STORE_PUT_FORCE    write (new seq, a change-log entry) even when the
+ *                     stored object is the same: a decision that must reach
+ *                     the peers that hold an older copy. */
+#define STORE_PUT_FORCE 0x4u
 int store_put_ex(store_txn_t *t, store_obj_t *o, unsigned flags, bool *changed);
 
 /* The checks store_put makes before writing, without a transaction: class,

@@ -47,7 +47,8 @@ test_agent_moved() {
     assert_eq "south" "$(json_get "$("$HSYNC" get -d "$(hr_dir p)" "$G" --json)" 'j["body"]["site"]')" "b's copy kept"
     assert_eq "true" "$(json_get "$("$HSYNC" events -d "$(hr_dir p)" --json)" 'any(e["kind"] == "moved" and e["payload"]["guid"] == "'"$G"'" and e["payload"]["from"] == "a" and e["payload"]["to"] == "b" for e in j)')" \
         "p raised a moved event a -> b"
-    wait_for 10 owner_is a "$G" b
+    # b's resources are out of a's scope (a sibling's): a drops its copy
+    wait_for 10 hr_is_deleted a "$G"
     wait_for 10 events_with a moved "most recent registration wins"
     wait_for 10 delivered p moved
     expect_exit 0 hs events -d "$(hr_dir p)"
@@ -67,7 +68,7 @@ test_older_claim_refused() {
     hr_sync a --rule resources
     assert_eq "b" "$(owner p "$G")" "the older claim is refused: b keeps it"
     assert_eq "south" "$(json_get "$("$HSYNC" get -d "$(hr_dir p)" "$G" --json)" 'j["body"]["site"]')" "p keeps b's copy"
-    wait_for 10 owner_is a "$G" b
+    wait_for 10 hr_is_deleted a "$G"
     wait_for 10 events_with a moved "so b keeps it"
 }
 
@@ -78,7 +79,8 @@ test_duplicates_merged() {
     rb=$(hr_put b dataclass.hardware '{"cpu":"x86"}' --resource "$gb")
     hr_sync a --rule resources
     hr_sync b --rule resources
-    # ga was registered first: it survives, with b's (newer) content and owner
+    # ga was registered first (its recorded registration time is earlier):
+    # it survives, with b's (newer) content and owner
     expect_exit 0 hs get -d "$(hr_dir p)" "$ga" --json
     assert_eq "16" "$(json_get "$HS_OUT" 'j["body"]["ram"]')" "survivor has the newest content"
     assert_eq "b" "$(json_get "$HS_OUT" 'j["owner"]')" "owned by the newest registration"
@@ -90,10 +92,10 @@ test_duplicates_merged() {
     wait_for 10 is_deleted b "$gb"
     wait_for 10 owner_is b "$ga" b
     assert_eq "$ga" "$(json_get "$("$HSYNC" get -d "$(hr_dir b)" "$rb" --json)" 'j["resource"]')" "b: the row follows the survivor"
-    wait_for 10 owner_is a "$ga" b
+    wait_for 10 hr_is_deleted a "$ga" # b's now: out of a's scope
     wait_for 10 delivered p merge
     expect_exit 0 hs events -d "$(hr_dir a)"
-    assert_contains "$HS_OUT" "survives (registered first)" "a's events say why two computers became one"
+    assert_contains "$HS_OUT" "survives (registered first, " "a's events say why two computers became one"
     # and the branches converge
     hr_sync b --rule resources
     hr_sync a --rule resources
