@@ -91,6 +91,7 @@ typedef struct broker {
     uint32_t degraded_after, failed_after;
     uint64_t tombstone_lifetime_ms; /* HSYNC_TOMBSTONE_LIFETIME, default 30d */
     unsigned ticks_since_keep;
+    uint64_t readers_warned_ms; /* last "reader table nearly full" warning */
     uint64_t last_expire_ms;
     char session[33]; /* random per start: peers notice a restart */
     /* scratch for repl_io: names handed to the engine */
@@ -1138,6 +1139,14 @@ static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
     }
     store_txn_t *t;
     int err = store_txn_begin(b->store, false, &t);
+    if (err) {
+        json_decref(sy.skipped);
+        s_job_drop(b, job);
+        broker_log(BROKER_LOG_ERROR, NULL, "sync-failed", "cannot read the store: %s",
+                   hs_strerror(err));
+        s_ctl_error(b, rid, rlen, "cannot read the store: %s", hs_strerror(err));
+        return;
+    }
     if (!err) {
         job->pending++; /* hold the job open while starting runs */
         err = rules_each(t, s_sync_rule, &sy);
@@ -1662,6 +1671,33 @@ static void s_health(broker_t *b)
     }
 }
 
+/* Free the reader slots of processes killed while reading the store (at
+ * start and in housekeeping), and say so when the table is nearly full of
+ * live readers anyway (at most once a minute). */
+static void s_readers(broker_t *b)
+{
+    unsigned cleared = 0, used = 0, max = 0;
+    if (store_readers_check(b->store, &cleared) != HS_OK) {
+        broker_log(BROKER_LOG_WARN, NULL, "readers", "cannot check the store's reader table");
+        return;
+    }
+    if (cleared)
+        broker_log(BROKER_LOG_INFO, NULL, "stale-readers",
+                   "freed %u reader slot%s left by processes that ended while reading the store "
+                   "(killed commands)",
+                   cleared, cleared == 1 ? "" : "s");
+    uint64_t now = s_mono_ms();
+    if (store_readers_info(b->store, &used, &max) == HS_OK && max && used >= max - max / 8 &&
+        now - b->readers_warned_ms >= 60000) {
+        b->readers_warned_ms = now;
+        broker_log(BROKER_LOG_WARN, NULL, "readers-full",
+                   "the store's reader table is nearly full: %u of %u slots held by running "
+                   "processes (too many hsync commands reading at once); new reads fail when it "
+                   "is full: let them finish or stop them",
+                   used, max);
+    }
+}
+
 static void s_on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -1708,6 +1744,7 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
             if (expire)
                 b->last_expire_ms = now;
             repl_housekeep(b->repl, expire ? b->tombstone_lifetime_ms : 0);
+            s_readers(b);
         }
     }
     s_drain(b);
@@ -1789,6 +1826,8 @@ static int s_start(broker_t *b)
         return HS_EEXIST;
     }
     int err = store_open(b->dir, 0, &b->store);
+    if (!err)
+        s_readers(b);
     if (!err)
         err = store_write(b->store, s_boot_txn, b);
     if (!err)

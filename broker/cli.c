@@ -13,10 +13,13 @@
 
 #include <stdarg.h>
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- the command table -------------------------------------------------- */
 
@@ -521,11 +524,13 @@ static void s_help_cmd(FILE *f, const broker_cli_cmd_t *cmd)
 {
     fprintf(f, "NAME\n    hsync %s - %s\n\nSYNOPSIS\n    %s\n\n%s", cmd->name, cmd->summary,
             cmd->synopsis, cmd->help);
-    fprintf(f, "\nCOMMON OPTIONS\n"
-               "    -d, --dir DIR   the node folder (default: $HSYNC_DIR)\n"
-               "    -h, --help      this text\n"
-               "\nEXIT STATUS\n"
-               "    0 success, 1 failure, 2 usage error\n");
+    fprintf(f,
+            "\nCOMMON OPTIONS\n"
+            "    -d, --dir DIR   the node folder (default: $HSYNC_DIR)\n"
+            "    -h, --help      this text\n"
+            "\nEXIT STATUS\n"
+            "    0 success, 1 failure, 2 usage error; output cut off by a closed pipe\n"
+            "    (hsync ls | head -1) is a normal stop: the command ends its read and exits 0\n");
 }
 
 /* ---- reporting -------------------------------------------------------------- */
@@ -553,6 +558,14 @@ int broker_cli_usage(broker_cli_t *c, const char *fmt, ...)
     fprintf(stderr, "\nusage: %s\n(see 'hsync %s --help')\n", c->cli_cmd->synopsis,
             c->cli_cmd->name);
     return BROKER_CLI_USAGE;
+}
+
+bool broker_cli_output_gone(void)
+{
+    if (errno == EPIPE)
+        return true;
+    struct pollfd p = {.fd = STDOUT_FILENO, .events = 0, .revents = 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
 }
 
 const char *broker_cli_why(int err)
@@ -803,8 +816,11 @@ int broker_cli_main(int argc, char **argv)
     }
     broker_cli_t c = {.cli_cmd = cmd};
     optind = 0; /* full getopt reinitialisation (glibc) */
+    /* a reader that closes the pipe (| head) is not a reason to die inside a
+     * read transaction: writes fail with EPIPE instead, and the command stops */
+    signal(SIGPIPE, SIG_IGN);
     int rc = cmd->run(&c, argc - 1, argv + 1);
-    if (fflush(stdout) != 0 && rc == BROKER_CLI_OK)
+    if (fflush(stdout) != 0 && rc == BROKER_CLI_OK && !broker_cli_output_gone())
         rc = broker_cli_fail(&c, "cannot write the output: %s", strerror(errno));
     return rc;
 }
