@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -92,6 +93,8 @@ typedef struct broker {
     uint64_t tombstone_lifetime_ms; /* HSYNC_TOMBSTONE_LIFETIME, default 30d */
     unsigned ticks_since_keep;
     uint64_t readers_warned_ms; /* last "reader table nearly full" warning */
+    uint64_t ctl_refused_ms;    /* last ctl-refused log line (monotonic) */
+    unsigned ctl_refused_quiet; /* refusals since, not logged */
     uint64_t last_expire_ms;
     char session[33]; /* random per start: peers notice a restart */
     /* scratch for repl_io: names handed to the engine */
@@ -1565,6 +1568,76 @@ static void s_cmd_remove(broker_t *b, const uint8_t *rid, size_t rlen, int role,
         s_ctl_reply(b, rid, rlen, json_pack("{s:b,s:s}", "ok", 1, "removed", gone));
 }
 
+/*
+ * Who sent a ctl message: libzmq puts the peer's SO_PEERCRED into the
+ * "Peer-Address" property of every message received over ipc://, as
+ * "ADDRESS:UID:GID:PID" (stream_engine_base.cpp, ZMQ_HAVE_SO_PEERCRED; taken
+ * by the kernel when the peer connected, so the peer cannot choose it).
+ * False when the property is missing or malformed: the message is refused.
+ */
+static bool s_ctl_cred(zmq_msg_t *m, unsigned long *uid, unsigned long *pid)
+{
+    const char *pa = zmq_msg_gets(m, "Peer-Address");
+    if (!pa)
+        return false;
+    size_t n = strnlen(pa, 512);
+    if (n == 0 || n >= 512)
+        return false;
+    /* the last three ':'-separated fields, each 1 to 10 decimal digits */
+    unsigned long v[3];
+    size_t end = n;
+    for (int f = 2; f >= 0; f--) {
+        size_t start = end;
+        while (start > 0 && pa[start - 1] >= '0' && pa[start - 1] <= '9')
+            start--;
+        if (start == end || end - start > 10 || start == 0 || pa[start - 1] != ':')
+            return false;
+        unsigned long x = 0;
+        for (size_t i = start; i < end; i++)
+            x = x * 10 + (unsigned long)(pa[i] - '0');
+        v[f] = x;
+        end = start - 1;
+    }
+    *uid = v[0];
+    *pid = v[2];
+    return true;
+}
+
+/* Only the broker's own user and root may command it (PostgreSQL's peer
+ * authentication, OpenSSH's privilege checks): anyone else is refused with a
+ * logged reason (at most one line a second, with a count of the rest). */
+static bool s_ctl_allowed(broker_t *b, zmq_msg_t *m, const uint8_t *rid, size_t rlen)
+{
+    unsigned long uid = 0, pid = 0;
+    unsigned long me = (unsigned long)geteuid();
+    bool known = s_ctl_cred(m, &uid, &pid);
+    if (known && (uid == me || uid == 0))
+        return true;
+    uint64_t now = s_mono_ms();
+    if (now - b->ctl_refused_ms >= 1000) {
+        char who[64] = "an unknown user (no peer credentials on the ipc connection)";
+        if (known)
+            snprintf(who, sizeof(who), "uid %lu (pid %lu)", uid, pid);
+        char more[64] = "";
+        if (b->ctl_refused_quiet)
+            snprintf(more, sizeof(more), " (and %u more refused since the last such line)",
+                     b->ctl_refused_quiet);
+        broker_log(BROKER_LOG_WARN, NULL, "ctl-refused",
+                   "refused a command from %s: only uid %lu (the broker's user) and root may "
+                   "command this broker%s",
+                   who, me, more);
+        b->ctl_refused_ms = now;
+        b->ctl_refused_quiet = 0;
+    } else {
+        b->ctl_refused_quiet++;
+    }
+    s_ctl_error(b, rid, rlen,
+                "refused: this broker takes commands only from uid %lu (its own user) and root; "
+                "run hsync as that user",
+                me);
+    return false;
+}
+
 static int s_ctl_one(broker_t *b)
 {
     zmq_msg_t parts[2];
@@ -1577,6 +1650,10 @@ static int s_ctl_one(broker_t *b)
     }
     const uint8_t *rid = zmq_msg_data(&parts[0]);
     size_t rlen = zmq_msg_size(&parts[0]);
+    if (!s_ctl_allowed(b, &parts[1], rid, rlen)) {
+        s_close_parts(parts, got, 2);
+        return 1;
+    }
     json_error_t je;
     json_t *req = json_loadb(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), 0, &je);
     const char *cmd = json_string_value(json_object_get(req, "cmd"));
@@ -1815,9 +1892,61 @@ static int s_socket_event(broker_t *b, void *sock, struct event **ev)
     return *ev && event_add(*ev, NULL) == 0 ? HS_OK : HS_ENOMEM;
 }
 
+/*
+ * The node folder must be safe before anything in it is trusted (OpenSSH's
+ * StrictModes): owned by the user that runs the broker, and writable by no
+ * one else (nor its store/ folder), or another local user could swap the
+ * store, the keys or the control socket. Read access of others is removed
+ * (mode 0700). Logs the reason and returns HS_EACCES when it is not safe.
+ */
+static int s_dir_check(broker_t *b)
+{
+    char path[4200];
+    const char *const subs[] = {"", "/store"};
+    uid_t me = geteuid();
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s%s", b->dir, subs[i]);
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            if (i > 0 && errno == ENOENT)
+                continue;
+            broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot check %s: %s", path,
+                       strerror(errno));
+            return HS_EACCES;
+        }
+        if (st.st_uid != me) {
+            broker_log(BROKER_LOG_ERROR, NULL, "unsafe-folder",
+                       "%s belongs to uid %lu, not to uid %lu that runs the broker: other users "
+                       "must not control a node folder (chown -R %lu %s, or run the broker as "
+                       "uid %lu)",
+                       path, (unsigned long)st.st_uid, (unsigned long)me, (unsigned long)me, b->dir,
+                       (unsigned long)st.st_uid);
+            return HS_EACCES;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            broker_log(BROKER_LOG_ERROR, NULL, "unsafe-folder",
+                       "%s is writable by %s (mode %04o): other local users could replace the "
+                       "store, the keys or the control socket; run 'chmod 700 %s' and check "
+                       "what is in it",
+                       path, (st.st_mode & S_IWOTH) ? "every user" : "its group",
+                       (unsigned)(st.st_mode & 07777), path);
+            return HS_EACCES;
+        }
+        if ((st.st_mode & 077) && chmod(path, 0700) != 0) {
+            broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot make %s mode 0700: %s", path,
+                       strerror(errno));
+            return HS_EACCES;
+        }
+    }
+    return HS_OK;
+}
+
 static int s_start(broker_t *b)
 {
     char path[4200];
+    int derr = s_dir_check(b);
+    if (derr)
+        return derr;
     snprintf(path, sizeof(path), "%s/broker.lock", b->dir);
     b->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (b->lockfd < 0 || flock(b->lockfd, LOCK_EX | LOCK_NB) != 0) {
@@ -1884,10 +2013,20 @@ static int s_start(broker_t *b)
     unlink(ep + 6); /* a stale socket file from a killed broker */
     b->ctl = zmq_socket(b->zctx, ZMQ_ROUTER);
     zmq_setsockopt(b->ctl, ZMQ_LINGER, &linger, sizeof(linger));
-    if (zmq_bind(b->ctl, ep)) {
+    /* libzmq binds ipc:// in this thread: the socket file is born 0600
+     * whatever the umask, and chmod makes sure of it */
+    mode_t um = umask(077);
+    int brc = zmq_bind(b->ctl, ep);
+    umask(um);
+    if (brc) {
         broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot bind %s: %s", ep,
                    zmq_strerror(zmq_errno()));
         return HS_ETRANSPORT;
+    }
+    if (chmod(ep + 6, 0600) != 0) {
+        broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot make %s mode 0600: %s", ep + 6,
+                   strerror(errno));
+        return HS_EACCES;
     }
     if (s_socket_event(b, b->zap, &b->ev_zap) || s_socket_event(b, b->router, &b->ev_router) ||
         s_socket_event(b, b->ctl, &b->ev_ctl))
