@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -93,6 +94,9 @@ typedef struct broker {
     uint32_t degraded_after, failed_after;
     uint64_t tombstone_lifetime_ms; /* HSYNC_TOMBSTONE_LIFETIME, default 30d */
     unsigned ticks_since_keep;
+    uint64_t readers_warned_ms; /* last "reader table nearly full" warning */
+    uint64_t ctl_refused_ms;    /* last ctl-refused log line (monotonic) */
+    unsigned ctl_refused_quiet; /* refusals since, not logged */
     uint64_t last_expire_ms;
     char session[33]; /* random per start: peers notice a restart */
     /* scratch for repl_io: names handed to the engine */
@@ -1639,6 +1643,14 @@ static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
     }
     store_txn_t *t;
     int err = store_txn_begin(b->store, false, &t);
+    if (err) {
+        json_decref(sy.skipped);
+        s_job_drop(b, job);
+        broker_log(BROKER_LOG_ERROR, NULL, "sync-failed", "cannot read the store: %s",
+                   hs_strerror(err));
+        s_ctl_error(b, rid, rlen, "cannot read the store: %s", hs_strerror(err));
+        return;
+    }
     if (!err) {
         job->pending++; /* hold the job open while starting runs */
         err = rules_each(t, s_sync_rule, &sy);
@@ -2181,6 +2193,76 @@ static void s_cmd_remove(broker_t *b, const uint8_t *rid, size_t rlen, int role,
         s_ctl_reply(b, rid, rlen, json_pack("{s:b,s:s}", "ok", 1, "removed", gone));
 }
 
+/*
+ * Who sent a ctl message: libzmq puts the peer's SO_PEERCRED into the
+ * "Peer-Address" property of every message received over ipc://, as
+ * "ADDRESS:UID:GID:PID" (stream_engine_base.cpp, ZMQ_HAVE_SO_PEERCRED; taken
+ * by the kernel when the peer connected, so the peer cannot choose it).
+ * False when the property is missing or malformed: the message is refused.
+ */
+static bool s_ctl_cred(zmq_msg_t *m, unsigned long *uid, unsigned long *pid)
+{
+    const char *pa = zmq_msg_gets(m, "Peer-Address");
+    if (!pa)
+        return false;
+    size_t n = strnlen(pa, 512);
+    if (n == 0 || n >= 512)
+        return false;
+    /* the last three ':'-separated fields, each 1 to 10 decimal digits */
+    unsigned long v[3];
+    size_t end = n;
+    for (int f = 2; f >= 0; f--) {
+        size_t start = end;
+        while (start > 0 && pa[start - 1] >= '0' && pa[start - 1] <= '9')
+            start--;
+        if (start == end || end - start > 10 || start == 0 || pa[start - 1] != ':')
+            return false;
+        unsigned long x = 0;
+        for (size_t i = start; i < end; i++)
+            x = x * 10 + (unsigned long)(pa[i] - '0');
+        v[f] = x;
+        end = start - 1;
+    }
+    *uid = v[0];
+    *pid = v[2];
+    return true;
+}
+
+/* Only the broker's own user and root may command it (PostgreSQL's peer
+ * authentication, OpenSSH's privilege checks): anyone else is refused with a
+ * logged reason (at most one line a second, with a count of the rest). */
+static bool s_ctl_allowed(broker_t *b, zmq_msg_t *m, const uint8_t *rid, size_t rlen)
+{
+    unsigned long uid = 0, pid = 0;
+    unsigned long me = (unsigned long)geteuid();
+    bool known = s_ctl_cred(m, &uid, &pid);
+    if (known && (uid == me || uid == 0))
+        return true;
+    uint64_t now = s_mono_ms();
+    if (now - b->ctl_refused_ms >= 1000) {
+        char who[64] = "an unknown user (no peer credentials on the ipc connection)";
+        if (known)
+            snprintf(who, sizeof(who), "uid %lu (pid %lu)", uid, pid);
+        char more[64] = "";
+        if (b->ctl_refused_quiet)
+            snprintf(more, sizeof(more), " (and %u more refused since the last such line)",
+                     b->ctl_refused_quiet);
+        broker_log(BROKER_LOG_WARN, NULL, "ctl-refused",
+                   "refused a command from %s: only uid %lu (the broker's user) and root may "
+                   "command this broker%s",
+                   who, me, more);
+        b->ctl_refused_ms = now;
+        b->ctl_refused_quiet = 0;
+    } else {
+        b->ctl_refused_quiet++;
+    }
+    s_ctl_error(b, rid, rlen,
+                "refused: this broker takes commands only from uid %lu (its own user) and root; "
+                "run hsync as that user",
+                me);
+    return false;
+}
+
 static int s_ctl_one(broker_t *b)
 {
     zmq_msg_t parts[2];
@@ -2193,6 +2275,10 @@ static int s_ctl_one(broker_t *b)
     }
     const uint8_t *rid = zmq_msg_data(&parts[0]);
     size_t rlen = zmq_msg_size(&parts[0]);
+    if (!s_ctl_allowed(b, &parts[1], rid, rlen)) {
+        s_close_parts(parts, got, 2);
+        return 1;
+    }
     json_error_t je;
     json_t *req = json_loadb(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), 0, &je);
     const char *cmd = json_string_value(json_object_get(req, "cmd"));
@@ -2289,6 +2375,33 @@ static void s_health(broker_t *b)
     }
 }
 
+/* Free the reader slots of processes killed while reading the store (at
+ * start and in housekeeping), and say so when the table is nearly full of
+ * live readers anyway (at most once a minute). */
+static void s_readers(broker_t *b)
+{
+    unsigned cleared = 0, used = 0, max = 0;
+    if (store_readers_check(b->store, &cleared) != HS_OK) {
+        broker_log(BROKER_LOG_WARN, NULL, "readers", "cannot check the store's reader table");
+        return;
+    }
+    if (cleared)
+        broker_log(BROKER_LOG_INFO, NULL, "stale-readers",
+                   "freed %u reader slot%s left by processes that ended while reading the store "
+                   "(killed commands)",
+                   cleared, cleared == 1 ? "" : "s");
+    uint64_t now = s_mono_ms();
+    if (store_readers_info(b->store, &used, &max) == HS_OK && max && used >= max - max / 8 &&
+        now - b->readers_warned_ms >= 60000) {
+        b->readers_warned_ms = now;
+        broker_log(BROKER_LOG_WARN, NULL, "readers-full",
+                   "the store's reader table is nearly full: %u of %u slots held by running "
+                   "processes (too many hsync commands reading at once); new reads fail when it "
+                   "is full: let them finish or stop them",
+                   used, max);
+    }
+}
+
 static void s_on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -2345,6 +2458,7 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
             if (expire)
                 b->last_expire_ms = now;
             repl_housekeep(b->repl, expire ? b->tombstone_lifetime_ms : 0);
+            s_readers(b);
         }
     }
     s_drain(b);
@@ -2434,9 +2548,61 @@ static int s_socket_event(broker_t *b, void *sock, struct event **ev)
     return *ev && event_add(*ev, NULL) == 0 ? HS_OK : HS_ENOMEM;
 }
 
+/*
+ * The node folder must be safe before anything in it is trusted (OpenSSH's
+ * StrictModes): owned by the user that runs the broker, and writable by no
+ * one else (nor its store/ folder), or another local user could swap the
+ * store, the keys or the control socket. Read access of others is removed
+ * (mode 0700). Logs the reason and returns HS_EACCES when it is not safe.
+ */
+static int s_dir_check(broker_t *b)
+{
+    char path[4200];
+    const char *const subs[] = {"", "/store"};
+    uid_t me = geteuid();
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s%s", b->dir, subs[i]);
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            if (i > 0 && errno == ENOENT)
+                continue;
+            broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot check %s: %s", path,
+                       strerror(errno));
+            return HS_EACCES;
+        }
+        if (st.st_uid != me) {
+            broker_log(BROKER_LOG_ERROR, NULL, "unsafe-folder",
+                       "%s belongs to uid %lu, not to uid %lu that runs the broker: other users "
+                       "must not control a node folder (chown -R %lu %s, or run the broker as "
+                       "uid %lu)",
+                       path, (unsigned long)st.st_uid, (unsigned long)me, (unsigned long)me, b->dir,
+                       (unsigned long)st.st_uid);
+            return HS_EACCES;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            broker_log(BROKER_LOG_ERROR, NULL, "unsafe-folder",
+                       "%s is writable by %s (mode %04o): other local users could replace the "
+                       "store, the keys or the control socket; run 'chmod 700 %s' and check "
+                       "what is in it",
+                       path, (st.st_mode & S_IWOTH) ? "every user" : "its group",
+                       (unsigned)(st.st_mode & 07777), path);
+            return HS_EACCES;
+        }
+        if ((st.st_mode & 077) && chmod(path, 0700) != 0) {
+            broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot make %s mode 0700: %s", path,
+                       strerror(errno));
+            return HS_EACCES;
+        }
+    }
+    return HS_OK;
+}
+
 static int s_start(broker_t *b)
 {
     char path[4200];
+    int derr = s_dir_check(b);
+    if (derr)
+        return derr;
     snprintf(path, sizeof(path), "%s/broker.lock", b->dir);
     b->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (b->lockfd < 0 || flock(b->lockfd, LOCK_EX | LOCK_NB) != 0) {
@@ -2445,6 +2611,8 @@ static int s_start(broker_t *b)
         return HS_EEXIST;
     }
     int err = store_open(b->dir, 0, &b->store);
+    if (!err)
+        s_readers(b);
     if (!err)
         err = store_write(b->store, s_boot_txn, b);
     if (!err)
@@ -2502,10 +2670,20 @@ static int s_start(broker_t *b)
     unlink(ep + 6); /* a stale socket file from a killed broker */
     b->ctl = zmq_socket(b->zctx, ZMQ_ROUTER);
     zmq_setsockopt(b->ctl, ZMQ_LINGER, &linger, sizeof(linger));
-    if (zmq_bind(b->ctl, ep)) {
+    /* libzmq binds ipc:// in this thread: the socket file is born 0600
+     * whatever the umask, and chmod makes sure of it */
+    mode_t um = umask(077);
+    int brc = zmq_bind(b->ctl, ep);
+    umask(um);
+    if (brc) {
         broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot bind %s: %s", ep,
                    zmq_strerror(zmq_errno()));
         return HS_ETRANSPORT;
+    }
+    if (chmod(ep + 6, 0600) != 0) {
+        broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot make %s mode 0600: %s", ep + 6,
+                   strerror(errno));
+        return HS_EACCES;
     }
     if (s_socket_event(b, b->zap, &b->ev_zap) || s_socket_event(b, b->router, &b->ev_router) ||
         s_socket_event(b, b->ctl, &b->ev_ctl))

@@ -13,10 +13,13 @@
 
 #include <stdarg.h>
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- the command table -------------------------------------------------- */
 
@@ -24,8 +27,10 @@ static const broker_cli_cmd_t s_commands[] = {
     {"init", broker_cli_init, "create a node folder and its store",
      "hsync init -d DIR --name NAME [--listen tcp://HOST:PORT] [--http HOST:PORT]",
      "DESCRIPTION\n"
-     "    Create the node folder DIR (like mkdir -p, mode 0700) and an empty store in it,\n"
-     "    and record the node's identity. Refuses a folder that already holds a node.\n"
+     "    Create the node folder DIR (like mkdir -p) and an empty store in it, and record\n"
+     "    the node's identity.\n"
+     "    DIR is made mode 0700 even when it existed before (whatever the umask); a\n"
+     "    folder of another user is refused. Refuses a folder that already holds a node.\n"
      "\n"
      "OPTIONS\n"
      "    --name NAME       node name: 1 to 64 of A-Z a-z 0-9 _ . -; unique in a hierarchy\n"
@@ -159,6 +164,13 @@ static const broker_cli_cmd_t s_commands[] = {
      "    link and reconnects with backoff. One line per event on stderr:\n"
      "        TIME level=LEVEL peer=NAME event=WORD msg=\"...\"\n"
      "    Only one broker runs per node folder.\n"
+     "\n"
+     "    Like OpenSSH's StrictModes, it refuses to start on a node folder (or its\n"
+     "    store/) that belongs to another user or that its group or other users can\n"
+     "    write, and says what to chmod or chown; it makes the folder 0700 and\n"
+     "    DIR/ctl.sock 0600 whatever the umask. Commands on DIR/ctl.sock are taken only\n"
+     "    from the broker's own user and root (the kernel's peer credentials of the\n"
+     "    connection); others are refused and logged (event=ctl-refused).\n"
      "\n"
      "HTTP\n"
      "    On the node's http address (hsync init --http; default listen host, listen\n"
@@ -567,11 +579,13 @@ static void s_help_cmd(FILE *f, const broker_cli_cmd_t *cmd)
 {
     fprintf(f, "NAME\n    hsync %s - %s\n\nSYNOPSIS\n    %s\n\n%s", cmd->name, cmd->summary,
             cmd->synopsis, cmd->help);
-    fprintf(f, "\nCOMMON OPTIONS\n"
-               "    -d, --dir DIR   the node folder (default: $HSYNC_DIR)\n"
-               "    -h, --help      this text\n"
-               "\nEXIT STATUS\n"
-               "    0 success, 1 failure, 2 usage error\n");
+    fprintf(f,
+            "\nCOMMON OPTIONS\n"
+            "    -d, --dir DIR   the node folder (default: $HSYNC_DIR)\n"
+            "    -h, --help      this text\n"
+            "\nEXIT STATUS\n"
+            "    0 success, 1 failure, 2 usage error; output cut off by a closed pipe\n"
+            "    (hsync ls | head -1) is a normal stop: the command ends its read and exits 0\n");
 }
 
 /* ---- reporting -------------------------------------------------------------- */
@@ -599,6 +613,14 @@ int broker_cli_usage(broker_cli_t *c, const char *fmt, ...)
     fprintf(stderr, "\nusage: %s\n(see 'hsync %s --help')\n", c->cli_cmd->synopsis,
             c->cli_cmd->name);
     return BROKER_CLI_USAGE;
+}
+
+bool broker_cli_output_gone(void)
+{
+    if (errno == EPIPE)
+        return true;
+    struct pollfd p = {.fd = STDOUT_FILENO, .events = 0, .revents = 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
 }
 
 const char *broker_cli_why(int err)
@@ -849,8 +871,11 @@ int broker_cli_main(int argc, char **argv)
     }
     broker_cli_t c = {.cli_cmd = cmd};
     optind = 0; /* full getopt reinitialisation (glibc) */
+    /* a reader that closes the pipe (| head) is not a reason to die inside a
+     * read transaction: writes fail with EPIPE instead, and the command stops */
+    signal(SIGPIPE, SIG_IGN);
     int rc = cmd->run(&c, argc - 1, argv + 1);
-    if (fflush(stdout) != 0 && rc == BROKER_CLI_OK)
+    if (fflush(stdout) != 0 && rc == BROKER_CLI_OK && !broker_cli_output_gone())
         rc = broker_cli_fail(&c, "cannot write the output: %s", strerror(errno));
     return rc;
 }

@@ -86,6 +86,11 @@ int broker_cli_opt(broker_cli_t *c, int argc, char **argv, const struct option *
 /* "hsync: <cmd>: <message>" on stderr; returns BROKER_CLI_FAIL. */
 int broker_cli_fail(broker_cli_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* True when the standard output's reader went away (a closed pipe: `hsync ls
+ * | head -1`). Call after a failed write. The command line ignores SIGPIPE:
+ * such a command stops reading, ends its transaction and exits 0, quietly. */
+bool broker_cli_output_gone(void);
+
 /* The same plus the synopsis and a pointer to --help; returns BROKER_CLI_USAGE. */
 int broker_cli_usage(broker_cli_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

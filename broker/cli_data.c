@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define S_JSON_TEXT_MAX ((size_t)64 << 20) /* a body's JSON text; msgpack limit is 1 MiB */
 #define S_DEFAULT_LISTEN "tcp://127.0.0.1:7600"
@@ -263,6 +264,18 @@ int broker_cli_init(broker_cli_t *c, int argc, char **argv)
     int err = s_mkdirs(c->cli_dir);
     if (err)
         return broker_cli_fail(c, "cannot create %s: %s", c->cli_dir, strerror(-err));
+    /* a folder that existed before keeps no looser mode (the umask or a
+     * mkdir 0755 by hand): the node folder is its owner's alone */
+    struct stat dst;
+    if (stat(c->cli_dir, &dst) != 0)
+        return broker_cli_fail(c, "cannot check %s: %s", c->cli_dir, strerror(errno));
+    if (dst.st_uid != geteuid())
+        return broker_cli_fail(c,
+                               "%s belongs to uid %lu, not to you (uid %lu): a node folder must be "
+                               "its user's own (choose another folder, or chown it)",
+                               c->cli_dir, (unsigned long)dst.st_uid, (unsigned long)geteuid());
+    if (chmod(c->cli_dir, 0700) != 0)
+        return broker_cli_fail(c, "cannot make %s mode 0700: %s", c->cli_dir, strerror(errno));
     err = store_open(c->cli_dir, STORE_OPEN_CREATE, &s);
     if (err)
         return broker_cli_fail(c, "cannot create the store in %s: %s", c->cli_dir,
@@ -643,6 +656,8 @@ int broker_cli_ls(broker_cli_t *c, int argc, char **argv)
         store_txn_abort(&t);
     }
     store_close(&s);
+    if (err == HS_EIO && broker_cli_output_gone())
+        return BROKER_CLI_OK; /* the reader closed the pipe: a normal stop */
     if (err == HS_EIO)
         return broker_cli_fail(c, "cannot write the output: %s", strerror(errno));
     if (err)

@@ -518,6 +518,8 @@ int broker_cli_export(broker_cli_t *c, int argc, char **argv)
         store_txn_abort(&t);
     }
     store_close(&s);
+    if (err == HS_EIO && broker_cli_output_gone())
+        return BROKER_CLI_OK; /* the reader closed the pipe: a normal stop */
     if (err == HS_EIO)
         return broker_cli_fail(c, "cannot write the output: %s", strerror(errno));
     if (err == HS_EMALF)

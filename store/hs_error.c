@@ -27,6 +27,9 @@ static const struct {
     {HS_ECONFLICT, "concurrent change, retry"},
     {HS_EDISABLED, "disabled"},
     {HS_EPEER, "the peer reported an error"},
+    {HS_EREADERS, "the store's reader table is full: 1024 read transactions are open on it at "
+                  "once (hsync commands or brokers still reading); wait for them to finish or stop "
+                  "them, then retry (slots of killed processes are freed by themselves)"},
 };
 
 const char *hs_strerror(int err)

@@ -48,6 +48,7 @@ enum hs_error {
     HS_ECONFLICT = HS_ERR_BASE - 18,  /* concurrent change, retry */
     HS_EDISABLED = HS_ERR_BASE - 19,  /* rule or link disabled */
     HS_EPEER = HS_ERR_BASE - 20,      /* peer reported an error */
+    HS_EREADERS = HS_ERR_BASE - 21,   /* LMDB reader table full (MDB_READERS_FULL) */
 };
 
 /* Static, human-readable text for an hsync error code (or any -errno). */

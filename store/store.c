@@ -93,7 +93,8 @@ struct store {
     MDB_dbi dbi[S_NDB];
     size_t map_size;
     size_t map_max;
-    unsigned open_txns; /* LMDB may only remap with none open in the process */
+    unsigned open_txns;       /* LMDB may only remap with none open in the process */
+    unsigned readers_cleared; /* stale reader slots freed by store_open, not yet reported */
     char *dir;
     char name[STORE_NAME_MAX + 1];
 };
@@ -142,6 +143,8 @@ static int s_mdb_err(int rc)
     case MDB_MAP_FULL:
     case MDB_TXN_FULL:
         return HS_EMAPFULL;
+    case MDB_READERS_FULL:
+        return HS_EREADERS;
     case ENOMEM:
         return HS_ENOMEM;
     case ENOSPC:
@@ -657,12 +660,16 @@ static int s_open_env(store_t *s, const char *path, bool create)
     if (rc)
         return s_mdb_err(rc);
     mdb_env_set_maxdbs(s->env, S_NDB + 2);
-    mdb_env_set_maxreaders(s->env, 256);
+    mdb_env_set_maxreaders(s->env, STORE_MAX_READERS);
     rc = mdb_env_set_mapsize(s->env, s->map_size);
     if (!rc)
         rc = mdb_env_open(s->env, path, MDB_NOTLS, 0600);
     if (rc)
         return s_mdb_err(rc);
+    /* slots left by processes killed while reading (a CLI cut off, kill -9) */
+    int dead = 0;
+    if (mdb_reader_check(s->env, &dead) == 0 && dead > 0)
+        s->readers_cleared += (unsigned)dead;
     /* Another process may have grown the map already: adopt its size. */
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
@@ -770,6 +777,36 @@ int store_disk(const char *dir, store_disk_t *out)
     return HS_OK;
 }
 
+int store_readers_check(store_t *s, unsigned *cleared)
+{
+    int dead = 0;
+    int rc = mdb_reader_check(s->env, &dead);
+    if (cleared)
+        *cleared = s->readers_cleared + (dead > 0 ? (unsigned)dead : 0);
+    s->readers_cleared = 0;
+    return rc ? HS_ESTORE : HS_OK;
+}
+
+/* mdb_reader_list's callback: count the lines of slots in use (the first
+ * line is the header). */
+static int s_reader_line(const char *msg, void *ctx)
+{
+    unsigned *n = ctx;
+    if (strstr(msg, "(no active readers)") == NULL)
+        (*n)++;
+    return 0;
+}
+
+int store_readers_info(store_t *s, unsigned *used, unsigned *max)
+{
+    unsigned lines = 0, mr = 0;
+    if (mdb_reader_list(s->env, s_reader_line, &lines) < 0 || mdb_env_get_maxreaders(s->env, &mr))
+        return HS_ESTORE;
+    *used = lines ? lines - 1 : 0;
+    *max = mr;
+    return HS_OK;
+}
+
 const char *store_dir(const store_t *s)
 {
     return s->dir;
@@ -809,6 +846,13 @@ int store_txn_begin(store_t *s, bool write, store_txn_t **out)
     t->s = s;
     t->write = write;
     int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    if (rc == MDB_READERS_FULL) { /* free the slots of dead processes, then try once more */
+        int dead = 0;
+        if (mdb_reader_check(s->env, &dead) == 0 && dead > 0) {
+            s->readers_cleared += (unsigned)dead;
+            rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+        }
+    }
     if (rc == MDB_MAP_RESIZED && s->open_txns == 0) { /* another process grew the map */
         mdb_env_set_mapsize(s->env, 0);
         MDB_envinfo info;

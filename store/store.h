@@ -79,6 +79,30 @@ int store_open(const char *dir, unsigned flags, store_t **out);
 /* Close and free; accepts NULL and *s == NULL; sets *s to NULL. */
 void store_close(store_t **s);
 
+/*
+ * LMDB reader slots. Every read transaction holds a slot in the lock file's
+ * reader table (STORE_MAX_READERS slots, shared by every process that has the
+ * store open). A process killed during a read (kill -9, a crash) leaves its
+ * slot behind: it pins the pages of its snapshot, so the file grows, and the
+ * table fills up. store_open frees the slots of dead processes, and so does
+ * store_txn_begin before it reports the table full (HS_EREADERS). The broker
+ * calls store_readers_check at start and in housekeeping. *cleared (may be
+ * NULL) is the number of slots freed now, plus those store_open freed and
+ * that were not reported yet. HS_OK or HS_ESTORE.
+ *
+ * STORE_MAX_READERS: a read transaction is held by each running command that
+ * reads (one each), and by the broker (its loop, each complete run's
+ * snapshot, the status page): a few dozen at most in normal work. 1024 gives
+ * room for a thousand scripted commands at once; each slot costs 64 bytes of
+ * the lock file, and writers only scan up to the highest slot in use. The
+ * size is fixed by the first process to open the store: a store already open
+ * with a smaller table keeps it until every process has closed it.
+ */
+#define STORE_MAX_READERS 1024
+int store_readers_check(store_t *s, unsigned *cleared);
+/* Slots in use (stale ones included) and the table's size, for reports. */
+int store_readers_info(store_t *s, unsigned *used, unsigned *max);
+
 /* Path of the node folder, as given to store_open. Borrowed. */
 const char *store_dir(const store_t *s);
 
