@@ -96,7 +96,7 @@ typedef struct broker {
     /* scratch for repl_io: names handed to the engine */
     const char **names;
     size_t names_cap;
-    struct b_job *jobs; /* sync requests waiting for their runs */
+    struct b_job *jobs;  /* sync requests waiting for their runs */
     json_t *verify_last; /* the last `hsync verify` verdict per node (status), or NULL */
     uint64_t next_job;
     broker_http_t *http; /* status page and metrics; NULL when not served */
@@ -112,8 +112,8 @@ typedef struct b_job {
     json_t *runs;
     json_t *inflight;                 /* "peer/rule" -> [sent, total, bytes] of runs under way */
     uint64_t started_ms, progress_ms; /* s_mono_ms */
-    bool emergency; /* the reply lists the nodes below reached and not reached */
-    bool verify;    /* `hsync verify`: answered by s_io_verify_done */
+    bool emergency;                   /* the reply lists the nodes below reached and not reached */
+    bool verify;                      /* `hsync verify`: answered by s_io_verify_done */
     bool repair;
 } b_job_t;
 
@@ -1264,9 +1264,9 @@ static json_t *s_verify_json(broker_t *b, const repl_vnode_t *nodes, size_t n, b
                                                         nd->vn_name, "parent", nd->vn_parent,
                                                         "rule", v->vv_rule, "direction",
                                                         s_dir_word(v->vv_dir), "owners", owners));
-                json_array_append_new(bad, json_pack("{s:s,s:s,s:O}", "rule", v->vv_rule,
-                                                     "direction", s_dir_word(v->vv_dir), "owners",
-                                                     owners));
+                json_array_append_new(bad,
+                                      json_pack("{s:s,s:s,s:O}", "rule", v->vv_rule, "direction",
+                                                s_dir_word(v->vv_dir), "owners", owners));
             }
             json_decref(owners);
         }
@@ -1303,7 +1303,7 @@ static void s_io_verify_done(void *ctx, uint64_t req, const repl_vnode_t *nodes,
         json_decref(b->verify_last);
         b->verify_last = summary;
         broker_log(json_is_true(json_object_get(reply, "all_in_sync")) ? BROKER_LOG_INFO
-                                                                      : BROKER_LOG_WARN,
+                                                                       : BROKER_LOG_WARN,
                    NULL, "verify", "%zu node%s below: %zu differ, %zu not reached%s", n,
                    n == 1 ? "" : "s", json_array_size(json_object_get(reply, "differ")),
                    json_array_size(json_object_get(reply, "not_reached")),

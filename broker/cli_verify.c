@@ -34,8 +34,8 @@ static void s_scope_text(const json_t *node, const json_t *v, char *out, size_t 
         {
             if (len >= n)
                 break;
-            len += (size_t)snprintf(out + len, n - len, "%s%s", i ? ", " : " ",
-                                    json_string_value(o));
+            len +=
+                (size_t)snprintf(out + len, n - len, "%s%s", i ? ", " : " ", json_string_value(o));
         }
     }
     if (len < n)
@@ -152,8 +152,8 @@ static void s_print(const json_t *resp)
                 char part[512];
                 s_scope_text(nd, x, part, sizeof(part));
                 if (len < sizeof(line))
-                    len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s",
-                                            len ? "; " : "", part);
+                    len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", len ? "; " : "",
+                                            part);
             }
             printf("%-14s %-14s %-12s %s\n", s_str(nd, "node"), parent, rule,
                    all ? "in sync" : line);

@@ -231,9 +231,9 @@ static void s_push_done(repl_t *r, r_push_t *p, bool ok, uint64_t applied, uint6
                      (unsigned long long)forwarded, forwarded == 1 ? "" : "ren");
         else
             snprintf(su.su_why, sizeof(su.su_why), "applied there");
-        su.su_reached = (const char(*)[STORE_NAME_MAX + 1])re.v;
+        su.su_reached = (const char(*)[STORE_NAME_MAX + 1]) re.v;
         su.su_nreached = re.n;
-        su.su_unreached = (const char(*)[STORE_NAME_MAX + 1])un.v;
+        su.su_unreached = (const char(*)[STORE_NAME_MAX + 1]) un.v;
         su.su_nunreached = un.n;
         r->io.io_run_done(r->io.io_ctx, &su);
     }
@@ -379,9 +379,8 @@ static int s_papply_txn(store_txn_t *t, void *ctx)
     return store_mpr_done(&rd);
 }
 
-static void s_push_ack(repl_t *r, const char *peer, uint64_t id, const char *why,
-                       uint64_t applied, uint64_t forwarded, const r_names_t *reached,
-                       const r_names_t *unreached)
+static void s_push_ack(repl_t *r, const char *peer, uint64_t id, const char *why, uint64_t applied,
+                       uint64_t forwarded, const r_names_t *reached, const r_names_t *unreached)
 {
     store_mpw_reset(&r->w);
     store_mpw_array(&r->w, 9);

@@ -41,10 +41,10 @@ struct r_verify {
     uint64_t id;
     char parent[STORE_NAME_MAX + 1]; /* "" where the command runs */
     uint64_t parent_id;
-    uint64_t req; /* the command's request (where it runs) */
+    uint64_t req;              /* the command's request (where it runs) */
     uint64_t deadline, budget; /* repl_mono_ms; ms */
     bool repair;
-    repl_vnode_t self; /* this node's verdicts (not where the command runs) */
+    repl_vnode_t self;   /* this node's verdicts (not where the command runs) */
     repl_vnode_t *nodes; /* what the children answered */
     size_t nnodes, capnodes;
     r_vchild_t *children;
@@ -307,7 +307,7 @@ static r_verify_t *s_new(repl_t *r, uint64_t budget_ms, bool repair)
     v->repair = repair;
     v->deadline = repl_mono_ms() + budget_ms;
     v->budget = budget_ms > R_VERIFY_MIN_MS + R_VERIFY_MARGIN_MS ? budget_ms - R_VERIFY_MARGIN_MS
-                                                                  : R_VERIFY_MIN_MS;
+                                                                 : R_VERIFY_MIN_MS;
     v->next = r->verifies;
     r->verifies = v;
     return v;
@@ -507,8 +507,7 @@ void repl_verify_tick(repl_t *r)
                 continue;
             v->children[i].done = true;
             char why[REPL_WHY_MAX];
-            snprintf(why, sizeof(why), "no answer within %llu ms",
-                     (unsigned long long)v->budget);
+            snprintf(why, sizeof(why), "no answer within %llu ms", (unsigned long long)v->budget);
             s_unreached(r, v, v->children[i].name, why);
         }
         v->pending = 0;
