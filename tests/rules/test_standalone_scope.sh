@@ -76,6 +76,12 @@ test_two_sources_one_destination() {
     assert_eq "12" "$(hr_count dst resource. ca)" "the rest of ca's delivery stays"
     assert_eq "$(hr_digest ca resource. ca)" "$(hr_digest dst resource. ca)" "dst still equal to ca"
     expect_exit 0 hs get -d "$(hr_dir dst)" "$north_ca"
+
+    # a reconcile of the targeted rule removes nothing of the other's either
+    hr_sync pa --rule north --reconcile
+    assert_eq "reconcile" "$(hr_run mode dst north standalone)" "the targeted rule reconciled"
+    assert_eq "12" "$(hr_count dst resource. ca)" "ca's delivery still all there"
+    assert_eq "$(hr_digest ca resource. ca)" "$(hr_digest dst resource. ca)" "dst still equal to ca"
 }
 
 setup
