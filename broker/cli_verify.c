@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define S_REPAIR_ROUNDS 3
+
 static const char *s_str(const json_t *o, const char *k)
 {
     const char *v = json_string_value(json_object_get(o, k));
@@ -217,22 +219,38 @@ int broker_cli_verify(broker_cli_t *c, int argc, char **argv)
     size_t unreached = json_array_size(json_object_get(resp, "not_reached"));
     size_t differ = json_array_size(json_object_get(resp, "differ"));
     if (repair && !all) {
-        /* the repairs have ended (or the deadline passed): look again */
+        /* The repairs have ended (or the deadline passed): look again. The
+         * links are repaired at once, so a repair above a node can take what
+         * a repair below it has not fixed yet: up to S_REPAIR_ROUNDS rounds,
+         * each looking again and repairing what still differs, then a last
+         * look without repair. */
         json_t *after = NULL;
-        if ((rc = s_call(c, false, timeout_s, &after))) {
-            json_decref(resp);
-            return rc;
+        int rounds = 1;
+        for (;;) {
+            bool again = rounds < S_REPAIR_ROUNDS;
+            json_t *next = NULL;
+            if ((rc = s_call(c, again, timeout_s, &next))) {
+                json_decref(after);
+                json_decref(resp);
+                return rc;
+            }
+            json_decref(after);
+            after = next;
+            all = json_is_true(json_object_get(after, "all_in_sync"));
+            if (all || !again)
+                break;
+            rounds++;
         }
-        all = json_is_true(json_object_get(after, "all_in_sync"));
         unreached = json_array_size(json_object_get(after, "not_reached"));
         differ = json_array_size(json_object_get(after, "differ"));
         if (c->cli_json) {
             json_object_set(resp, "after_repair", after);
+            json_object_set_new(resp, "repair_rounds", json_integer(rounds));
             json_object_set(resp, "all_in_sync", json_boolean(all));
         }
         if (!c->cli_json) {
             s_print(resp);
-            printf("\nafter repair:\n");
+            printf("\nafter repair (%d round%s):\n", rounds, rounds == 1 ? "" : "s");
             s_print(after);
         }
         json_decref(after);
