@@ -48,7 +48,7 @@ assert_contains "$dom" '<tr data-peer="c2" data-rule="items" data-state="ok">' "
 assert_contains "$dom" '<tr data-peer="c1" data-rule="events" data-state="disabled">' "rule events is disabled"
 assert_contains "$dom" 'hsync — p' "the node's name as the title"
 assert_contains "$dom" '<div id="err"></div>' "no fetch error shown"
-assert_contains "$dom" 'no hsync verify run from this node' "no verify verdict yet"
+assert_contains "$dom" 'no hsync verify run from this node yet' "no verify verdict yet"
 
 # the last hsync verify verdict per node (c2 stopped: not reached)
 hr_stop c2

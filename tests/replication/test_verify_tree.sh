@@ -115,6 +115,11 @@ test_not_reached() {
     expect_exit 0 hs status -d "$(hr_dir p)" --json
     assert_eq "not reached" "$(json_get "$HS_OUT" '[n["verdict"] for n in j["verify"]["nodes"] if n["node"] == "g1"][0]')" \
         "status shows g1 not reached"
+    hr_stop p
+    hr_start p
+    expect_exit 0 hs status -d "$(hr_dir p)" --json
+    assert_eq "not reached" "$(json_get "$HS_OUT" '[n["verdict"] for n in j["verify"]["nodes"] if n["node"] == "g1"][0]')" \
+        "the last verdict is kept over a restart of the broker"
     expect_exit 2 hs verify -d "$(hr_dir p)" --timeout 0
     expect_exit 2 hs verify -d "$(hr_dir p)" extra
 }
