@@ -271,10 +271,13 @@ int broker_cli_verify(broker_cli_t *c, int argc, char **argv)
                     unreached, unreached == 1 ? "" : "s", unreached == 1 ? "it" : "them",
                     unreached == 1 ? "it" : "each");
         if (differ)
-            fprintf(stderr, "hsync: verify: %zu scope%s differ%s (see above)%s\n", differ,
-                    differ == 1 ? "" : "s", differ == 1 ? "s" : "",
-                    repair ? "; the repair above did not bring them in sync"
-                           : ": 'hsync verify --repair' reconciles them");
+            fprintf(stderr,
+                    repair ? "hsync: verify: %zu scope%s differ%s (see above); the repair did not "
+                             "bring %s in sync\n"
+                           : "hsync: verify: %zu scope%s differ%s (see above): 'hsync verify "
+                             "--repair' reconciles %s\n",
+                    differ, differ == 1 ? "" : "s", differ == 1 ? "s" : "",
+                    differ == 1 ? "it" : "them");
         if (!unreached && !differ)
             fprintf(stderr, "hsync: verify: a node could not compare its side (see above)\n");
         return BROKER_CLI_FAIL;
