@@ -119,8 +119,8 @@ typedef struct b_job {
     json_t *runs;
     json_t *inflight;                 /* "peer/rule" -> [sent, total, bytes] of runs under way */
     uint64_t started_ms, progress_ms; /* s_mono_ms */
-    bool emergency; /* the reply lists the nodes below reached and not reached */
-    bool verify;    /* `hsync verify`: answered by s_io_verify_done */
+    bool emergency;                   /* the reply lists the nodes below reached and not reached */
+    bool verify;                      /* `hsync verify`: answered by s_io_verify_done */
     bool repair;
 } b_job_t;
 
@@ -1686,6 +1686,15 @@ static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
 
 /* ---- hsync verify --------------------------------------------------------- */
 
+/* STORE_T_META: the last verdict (JSON, as status shows it), kept over restarts */
+#define S_VERIFY_KEY "verify/last"
+
+static int s_verify_save_txn(store_txn_t *t, void *ctx)
+{
+    const char *text = ctx;
+    return store_kv_put(t, STORE_T_META, S_VERIFY_KEY, strlen(S_VERIFY_KEY), text, strlen(text));
+}
+
 static const char *s_dir_word(unsigned dir)
 {
     return dir == RULES_UP ? "up" : "down";
@@ -1717,9 +1726,9 @@ static json_t *s_verify_json(broker_t *b, const repl_vnode_t *nodes, size_t n, b
                                                         nd->vn_name, "parent", nd->vn_parent,
                                                         "rule", v->vv_rule, "direction",
                                                         s_dir_word(v->vv_dir), "owners", owners));
-                json_array_append_new(bad, json_pack("{s:s,s:s,s:O}", "rule", v->vv_rule,
-                                                     "direction", s_dir_word(v->vv_dir), "owners",
-                                                     owners));
+                json_array_append_new(bad,
+                                      json_pack("{s:s,s:s,s:O}", "rule", v->vv_rule, "direction",
+                                                s_dir_word(v->vv_dir), "owners", owners));
             }
             json_decref(owners);
         }
@@ -1755,8 +1764,14 @@ static void s_io_verify_done(void *ctx, uint64_t req, const repl_vnode_t *nodes,
         json_object_set_new(reply, "ms", json_integer((json_int_t)(s_mono_ms() - job->started_ms)));
         json_decref(b->verify_last);
         b->verify_last = summary;
+        char *text = json_dumps(summary, JSON_COMPACT);
+        int err = text ? store_write(b->store, s_verify_save_txn, text) : HS_ENOMEM;
+        if (err)
+            broker_log(BROKER_LOG_WARN, NULL, "verify", "could not keep the verdict for status: %s",
+                       hs_strerror(err));
+        free(text);
         broker_log(json_is_true(json_object_get(reply, "all_in_sync")) ? BROKER_LOG_INFO
-                                                                      : BROKER_LOG_WARN,
+                                                                       : BROKER_LOG_WARN,
                    NULL, "verify", "%zu node%s below: %zu differ, %zu not reached%s", n,
                    n == 1 ? "" : "s", json_array_size(json_object_get(reply, "differ")),
                    json_array_size(json_object_get(reply, "not_reached")),
@@ -2501,6 +2516,10 @@ static int s_boot_txn(store_txn_t *t, void *ctx)
         err = store_meta_get(t, "listen", b->listen, sizeof(b->listen));
     if (!err)
         err = rules_ensure_defaults(t);
+    const void *v;
+    size_t vl;
+    if (!err && store_kv_get(t, STORE_T_META, S_VERIFY_KEY, strlen(S_VERIFY_KEY), &v, &vl) == HS_OK)
+        b->verify_last = json_loadb(v, vl, 0, NULL); /* NULL if unreadable: none shown */
     return err;
 }
 

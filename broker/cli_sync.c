@@ -495,7 +495,8 @@ static int s_push(broker_cli_t *c, int argc, char **argv, bool emergency)
                    ok ? "acknowledged; " : "FAILED: ", ok ? s_str(r, "why") : s_str(r, "error"));
         }
         if (emergency) {
-            json_t *re = json_object_get(resp, "reached"), *un = json_object_get(resp, "not_reached");
+            json_t *re = json_object_get(resp, "reached"),
+                   *un = json_object_get(resp, "not_reached");
             printf("reached (%zu):", json_array_size(re));
             json_array_foreach(re, i, r) printf(" %s", json_string_value(r));
             printf("\nnot reached (%zu):", json_array_size(un));

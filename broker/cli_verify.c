@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define S_REPAIR_ROUNDS 3
+
 static const char *s_str(const json_t *o, const char *k)
 {
     const char *v = json_string_value(json_object_get(o, k));
@@ -34,8 +36,8 @@ static void s_scope_text(const json_t *node, const json_t *v, char *out, size_t 
         {
             if (len >= n)
                 break;
-            len += (size_t)snprintf(out + len, n - len, "%s%s", i ? ", " : " ",
-                                    json_string_value(o));
+            len +=
+                (size_t)snprintf(out + len, n - len, "%s%s", i ? ", " : " ", json_string_value(o));
         }
     }
     if (len < n)
@@ -49,9 +51,58 @@ static void s_scope_text(const json_t *node, const json_t *v, char *out, size_t 
         snprintf(out + len, n - len, "; %s", repair);
 }
 
-static void s_print(const json_t *resp)
+static int s_name_cmp(const void *a, const void *b)
+{
+    return strcmp(s_str(*(json_t *const *)a, "node"), s_str(*(json_t *const *)b, "node"));
+}
+
+/* Append to out, depth first, the nodes whose parent is `parent` (by name),
+ * each followed by its subtree. Bounded by the number of nodes. */
+static void s_tree(json_t *const *by_name, size_t n, const char *parent, bool *used, json_t *out,
+                   int depth)
+{
+    if (depth > 64)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (used[i] || strcmp(s_str(by_name[i], "parent"), parent) != 0)
+            continue;
+        used[i] = true;
+        json_array_append(out, by_name[i]);
+        s_tree(by_name, n, s_str(by_name[i], "node"), used, out, depth + 1);
+    }
+}
+
+/* The nodes in tree order (children by name under their parent), then any
+ * whose parent is not known (not reached, below a node not reached). */
+static json_t *s_ordered(const json_t *resp)
 {
     const json_t *nodes = json_object_get(resp, "nodes");
+    size_t n = json_array_size(nodes);
+    json_t *out = json_array();
+    json_t **v = n ? calloc(n, sizeof(*v)) : NULL;
+    bool *used = n ? calloc(n, sizeof(*used)) : NULL;
+    if (n && (!v || !used)) {
+        free(v);
+        free(used);
+        json_array_extend(out, (json_t *)nodes);
+        return out;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(nodes, i);
+    if (n)
+        qsort(v, n, sizeof(*v), s_name_cmp);
+    s_tree(v, n, s_str(resp, "from"), used, out, 0);
+    for (size_t i = 0; i < n; i++)
+        if (!used[i])
+            json_array_append(out, v[i]);
+    free(v);
+    free(used);
+    return out;
+}
+
+static void s_print(const json_t *resp)
+{
+    json_t *nodes = s_ordered(resp);
     size_t i, ins = 0, dif = 0, unr = 0;
     json_t *nd;
     json_array_foreach(nodes, i, nd)
@@ -65,8 +116,10 @@ static void s_print(const json_t *resp)
            s_str(resp, "from"), json_is_true(json_object_get(resp, "repair")) ? " (repair)" : "",
            json_array_size(nodes), json_array_size(nodes) == 1 ? "" : "s", ins, dif,
            dif == 1 ? "s" : "", unr);
-    if (!json_array_size(nodes))
+    if (!json_array_size(nodes)) {
+        json_decref(nodes);
         return;
+    }
     printf("%-14s %-14s %-12s %s\n", "NODE", "PARENT", "RULE", "VERDICT");
     json_array_foreach(nodes, i, nd)
     {
@@ -101,13 +154,14 @@ static void s_print(const json_t *resp)
                 char part[512];
                 s_scope_text(nd, x, part, sizeof(part));
                 if (len < sizeof(line))
-                    len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s",
-                                            len ? "; " : "", part);
+                    len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s", len ? "; " : "",
+                                            part);
             }
             printf("%-14s %-14s %-12s %s\n", s_str(nd, "node"), parent, rule,
                    all ? "in sync" : line);
         }
     }
+    json_decref(nodes);
 }
 
 /* One verification; *resp owned by the caller. BROKER_CLI_OK or printed failure. */
@@ -162,21 +216,41 @@ int broker_cli_verify(broker_cli_t *c, int argc, char **argv)
     if ((rc = s_call(c, repair, timeout_s, &resp)))
         return rc;
     bool all = json_is_true(json_object_get(resp, "all_in_sync"));
+    size_t unreached = json_array_size(json_object_get(resp, "not_reached"));
+    size_t differ = json_array_size(json_object_get(resp, "differ"));
     if (repair && !all) {
-        /* the repairs have ended (or the deadline passed): look again */
+        /* The repairs have ended (or the deadline passed): look again. The
+         * links are repaired at once, so a repair above a node can take what
+         * a repair below it has not fixed yet: up to S_REPAIR_ROUNDS rounds,
+         * each looking again and repairing what still differs, then a last
+         * look without repair. */
         json_t *after = NULL;
-        if ((rc = s_call(c, false, timeout_s, &after))) {
-            json_decref(resp);
-            return rc;
+        int rounds = 1;
+        for (;;) {
+            bool again = rounds < S_REPAIR_ROUNDS;
+            json_t *next = NULL;
+            if ((rc = s_call(c, again, timeout_s, &next))) {
+                json_decref(after);
+                json_decref(resp);
+                return rc;
+            }
+            json_decref(after);
+            after = next;
+            all = json_is_true(json_object_get(after, "all_in_sync"));
+            if (all || !again)
+                break;
+            rounds++;
         }
-        all = json_is_true(json_object_get(after, "all_in_sync"));
+        unreached = json_array_size(json_object_get(after, "not_reached"));
+        differ = json_array_size(json_object_get(after, "differ"));
         if (c->cli_json) {
             json_object_set(resp, "after_repair", after);
+            json_object_set_new(resp, "repair_rounds", json_integer(rounds));
             json_object_set(resp, "all_in_sync", json_boolean(all));
         }
         if (!c->cli_json) {
             s_print(resp);
-            printf("\nafter repair:\n");
+            printf("\nafter repair (%d round%s):\n", rounds, rounds == 1 ? "" : "s");
             s_print(after);
         }
         json_decref(after);
@@ -185,17 +259,27 @@ int broker_cli_verify(broker_cli_t *c, int argc, char **argv)
     }
     if (c->cli_json)
         rc = broker_cli_print_json(c, resp, false);
-    size_t unreached = json_array_size(json_object_get(resp, "not_reached"));
     json_decref(resp);
     if (rc)
         return rc;
     if (!all) {
         fflush(stdout);
-        fprintf(stderr, "hsync: verify: %s\n",
-                unreached ? "not every node below answered, or a scope differs (see above); "
-                            "'hsync status' on the node above one not reached says why"
-                : repair  ? "a scope still differs after the repair (see above)"
-                          : "a scope differs (see above): 'hsync verify --repair' reconciles it");
+        if (unreached)
+            fprintf(stderr,
+                    "hsync: verify: %zu node%s below not reached (see above): start %s, or see "
+                    "'hsync status' on the node above %s\n",
+                    unreached, unreached == 1 ? "" : "s", unreached == 1 ? "it" : "them",
+                    unreached == 1 ? "it" : "each");
+        if (differ)
+            fprintf(stderr,
+                    repair ? "hsync: verify: %zu scope%s differ%s (see above); the repair did not "
+                             "bring %s in sync\n"
+                           : "hsync: verify: %zu scope%s differ%s (see above): 'hsync verify "
+                             "--repair' reconciles %s\n",
+                    differ, differ == 1 ? "" : "s", differ == 1 ? "s" : "",
+                    differ == 1 ? "it" : "them");
+        if (!unreached && !differ)
+            fprintf(stderr, "hsync: verify: a node could not compare its side (see above)\n");
         return BROKER_CLI_FAIL;
     }
     return BROKER_CLI_OK;

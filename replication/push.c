@@ -2,7 +2,8 @@
  * push.c - replicate-now and emergency software delivery.
  *
  *   PUSH      [1,28, push, emergency, objects[], budget]   objects as in BATCH;
- *             budget: ms the sender waits for PUSH_ACK (a 5-field PUSH: 10 s)
+ *             budget (emergency only): ms the sender waits for PUSH_ACK (a
+ *             5-field PUSH: 10 s, and the PUSH_ACK has 7 fields)
  *   PUSH_ACK  [1,29, push, ok, why, applied, forwarded, reached[], not_reached[]]
  *             emergency: the names of the nodes of the receiver's branch
  *             that applied it (the receiver first) and of those that did
@@ -150,6 +151,7 @@ typedef struct r_relay {
     uint64_t parent_push; /* the parent's push id */
     uint64_t applied;
     size_t pending, forwarded;
+    bool lists; /* the parent reads the name lists (it sent a 6-field PUSH) */
     r_names_t reached, unreached;
 } r_relay_t;
 
@@ -202,16 +204,14 @@ static void s_push_done(repl_t *r, r_push_t *p, bool ok, uint64_t applied, uint6
     }
     r_names_t re = {0}, un = {0};
     if (p->emergency) {
-        if (reached) {
-            for (size_t i = 0; i < reached->n; i++)
-                s_names_add(&re, reached->v[i]);
-            for (size_t i = 0; unreached && i < unreached->n; i++)
-                s_names_add(&un, unreached->v[i]);
-            if (!re.n && ok) /* a node before the lists: itself */
-                s_names_add(&re, p->peer);
-        } else {
+        for (size_t i = 0; ok && reached && i < reached->n; i++)
+            s_names_add(&re, reached->v[i]);
+        for (size_t i = 0; unreached && i < unreached->n; i++)
+            s_names_add(&un, unreached->v[i]);
+        if (ok && !re.n) /* a node before the lists: itself */
+            s_names_add(&re, p->peer);
+        if (!ok) /* refused, silent or gone: neither it nor its branch */
             s_names_branch(r, &un, p->peer);
-        }
     }
     if (p->relay) {
         s_relay_child_done(r, p->relay, p->peer, ok, &re, &un);
@@ -231,9 +231,9 @@ static void s_push_done(repl_t *r, r_push_t *p, bool ok, uint64_t applied, uint6
                      (unsigned long long)forwarded, forwarded == 1 ? "" : "ren");
         else
             snprintf(su.su_why, sizeof(su.su_why), "applied there");
-        su.su_reached = (const char(*)[STORE_NAME_MAX + 1])re.v;
+        su.su_reached = (const char(*)[STORE_NAME_MAX + 1]) re.v;
         su.su_nreached = re.n;
-        su.su_unreached = (const char(*)[STORE_NAME_MAX + 1])un.v;
+        su.su_unreached = (const char(*)[STORE_NAME_MAX + 1]) un.v;
         su.su_nunreached = un.n;
         r->io.io_run_done(r->io.io_ctx, &su);
     }
@@ -278,14 +278,15 @@ static int s_send_push(repl_t *r, store_txn_t *t, const s_set_t *set, const char
     p->started_ms = repl_mono_ms();
     p->timeout_ms = budget_ms;
     store_mpw_reset(&r->w);
-    store_mpw_array(&r->w, 6);
+    store_mpw_array(&r->w, emergency ? 6 : 5); /* replicate-now: as before the budget */
     store_mpw_uint(&r->w, TOPO_PROTO_VERSION);
     store_mpw_uint(&r->w, REPL_PUSH);
     store_mpw_uint(&r->w, p->id);
     store_mpw_bool(&r->w, emergency);
     store_mpw_array(&r->w, n);
     store_mpw_raw(&r->w, r->objs.mpw_buf, r->objs.mpw_len);
-    store_mpw_uint(&r->w, budget_ms);
+    if (emergency)
+        store_mpw_uint(&r->w, budget_ms);
     int err = store_mpw_error(&r->w);
     if (!err)
         err = r->io.io_send(r->io.io_ctx, peer, r->w.mpw_buf, r->w.mpw_len);
@@ -379,12 +380,14 @@ static int s_papply_txn(store_txn_t *t, void *ctx)
     return store_mpr_done(&rd);
 }
 
-static void s_push_ack(repl_t *r, const char *peer, uint64_t id, const char *why,
-                       uint64_t applied, uint64_t forwarded, const r_names_t *reached,
+/* lists: answer a 6-field PUSH with the name lists (9 fields); a 5-field
+ * one, from a node before them, with the 7 fields it reads. */
+static void s_push_ack(repl_t *r, const char *peer, uint64_t id, const char *why, uint64_t applied,
+                       uint64_t forwarded, bool lists, const r_names_t *reached,
                        const r_names_t *unreached)
 {
     store_mpw_reset(&r->w);
-    store_mpw_array(&r->w, 9);
+    store_mpw_array(&r->w, lists ? 9 : 7);
     store_mpw_uint(&r->w, TOPO_PROTO_VERSION);
     store_mpw_uint(&r->w, REPL_PUSH_ACK);
     store_mpw_uint(&r->w, id);
@@ -393,8 +396,10 @@ static void s_push_ack(repl_t *r, const char *peer, uint64_t id, const char *why
     store_mpw_uint(&r->w, applied);
     store_mpw_uint(&r->w, forwarded);
     r_names_t none = {0};
-    s_names_encode(&r->w, reached ? reached : &none);
-    s_names_encode(&r->w, unreached ? unreached : &none);
+    if (lists) {
+        s_names_encode(&r->w, reached ? reached : &none);
+        s_names_encode(&r->w, unreached ? unreached : &none);
+    }
     if (!store_mpw_error(&r->w))
         r->io.io_send(r->io.io_ctx, peer, r->w.mpw_buf, r->w.mpw_len);
 }
@@ -418,8 +423,8 @@ static void s_relay_answer(repl_t *r, r_relay_t *rl)
              "passed on to %zu child%s: %zu node%s of this branch applied it, %zu did not answer",
              rl->forwarded, rl->forwarded == 1 ? "" : "ren", rl->reached.n,
              rl->reached.n == 1 ? "" : "s", rl->unreached.n);
-    s_push_ack(r, rl->parent, rl->parent_push, NULL, rl->applied, rl->forwarded, &rl->reached,
-               &rl->unreached);
+    s_push_ack(r, rl->parent, rl->parent_push, NULL, rl->applied, rl->forwarded, rl->lists,
+               &rl->reached, &rl->unreached);
     s_relay_free(r, rl);
 }
 
@@ -484,19 +489,20 @@ static void s_on_push(repl_t *r, const char *peer, const void *buf, size_t len)
              "%s: %u objects, %llu applied%s%s", why ? "refused" : "received", n,
              (unsigned long long)a.applied, why ? ": " : "", why ? why : "");
     if (why || !emergency) {
-        s_push_ack(r, peer, id, why, a.applied, 0, NULL, NULL);
+        s_push_ack(r, peer, id, why, a.applied, 0, fields == 6, NULL, NULL);
         return;
     }
     /* pass it on to our children; acknowledge when they have answered */
     r_relay_t *rl = calloc(1, sizeof(*rl));
     if (!rl) {
-        s_push_ack(r, peer, id, "out of memory", a.applied, 0, NULL, NULL);
+        s_push_ack(r, peer, id, "out of memory", a.applied, 0, fields == 6, NULL, NULL);
         return;
     }
     rl->id = ++r->next_id;
     snprintf(rl->parent, sizeof(rl->parent), "%s", peer);
     rl->parent_push = id;
     rl->applied = a.applied;
+    rl->lists = fields == 6;
     rl->next = r->relays;
     r->relays = rl;
     s_names_add(&rl->reached, store_node_name(r->store));

@@ -41,10 +41,10 @@ struct r_verify {
     uint64_t id;
     char parent[STORE_NAME_MAX + 1]; /* "" where the command runs */
     uint64_t parent_id;
-    uint64_t req; /* the command's request (where it runs) */
+    uint64_t req;              /* the command's request (where it runs) */
     uint64_t deadline, budget; /* repl_mono_ms; ms */
     bool repair;
-    repl_vnode_t self; /* this node's verdicts (not where the command runs) */
+    repl_vnode_t self;   /* this node's verdicts (not where the command runs) */
     repl_vnode_t *nodes; /* what the children answered */
     size_t nnodes, capnodes;
     r_vchild_t *children;
@@ -110,14 +110,30 @@ static int s_side(repl_t *r, store_txn_t *t, const rules_rule_t *ru, unsigned di
     return err;
 }
 
-/* Our side of every scope of the link to child `child`, as its parent. */
+/* Our side of every scope of the link to child `child`, as its parent. The
+ * down side is the same for every child (what we send down): computed once
+ * per verification, in down (a scope per rule). */
 typedef struct s_scopes {
     repl_t *r;
     store_txn_t *t;
     const char *child;
     repl_vreq_t *q;
+    repl_vreq_t *down;
     int err;
 } s_scopes_t;
+
+static int s_scope_copy(repl_vscope_t *dst, const repl_vscope_t *src)
+{
+    *dst = *src;
+    dst->vs_owners = NULL;
+    if (src->vs_nowner && !(dst->vs_owners = malloc(src->vs_nowner * sizeof(*src->vs_owners)))) {
+        dst->vs_nowner = 0;
+        return HS_ENOMEM;
+    }
+    if (src->vs_nowner)
+        memcpy(dst->vs_owners, src->vs_owners, src->vs_nowner * sizeof(*src->vs_owners));
+    return HS_OK;
+}
 
 static int s_scope_rule(void *ctx, const rules_rule_t *ru)
 {
@@ -129,29 +145,38 @@ static int s_scope_rule(void *ctx, const rules_rule_t *ru)
         if (!(ru->ru_dirs & dir) || ss->q->vq_nscope >= REPL_VERIFY_SCOPES_MAX)
             continue;
         repl_vscope_t *sc = &ss->q->vq_scopes[ss->q->vq_nscope++];
+        repl_vscope_t *cached = NULL;
+        for (size_t i = 0; dir == RULES_DOWN && i < ss->down->vq_nscope && !cached; i++)
+            if (!strcmp(ss->down->vq_scopes[i].vs_rule, ru->ru_name))
+                cached = &ss->down->vq_scopes[i];
+        if (cached) {
+            if ((ss->err = s_scope_copy(sc, cached)))
+                return 1;
+            continue;
+        }
         /* down: what we send (our branch's view); up: what the child's
          * branch sends us */
         rules_names_t names = repl_branch(ss->r, dir == RULES_DOWN ? NULL : ss->child);
         ss->err = s_side(ss->r, ss->t, ru, dir, dir == RULES_DOWN ? REPL_SIDE_SEND : REPL_SIDE_RECV,
                          &names, sc);
+        if (!ss->err && dir == RULES_DOWN && ss->down->vq_nscope < REPL_VERIFY_SCOPES_MAX)
+            ss->err = s_scope_copy(&ss->down->vq_scopes[ss->down->vq_nscope++], sc);
         if (ss->err)
             return 1;
     }
     return 0;
 }
 
-static int s_parent_side(repl_t *r, const char *child, repl_vreq_t *q)
+/* t: one snapshot for every child; down: the cache of down sides (its
+ * vq_scopes allocated with room for REPL_VERIFY_SCOPES_MAX). */
+static int s_parent_side(repl_t *r, store_txn_t *t, const char *child, repl_vreq_t *down,
+                         repl_vreq_t *q)
 {
     q->vq_nscope = 0;
     if (!(q->vq_scopes = calloc(REPL_VERIFY_SCOPES_MAX, sizeof(*q->vq_scopes))))
         return HS_ENOMEM;
-    store_txn_t *t;
-    int err = store_txn_begin(r->store, false, &t);
-    if (err)
-        return err;
-    s_scopes_t ss = {r, t, child, q, HS_OK};
-    err = rules_each(t, s_scope_rule, &ss);
-    store_txn_abort(&t);
+    s_scopes_t ss = {r, t, child, q, down, HS_OK};
+    int err = rules_each(t, s_scope_rule, &ss);
     return err ? err : ss.err;
 }
 
@@ -267,6 +292,11 @@ static void s_ask_children(repl_t *r, r_verify_t *v)
         snprintf(list[i], sizeof(list[i]), "%s", names[i]);
     if (list && !(v->children = calloc(np, sizeof(*v->children))))
         np = 0;
+    repl_vreq_t down = {0};
+    store_txn_t *t = NULL;
+    int terr = np ? store_txn_begin(r->store, false, &t) : HS_OK;
+    if (!terr && np && !(down.vq_scopes = calloc(REPL_VERIFY_SCOPES_MAX, sizeof(*down.vq_scopes))))
+        terr = HS_ENOMEM;
     for (size_t i = 0; list && i < np; i++) {
         if (r->io.io_dir_to(r->io.io_ctx, list[i]) != RULES_DOWN)
             continue;
@@ -275,7 +305,7 @@ static void s_ask_children(repl_t *r, r_verify_t *v)
             continue;
         }
         repl_vreq_t q = {.vq_id = ++r->next_id, .vq_budget_ms = v->budget, .vq_repair = v->repair};
-        int err = s_parent_side(r, list[i], &q);
+        int err = terr ? terr : s_parent_side(r, t, list[i], &down, &q);
         if (!err) {
             store_mpw_reset(&r->w);
             repl_vreq_encode(&r->w, &q);
@@ -295,6 +325,9 @@ static void s_ask_children(repl_t *r, r_verify_t *v)
         c->id = q.vq_id;
         v->pending++;
     }
+    if (t)
+        store_txn_abort(&t);
+    repl_vreq_free(&down);
     free(list);
 }
 
@@ -307,7 +340,7 @@ static r_verify_t *s_new(repl_t *r, uint64_t budget_ms, bool repair)
     v->repair = repair;
     v->deadline = repl_mono_ms() + budget_ms;
     v->budget = budget_ms > R_VERIFY_MIN_MS + R_VERIFY_MARGIN_MS ? budget_ms - R_VERIFY_MARGIN_MS
-                                                                  : R_VERIFY_MIN_MS;
+                                                                 : R_VERIFY_MIN_MS;
     v->next = r->verifies;
     r->verifies = v;
     return v;
@@ -507,8 +540,7 @@ void repl_verify_tick(repl_t *r)
                 continue;
             v->children[i].done = true;
             char why[REPL_WHY_MAX];
-            snprintf(why, sizeof(why), "no answer within %llu ms",
-                     (unsigned long long)v->budget);
+            snprintf(why, sizeof(why), "no answer within %llu ms", (unsigned long long)v->budget);
             s_unreached(r, v, v->children[i].name, why);
         }
         v->pending = 0;

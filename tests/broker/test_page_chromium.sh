@@ -48,4 +48,16 @@ assert_contains "$dom" '<tr data-peer="c2" data-rule="items" data-state="ok">' "
 assert_contains "$dom" '<tr data-peer="c1" data-rule="events" data-state="disabled">' "rule events is disabled"
 assert_contains "$dom" 'hsync — p' "the node's name as the title"
 assert_contains "$dom" '<div id="err"></div>' "no fetch error shown"
+assert_contains "$dom" 'no hsync verify run from this node yet' "no verify verdict yet"
+
+# the last hsync verify verdict per node (c2 stopped: not reached)
+hr_stop c2
+wait_for 10 hr_state_is p c2 down
+expect_exit 1 "$HSYNC" verify -d "$(hr_dir p)"
+verdict_shown() { dump_dom && grep -q 'data-node="c2" data-verdict="not reached"' "$HR_T/dom.html"; }
+wait_for 120 verdict_shown
+dom=$(cat "$HR_T/dom.html")
+assert_contains "$dom" '<tr data-node="c2" data-verdict="not reached">' "the verify table shows c2 not reached"
+assert_contains "$dom" 'data-node="c1" data-verdict="' "and a verdict for c1"
+assert_contains "$dom" 'last hsync verify' "when it ran"
 hr_done

@@ -76,14 +76,15 @@ test_replicate_now() {
 
 test_emergency() {
     local n
-    for n in root mid1 leaf mid2; do
+    for n in root mid1 leaf mid2 mid3; do
         hr_node "$n"
         hr_start "$n"
     done
     hr_link root mid1
     hr_link mid1 leaf
     hr_link root mid2
-    settle root mid1 mid2
+    hr_link root mid3
+    settle root mid1 mid2 mid3
 
     local pkg sw pol
     pkg=$(hr_put root package '{"name":"hotfix","version":"1.0.1"}')
@@ -95,56 +96,48 @@ test_emergency() {
     assert_contains "$(grep '^mid1 ' <<<"$HS_OUT")" "acknowledged" "mid1 acknowledged"
     assert_contains "$(grep '^mid2 ' <<<"$HS_OUT")" "acknowledged" "mid2 acknowledged"
     assert_contains "$(grep '^mid1 ' <<<"$HS_OUT")" "passed on to 1 child" "mid1 passed it on to leaf"
-    for n in mid1 mid2; do
+    assert_contains "$HS_OUT" "not reached (0):" "every node reached"
+    for n in mid1 mid2 mid3; do
         if has_all "$n" "$pol" "$sw" "$pkg"; then pass; else fail "$n lacks one of the three objects"; fi
     done
-    wait_for 10 has_all leaf "$pol" "$sw" "$pkg"
+    # mid1 acknowledges once leaf has: the grandchild has it already
+    if has_all leaf "$pol" "$sw" "$pkg"; then pass; else fail "leaf lacks one of the three objects"; fi
     expect_exit 0 "$HSYNC" get -d "$(hr_dir leaf)" "$sw" --json
     assert_contains "$HS_OUT" "acme" "the software resource's body at the grandchild"
     expect_exit 0 "$HSYNC" emergency -d "$(hr_dir root)" "$pol" --json
-    assert_eq '["leaf", "mid1", "mid2"]' "$(json_get "$HS_OUT" 'sorted(j["reached"])')" "every node below acknowledged"
+    assert_eq '["leaf", "mid1", "mid2", "mid3"]' "$(json_get "$HS_OUT" 'sorted(j["reached"])')" "every node below acknowledged"
     assert_eq '[]' "$(json_get "$HS_OUT" 'j["not_reached"]')" "none missing"
+
+    # root's three children, one of them stopped (issue 17, item 8)
+    hr_stop mid2
+    wait_for 10 hr_state_is root mid2 down
+    expect_exit 1 "$HSYNC" emergency -d "$(hr_dir root)" "$pol"
+    assert_contains "$HS_OUT" "not reached (1): mid2" "the child that is down is listed as not reached"
+    assert_contains "$HS_OUT" "reached (3): " "the three others reached"
+    assert_contains "$HS_ERR" "1 node below did not acknowledge" "the error says how many"
+    expect_exit 1 "$HSYNC" emergency -d "$(hr_dir root)" "$pol" --json
+    assert_eq "false" "$(json_get "$HS_OUT" 'j["all_ok"]')" "all_ok is false"
+    assert_eq '["mid2"]' "$(json_get "$HS_OUT" 'j["not_reached"]')" "--json lists it under not_reached"
+    assert_eq '["leaf", "mid1", "mid3"]' "$(json_get "$HS_OUT" 'sorted(j["reached"])')" "and the others under reached"
 
     # a grandchild that is down: its parent says so, hop by hop
     hr_stop leaf
     wait_for 10 hr_state_is mid1 leaf down
     expect_exit 1 "$HSYNC" emergency -d "$(hr_dir root)" "$pol" --json
-    assert_eq "false" "$(json_get "$HS_OUT" 'j["all_ok"]')" "not all_ok with a grandchild down"
-    assert_eq '["leaf"]' "$(json_get "$HS_OUT" 'j["not_reached"]')" "the grandchild is listed as not reached"
-    assert_eq '["mid1", "mid2"]' "$(json_get "$HS_OUT" 'sorted(j["reached"])')" "the others acknowledged"
-    assert_contains "$HS_ERR" "1 node below did not acknowledge" "the error says how many"
-}
+    assert_eq '["leaf", "mid2"]' "$(json_get "$HS_OUT" 'sorted(j["not_reached"])')" "the grandchild is listed as not reached"
+    assert_eq '["mid1", "mid3"]' "$(json_get "$HS_OUT" 'sorted(j["reached"])')" "the others acknowledged"
+    assert_contains "$(json_get "$HS_OUT" '[r["why"] for r in j["runs"] if r["peer"] == "mid1"][0]')" "passed on to 0 children" \
+        "mid1 had no child up to pass it on to"
 
-test_emergency_child_down() {
-    local n pol
-    for n in e0 e1 e2 e3; do
-        hr_node "$n"
-        hr_start "$n"
-    done
-    for n in e1 e2 e3; do
-        hr_link e0 "$n"
-    done
-    settle e0
-    pol=$(hr_put e0 item.policy '{"name":"urgent"}')
-    hr_stop e2
-    wait_for 10 hr_state_is e0 e2 down
-    expect_exit 1 "$HSYNC" emergency -d "$(hr_dir e0)" "$pol"
-    assert_contains "$HS_OUT" "not reached (1): e2" "the child that is down is listed as not reached"
-    assert_contains "$HS_OUT" "reached (2): " "two children reached"
-    expect_exit 1 "$HSYNC" emergency -d "$(hr_dir e0)" "$pol" --json
-    assert_eq "false" "$(json_get "$HS_OUT" 'j["all_ok"]')" "all_ok is false"
-    assert_eq '["e2"]' "$(json_get "$HS_OUT" 'j["not_reached"]')" "--json lists it under not_reached"
-    assert_eq '["e1", "e3"]' "$(json_get "$HS_OUT" 'sorted(j["reached"])')" "and the others under reached"
     # every child down: still an answer naming them, not an error about the rules
-    hr_stop e1
-    hr_stop e3
-    wait_for 10 hr_state_is e0 e1 down
-    wait_for 10 hr_state_is e0 e3 down
-    expect_exit 1 "$HSYNC" emergency -d "$(hr_dir e0)" "$pol" --json
-    assert_eq '["e1", "e2", "e3"]' "$(json_get "$HS_OUT" 'sorted(j["not_reached"])')" "all three not reached"
+    hr_stop mid1
+    hr_stop mid3
+    wait_for 10 hr_state_is root mid1 down
+    wait_for 10 hr_state_is root mid3 down
+    expect_exit 1 "$HSYNC" emergency -d "$(hr_dir root)" "$pol" --json
+    assert_eq '["leaf", "mid1", "mid2", "mid3"]' "$(json_get "$HS_OUT" 'sorted(j["not_reached"])')" "all four not reached"
 }
 
 test_replicate_now
 test_emergency
-test_emergency_child_down
 hr_done

@@ -74,11 +74,26 @@ test_differs_and_repair() {
 
     expect_exit 0 hs verify -d "$(hr_dir p)" --repair
     assert_contains "$(grep '^g1 .* items ' <<<"$HS_OUT" | head -1)" "reconciled: 1 object applied" "says what it repaired"
-    assert_contains "$HS_OUT" "after repair:" "verifies again"
+    assert_contains "$HS_OUT" "after repair (1 round):" "verifies again"
     expect_exit 0 hs get -d "$(hr_dir g1)" "$g" --json
     assert_not_contains "$HS_OUT" '"corrupt"' "the object is repaired at g1"
     expect_exit 0 hs verify -d "$(hr_dir p)"
     assert_contains "$HS_OUT" "3 in sync" "in sync again"
+
+    # up: c1's copy of g1's computer, which c1 also passes up to p
+    local pc
+    pc=$(hs export -d "$(hr_dir g1)" --class resource.computer | grep G1 | json_get "$(cat)" 'j["guid"]')
+    expect_exit 0 "$HSYNC_CORRUPT" -d "$(hr_dir c1)" "$pc"
+    expect_exit 1 hs verify -d "$(hr_dir p)" --json
+    assert_eq '[["c1", "resources", "up", ["g1"]], ["g1", "resources", "up", ["g1"]]]' \
+        "$(json_get "$HS_OUT" 'sorted([d["node"], d["rule"], d["direction"], d["owners"]] for d in j["differ"])')" \
+        "both links that carry it up differ, for owner g1"
+    expect_exit 0 hs verify -d "$(hr_dir p)" --repair --json
+    assert_eq "true" "$(json_get "$HS_OUT" 'j["after_repair"]["all_in_sync"]')" "in sync after the repair rounds"
+    expect_exit 0 hs get -d "$(hr_dir c1)" "$pc" --json
+    assert_not_contains "$HS_OUT" '"corrupt"' "c1's copy repaired from g1"
+    expect_exit 0 hs get -d "$(hr_dir p)" "$pc" --json
+    assert_not_contains "$HS_OUT" '"corrupt"' "p's copy is g1's too"
 }
 
 test_not_reached() {
@@ -100,6 +115,11 @@ test_not_reached() {
     expect_exit 0 hs status -d "$(hr_dir p)" --json
     assert_eq "not reached" "$(json_get "$HS_OUT" '[n["verdict"] for n in j["verify"]["nodes"] if n["node"] == "g1"][0]')" \
         "status shows g1 not reached"
+    hr_stop p
+    hr_start p
+    expect_exit 0 hs status -d "$(hr_dir p)" --json
+    assert_eq "not reached" "$(json_get "$HS_OUT" '[n["verdict"] for n in j["verify"]["nodes"] if n["node"] == "g1"][0]')" \
+        "the last verdict is kept over a restart of the broker"
     expect_exit 2 hs verify -d "$(hr_dir p)" --timeout 0
     expect_exit 2 hs verify -d "$(hr_dir p)" extra
 }
