@@ -105,6 +105,7 @@ class Model:
         self.moves = []  # (guid, from, to, op)
         self.rules = []  # standalone rules: {name, src, classes, target, where}
         self.alerts = []  # (node, text, op)
+        self.unsettled = set()  # merged guids whose owner may not hold them until a quiesce
 
     def children(self, n):
         return [c for c, p in self.parent.items() if p == n]
@@ -132,7 +133,8 @@ class Model:
         return g
 
     def live(self, pred=lambda o: True):
-        return [o for o in self.objs.values() if not o.deleted and pred(o)]
+        return [o for o in self.objs.values()
+                if not o.deleted and o.guid not in self.unsettled and pred(o)]
 
     def holders(self, o):
         """Hierarchy nodes whose scope gives them o, with the reason."""
@@ -152,7 +154,9 @@ class Model:
         return set(), "class not checked"
 
     def by_key(self, name, value):
-        for o in self.live(lambda o: fam(o.cls) == "res"):
+        for o in self.objs.values():
+            if o.deleted or fam(o.cls) != "res":
+                continue
             if o.keys.get(name) == value:
                 return o
         return None
@@ -192,6 +196,8 @@ class Model:
                     if e.owner != node:
                         pass  # the merge event says who owns it now
                     e.owner, e.body, e.imported = node, body, imported
+                    # the new owner holds the survivor only once the merge reached it
+                    self.unsettled.add(e.guid)
                     e.keys = dict(e.keys, **keys)
                     return e.guid
         o = Obj(guid, cls, node, body, keys, imported, resource, i)
@@ -206,6 +212,7 @@ class Model:
     def expected(self):
         """{node: {guid: (obj, why)}} for every node, standalone destination included."""
         out = {n: {} for n in NODES}
+        self.unsettled.clear()
         for o in self.live():
             if o.cls.startswith(SKIP_CLASSES):
                 continue
@@ -813,6 +820,7 @@ class Sim:
                     # what changed a store (an always-complete rule sends every time)
                     work += run.get("applied", 0) + run.get("deleted", 0)
             if work == 0 and not bad and rnd > 0:
+                m.unsettled.clear()
                 return rnd
             if time.time() > end:
                 break

@@ -11,27 +11,35 @@
 #   bash tests/sim/test_sim.sh --soak 50    # 50 more seeds from the clock
 #
 # Op families enabled here are the ones the current code passes. The others
-# diverge today (issue 17); enable each once its fix is merged. Seeds that
-# show them (--ops FAMILY --seed N, with --known branch-down):
-#   dup        (item 1, and: the merge survivor is the lower guid, not the one
-#              registered first; SPEC says v4 guids carry no order) seeds 1, 2
-#   claim      (item 2: the losing branch keeps a stale copy)       seeds 1, 2
-#   move       (item 3, and the moved node keeps its former parent's items and
-#              resources; alerts queued to the old parent are stranded) --ops
-#              put,rm,import,events,kill,standalone,hep,move seeds 1, 2, 7
-#   classchg   (item 4: refused by the receiver, sync exits 0)      seeds 1, 2
-#   target     (item 5: a --target rule's complete run deletes another rule's
-#              objects at the destination) --ops put,import,standalone,target,kill seed 7
-#   restore    (item 7: a restored node's newer objects deleted)    seeds 1, 2
-#   complete   (beyond the list: `sync --complete` on a child after an rm there
-#              loses the delete: the parent keeps the object forever) --ops
-#              put,rm,import,complete (tests/sim/known/complete_delete.sh)
-#   standalone (beyond the list: the destination of an item. rule sometimes
-#              refuses one object, sync exits 0) --ops
-#              put,rm,import,events,kill,standalone,hep seed 4
-# --known branch-down tolerates one more divergence beyond the list: a
-# grandchild's resources are sent down the root's other branches (and back
-# down their own branch, which refuses them); drop it once fixed.
+# diverge today (issue 17); enable each once its fix is merged. Each line:
+# family (what diverges) and a reproducer, run as
+#   python3 tests/sim/sim.py --hsync build/hsync --known branch-down --ops OPS --seed N
+#   dup        item 1, and beyond it: the merge survivor is the lower guid, not
+#              the one registered first (SPEC: v4 guids carry no order)
+#              OPS=put,rm,import,dup N=2, N=3
+#   claim      item 2: the losing branch keeps a stale copy, also after the new
+#              owner removes it                     OPS=put,rm,import,claim N=1, 2, 3
+#   classchg   item 4: the receiver refuses the new class, sync exits 0, the old
+#              class stays below                    OPS=put,classchg N=1, N=3
+#   move       item 3, and the moved node keeps its former parent's items,
+#              packages and resources               OPS=put,rm,import,move N=2, 3;
+#                                                   OPS=put,events,move N=1
+#   target     item 5: a --target rule's runs remove another rule's objects at
+#              the destination                      OPS=put,import,standalone,target N=8
+#   restore    item 7: a restored child's newer objects are lost everywhere
+#                                                   OPS=put,rm,import,restore N=2
+#   standalone beyond the list: the destination refuses objects of a feed
+#              ("wrong direction or invalid") and sync exits 0
+#                                                   OPS=put,rm,import,standalone N=3;
+#                                                   OPS=put,import,standalone,target N=4, 7
+#   complete   beyond the list: 'sync --complete' on a child after an rm there
+#              loses the delete; the ancestors keep the object forever
+#              OPS=put,rm,import,complete N=5, 6; minimal: --replay
+#              tests/sim/known/complete_delete.sh (4 commands)
+# --known branch-down tolerates one more divergence beyond the list (so that
+# the other families can run): a grandchild's resources are sent down the
+# root's other branches, and back down their own branch, whose node refuses
+# them while the sync exits 0. Drop it (HSYNC_SIM_KNOWN=) once fixed.
 
 . "$(dirname "$0")/../lib.sh"
 
