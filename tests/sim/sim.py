@@ -885,11 +885,11 @@ class Sim:
                         and any(n in m.desc(x) for x in m.anc(o.owner)[1:])
                         and got.get("owner") == o.owner and got["body"] == o.body):
                     continue  # known: a grandchild's resources go down the other branches
-                if o is None:
-                    why = "no operation ever wrote %s" % g
-                elif g in m.merged_into:
+                if g in m.merged_into:
                     why = "merged into %s (%s)" % (m.resolve(g), "; ".join(m.objs.get(
                         m.resolve(g), o).why[-2:]))
+                elif o is None:
+                    why = "no operation ever wrote %s" % g
                 elif o.deleted:
                     why = "deleted: " + o.why[-1]
                 else:

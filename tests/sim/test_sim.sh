@@ -36,6 +36,9 @@
 #              loses the delete; the ancestors keep the object forever
 #              OPS=put,rm,import,complete N=5, 6; minimal: --replay
 #              tests/sim/known/complete_delete.sh (4 commands)
+# Minimal histories of the divergences beyond the list: tests/sim/known/*.sh
+# (run with --replay FILE; complete_delete.sh and merge_guid_order.sh with
+# --known branch-down).
 # --known branch-down tolerates one more divergence beyond the list (so that
 # the other families can run): a grandchild's resources are sent down the
 # root's other branches, and back down their own branch, whose node refuses
