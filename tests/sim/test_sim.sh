@@ -32,6 +32,11 @@
 #              ("wrong direction or invalid") and sync exits 0
 #                                                   OPS=put,rm,import,standalone N=3;
 #                                                   OPS=put,import,standalone,target N=4, 7
+#   move       also beyond the list: right after a move, 'sync' on the root
+#              waits its whole --timeout and exits 1 while the root refused the
+#              new parent's runs at once ("the sender claims node 'a1', which is
+#              elsewhere in the hierarchy")  OPS=put,events,move,kill N=2, 3;
+#              tests/sim/known/move_sync_wait.sh
 #   complete   beyond the list: 'sync --complete' on a child after an rm there
 #              loses the delete; the ancestors keep the object forever
 #              OPS=put,rm,import,complete N=5, 6; minimal: --replay
