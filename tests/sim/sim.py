@@ -1089,6 +1089,15 @@ def one(args, seed, families, ops=None):
         sim.finding("harness", err)
     finally:
         sim.c.stop_all()
+    for n in NODES:  # ASan/UBSan/LSan builds: a broker's report is a finding
+        try:
+            with open(sim.c.log(n), errors="replace") as f:
+                bad = [l for l in f if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l
+                       or "runtime error:" in l]
+        except OSError:
+            bad = []
+        if bad:
+            sim.finding("sanitizer", "broker %s: %s (log %s)" % (n, bad[0].strip(), sim.c.log(n)))
     dt = time.time() - t0
     fails = [f for f in sim.findings]
     status = "FAIL" if fails else "ok"
