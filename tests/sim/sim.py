@@ -63,6 +63,9 @@ DEST = "s"
 NODES = HIER + [DEST]
 INIT_PARENT = {"r": None, "a": "r", "b": "r", "a1": "a"}
 SKIP_CLASSES = ("system.", "event.", "assoc.")
+# A command waits only while there is something to wait for (SPEC): on a
+# handful of objects nothing takes this long.
+SLOW = float(os.environ.get("HSYNC_SIM_SLOW", "15"))
 
 
 def fam(cls):
@@ -105,6 +108,7 @@ class Model:
         self.moves = []  # (guid, from, to, op)
         self.rules = []  # standalone rules: {name, src, classes, target, where}
         self.alerts = []  # (node, text, op)
+        self.unsettled = set()  # merged guids whose owner may not hold them until a quiesce
 
     def children(self, n):
         return [c for c, p in self.parent.items() if p == n]
@@ -132,7 +136,8 @@ class Model:
         return g
 
     def live(self, pred=lambda o: True):
-        return [o for o in self.objs.values() if not o.deleted and pred(o)]
+        return [o for o in self.objs.values()
+                if not o.deleted and o.guid not in self.unsettled and pred(o)]
 
     def holders(self, o):
         """Hierarchy nodes whose scope gives them o, with the reason."""
@@ -152,7 +157,9 @@ class Model:
         return set(), "class not checked"
 
     def by_key(self, name, value):
-        for o in self.live(lambda o: fam(o.cls) == "res"):
+        for o in self.objs.values():
+            if o.deleted or fam(o.cls) != "res":
+                continue
             if o.keys.get(name) == value:
                 return o
         return None
@@ -192,6 +199,8 @@ class Model:
                     if e.owner != node:
                         pass  # the merge event says who owns it now
                     e.owner, e.body, e.imported = node, body, imported
+                    # the new owner holds the survivor only once the merge reached it
+                    self.unsettled.add(e.guid)
                     e.keys = dict(e.keys, **keys)
                     return e.guid
         o = Obj(guid, cls, node, body, keys, imported, resource, i)
@@ -206,6 +215,7 @@ class Model:
     def expected(self):
         """{node: {guid: (obj, why)}} for every node, standalone destination included."""
         out = {n: {} for n in NODES}
+        self.unsettled.clear()
         for o in self.live():
             if o.cls.startswith(SKIP_CLASSES):
                 continue
@@ -284,6 +294,8 @@ class Cluster:
         self.procs = {}
         self.logpos = {}
         self.cmds = 0
+        self.slow = []  # commands that waited longer than SLOW seconds
+        self.cur = "setup"  # the operation being run (for messages)
 
     def d(self, n):
         return os.path.join(self.root, n)
@@ -305,11 +317,17 @@ class Cluster:
                 line += " <<'EOF'\n" + stdin + "EOF"
             self.emit(line)
         self.cmds += 1
+        t0 = time.time()
         try:
             p = subprocess.run([self.h] + argv, input=stdin, capture_output=True, text=True,
                                timeout=timeout)
         except subprocess.TimeoutExpired:
+            self.slow.append("%s: %s: no answer in %ss" % (self.cur, self.shell(argv), timeout))
             return 124, "", "timed out after %ss" % timeout
+        dt = time.time() - t0
+        if dt > SLOW:
+            self.slow.append("%s: %s took %.1fs (exit %d): %s" % (
+                self.cur, self.shell(argv)[:200], dt, p.returncode, (p.stderr.strip() or p.stdout.strip())[:300]))
         return p.returncode, p.stdout, p.stderr
 
     def init_all(self):
@@ -605,11 +623,12 @@ class Sim:
 
     def execute(self, op):
         c, m, k = self.c, self.m, op["op"]
+        c.cur = "op %s" % op["i"]
         self.script.append("#op " + json.dumps(op, sort_keys=True))
         if self.verbose:
             print("op", json.dumps(op, sort_keys=True), file=sys.stderr)
         if k == "sync":
-            argv = ["sync", "-d", c.d(op["node"]), "--json", "--timeout", "60"]
+            argv = ["sync", "-d", c.d(op["node"]), "--json", "--timeout", "20"]
             if op.get("complete"):
                 argv.append("--complete")
             rc, out, err = c.run(argv)
@@ -792,6 +811,7 @@ class Sim:
     def quiesce(self, why, rounds=8, secs=120):
         c, m = self.c, self.m
         c.emit("hs_quiesce  # %s" % why)
+        c.cur = "quiesce %s" % why
         end = time.time() + secs
         for n in NODES:
             c.wait("links of %s up (%s)" % (n, why), lambda n=n: c.links_up(n), 30)
@@ -805,7 +825,7 @@ class Sim:
         for rnd in range(rounds):
             work, bad = 0, []
             for n in seq:
-                rc, out, err = c.run(["sync", "-d", c.d(n), "--json", "--timeout", "60"], emit=False)
+                rc, out, err = c.run(["sync", "-d", c.d(n), "--json", "--timeout", "20"], emit=False)
                 j = self.check_sync({"i": "quiesce", "node": n}, rc, out, err)
                 if rc != 0:
                     bad.append("%s: exit %d %s" % (n, rc, (err.strip() or out.strip())[:300]))
@@ -813,6 +833,7 @@ class Sim:
                     # what changed a store (an always-complete rule sends every time)
                     work += run.get("applied", 0) + run.get("deleted", 0)
             if work == 0 and not bad and rnd > 0:
+                m.unsettled.clear()
                 return rnd
             if time.time() > end:
                 break
@@ -877,11 +898,11 @@ class Sim:
                         and any(n in m.desc(x) for x in m.anc(o.owner)[1:])
                         and got.get("owner") == o.owner and got["body"] == o.body):
                     continue  # known: a grandchild's resources go down the other branches
-                if o is None:
-                    why = "no operation ever wrote %s" % g
-                elif g in m.merged_into:
+                if g in m.merged_into:
                     why = "merged into %s (%s)" % (m.resolve(g), "; ".join(m.objs.get(
                         m.resolve(g), o).why[-2:]))
+                elif o is None:
+                    why = "no operation ever wrote %s" % g
                 elif o.deleted:
                     why = "deleted: " + o.why[-1]
                 else:
@@ -918,17 +939,67 @@ class Sim:
             evs = json.loads(text)
         except ValueError:
             evs = []
-        blob = [json.dumps(e, sort_keys=True) for e in evs]
+        if not isinstance(evs, list):
+            evs = []
+
+        def pl(e):
+            return e.get("payload") or {}
+
+        def everywhere(ev, what):
+            for n in HIER:
+                if n == "r":
+                    continue
+                rc, t, _ = self.c.run(["events", "-d", self.c.d(n), "--json", "--limit", "1000"],
+                                      emit=False)
+                try:
+                    ids = set(x.get("id") for x in json.loads(t))
+                except (ValueError, AttributeError):
+                    ids = set()
+                if ev.get("id") not in ids:
+                    self.finding("events", "%s: event %s is on r but not on %s (merges and moves "
+                                           "go to every server)" % (what, ev.get("id"), n))
+
         for key, surv, loser, i in m.merges:
-            if not any('"merge"' in b and key in b for b in blob):
-                self.finding("events", "merge of %s (op %d: %s into %s) has no merge event on r" % (
-                    key, i, loser, surv))
+            evm = [e for e in evs if e.get("kind") == "merge" and pl(e).get("key") == key]
+            what = "merge of %s (op %d: %s into %s)" % (key, i, loser, surv)
+            if not evm:
+                self.finding("events", "%s has no merge event on r" % what)
+                continue
+            if not any(pl(e).get("reason") for e in evm):
+                self.finding("events", "%s: the merge event on r gives no reason" % what)
+            if not any(pl(e).get("new") == surv for e in evm):
+                self.finding("events", "%s: no merge event on r names the survivor %s: %s" % (
+                    what, surv, [pl(e).get("new") for e in evm]))
+            everywhere(evm[0], what)
         for g, frm, to, i in m.moves:
             if frm in m.anc(to) or to in m.anc(frm):
                 continue  # taken over along one branch: not two claims meeting
-            if not any('"moved"' in b and g in b for b in blob):
-                self.finding("events", "move of %s from %s to %s (op %d) has no moved event on r"
-                             % (g, frm, to, i))
+            evm = [e for e in evs if e.get("kind") == "moved" and pl(e).get("guid") == g]
+            what = "move of %s from %s to %s (op %d)" % (g, frm, to, i)
+            if not evm:
+                self.finding("events", "%s has no moved event on r" % what)
+                continue
+            if not any(pl(e).get("reason") for e in evm):
+                self.finding("events", "%s: the moved event on r gives no reason" % what)
+            everywhere(evm[0], what)
+        # after quiescence every event is acknowledged by every peer it was queued for
+        for n in HIER:
+            rc, t, _ = self.c.run(["events", "-d", self.c.d(n), "--json", "--limit", "1000"],
+                                  emit=False)
+            try:
+                nev = json.loads(t)
+            except ValueError:
+                nev = []
+            peers = set(l.get("name") for l in (self.c.links(n) or []))
+            for e in nev if isinstance(nev, list) else []:
+                for dl in e.get("delivery") or []:
+                    if dl.get("state") != "acknowledged":
+                        self.finding("events", "%s: %s event %s (%s) is %s for %s%s after quiescence" % (
+                            n, e.get("kind"), e.get("id"), json.dumps(pl(e), sort_keys=True)[:120],
+                            dl.get("state"), dl.get("peer"),
+                            "" if dl.get("peer") in peers else
+                            ", which is no longer linked: it will never be delivered"))
+        blob = [json.dumps(e, sort_keys=True) for e in evs]
         for node, t, i in m.alerts:
             if not any(t in b for b in blob):
                 self.finding("events", "alert %s raised on %s (op %d) never reached r" % (t, node, i))
@@ -955,6 +1026,8 @@ class Sim:
         self.script.append('#op {"final": true, "i": %d, "op": "quiesce"}' % (len(ops) + 1))
         self.quiesce("final")
         self.check()
+        for t in self.c.slow:
+            self.finding("wait", t)
 
     def write_script(self, path):
         hdr = """#!/usr/bin/env bash
@@ -1016,6 +1089,15 @@ def one(args, seed, families, ops=None):
         sim.finding("harness", err)
     finally:
         sim.c.stop_all()
+    for n in NODES:  # ASan/UBSan/LSan builds: a broker's report is a finding
+        try:
+            with open(sim.c.log(n), errors="replace") as f:
+                bad = [l for l in f if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l
+                       or "runtime error:" in l]
+        except OSError:
+            bad = []
+        if bad:
+            sim.finding("sanitizer", "broker %s: %s (log %s)" % (n, bad[0].strip(), sim.c.log(n)))
     dt = time.time() - t0
     fails = [f for f in sim.findings]
     status = "FAIL" if fails else "ok"

@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # hsync model-checker history (seed 0, ops put,rm).
+# a1 holds one imported and one managed resource (both its own); both reach
+# a and r; a1 removes the managed one and runs 'sync --complete': the delete
+# never reaches a and r (they keep the object forever; b gets it too). With
+# two managed resources, or without the imported one, the delete goes through.
 # Re-run with its checks:  python3 tests/sim/sim.py --known branch-down --replay tests/sim/known/complete_delete.sh
 # Or by hand (H=hsync binary, D=empty folder): the lines below are the commands
 # the checker ran; '#op' lines are the operations as the checker read them.
