@@ -320,7 +320,7 @@ static int s_write_batch(s_import_t *im)
             if (err != HS_EMAPFULL) {
                 im->line = im->rows[i - 1].line;
                 snprintf(im->why, sizeof(im->why), "%s",
-                         err == HS_ELOCKED ? res.lr_why : broker_cli_why(err));
+                         res.lr_why[0] ? res.lr_why : broker_cli_why(err));
                 return HS_EINVAL; /* reported as a bad line */
             }
         } else {

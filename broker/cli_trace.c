@@ -109,7 +109,14 @@ static json_t *s_row(store_txn_t *t, s_trace_t *tr, size_t p, size_t r, const st
         return NULL;
     }
     const char *state, *why;
-    char buf[160];
+    char buf[240];
+    repl_refusal_rec_t rf;
+    err = repl_refusal_get(t, pe->name, &o->guid, &rf);
+    bool refused = err == HS_OK && rf.rr_seq == o->seq && !strcmp(rf.rr_rule, ru->ru_name);
+    if (err && err != HS_ENOTFOUND && err != HS_EMALF) {
+        tr->err = err;
+        return NULL;
+    }
     if (!(ru->ru_dirs & dir) || !f || !(f->fam_dirs & dir) || !rules_applies_to(ru, pe->name) ||
         !rules_target_member(t, ru, o)) {
         state = "not carried";
@@ -122,6 +129,11 @@ static json_t *s_row(store_txn_t *t, s_trace_t *tr, size_t p, size_t r, const st
         if (dir == RULES_DOWN && pe->role == TOPO_ROLE_CHILD && o->owner &&
             !strcmp(o->owner, pe->name))
             why = "it is that child's own object";
+    } else if (refused) {
+        /* sent, and the peer would not take it: never "acknowledged" */
+        state = "refused";
+        snprintf(buf, sizeof(buf), "%s refused it: %s", pe->name, rf.rr_why);
+        why = buf;
     } else if (m.mk_diff_seq > 0 && o->seq <= m.mk_diff_seq) {
         state = "acknowledged";
         snprintf(buf, sizeof(buf), "watermark %llu >= seq %llu", (unsigned long long)m.mk_diff_seq,

@@ -215,6 +215,19 @@ static void s_start_queued(repl_t *r);
 
 static void s_run_finish(repl_t *r, r_run_t *run, bool ok, const char *error)
 {
+    char refused[640];
+    if (ok && run->refused) {
+        /* a run the other side refused objects of is not ok: say which */
+        char gs[STORE_GUID_STRLEN + 1] = "?";
+        if (run->nrefusal)
+            store_guid_format(&run->refusal[0].rf_guid, gs);
+        snprintf(refused, sizeof(refused), "%s refused %llu object%s: %s: %.150s%s", run->peer,
+                 (unsigned long long)run->refused, run->refused == 1 ? "" : "s", gs,
+                 run->nrefusal ? run->refusal[0].rf_why : "no reason given",
+                 run->refused > 1 ? " (and more: hsync trace GUID)" : "");
+        ok = false;
+        error = refused;
+    }
     s_finish_t f = {run, ok, error ? error : "", repl_now_ms()};
     store_txn_abort(&run->snap); /* release the snapshot before writing */
     int err = store_write(r->store, s_finish_txn, &f);
@@ -1115,11 +1128,25 @@ static void s_on_request(repl_t *r, const char *peer, const repl_msg_t *m)
 typedef struct s_ack {
     r_run_t *run;
     const r_batch_t *b;
+    const repl_msg_t *m;
 } s_ack_t;
 
 static int s_ack_txn(store_txn_t *t, void *ctx)
 {
     s_ack_t *a = ctx;
+    /* what the peer refused is never taken as acknowledged (trace) */
+    for (size_t i = 0; i < a->m->m_nrefusal; i++) {
+        const repl_refusal_t *rf = &a->m->m_refusal[i];
+        repl_refusal_rec_t rec = {.rr_at_ms = repl_now_ms()};
+        store_obj_t o;
+        if (store_get(t, &rf->rf_guid, &o) == HS_OK)
+            rec.rr_seq = o.seq;
+        snprintf(rec.rr_rule, sizeof(rec.rr_rule), "%s", a->run->rule.ru_name);
+        snprintf(rec.rr_why, sizeof(rec.rr_why), "%s", rf->rf_why);
+        int err = repl_refusal_put(t, a->run->peer, &rf->rf_guid, &rec);
+        if (err)
+            return err;
+    }
     repl_mark_t m;
     int err = repl_mark_get(t, a->run->peer, a->run->rule.ru_name, &m);
     if (err)
@@ -1149,7 +1176,7 @@ static void s_on_ack(repl_t *r, const char *peer, const repl_msg_t *m)
                  (unsigned long long)m->m_no);
         return;
     }
-    s_ack_t a = {run, &run->inflight[0]};
+    s_ack_t a = {run, &run->inflight[0], m};
     int err = store_write(r->store, s_ack_txn, &a);
     if (err) {
         s_run_finish(r, run, false, hs_strerror(err));
@@ -1158,6 +1185,9 @@ static void s_on_ack(repl_t *r, const char *peer, const repl_msg_t *m)
     run->applied += m->m_applied;
     run->skipped += m->m_skipped;
     run->deleted += m->m_deleted;
+    run->refused += m->m_refused;
+    for (size_t i = 0; i < m->m_nrefusal && run->nrefusal < REPL_REFUSALS_MAX; i++)
+        run->refusal[run->nrefusal++] = m->m_refusal[i];
     run->last_ack_ms = repl_mono_ms();
     memmove(run->inflight, run->inflight + 1, (run->ninflight - 1) * sizeof(run->inflight[0]));
     run->ninflight--;

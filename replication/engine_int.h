@@ -46,6 +46,9 @@ typedef struct r_run {
     size_t ninflight;
     uint64_t next_no;
     uint64_t sent, applied, skipped, deleted, bytes;
+    uint64_t refused; /* objects the peer refused (ACKs): the run fails */
+    size_t nrefusal;  /* the first of them, named */
+    repl_refusal_t refusal[REPL_REFUSALS_MAX];
     uint64_t started_ms, last_ack_ms, end_sent_ms; /* repl_mono_ms */
     uint64_t total;                                /* objects in scope, for progress (estimate) */
     uint64_t not_before; /* queued: the link did not take OPEN; try again then (mono) */
@@ -184,9 +187,10 @@ void repl_run_done(repl_t *r, const repl_summary_t *su);
 int repl_recv_down_names(repl_t *r, r_names_t *out);
 /* May o, arriving in direction dir under rule from a sender whose
  * responsibility is branch (up: its branch; down: everything but ours), be
- * applied over what this node holds under its guid? */
+ * applied over what this node holds under its guid? When not, why (whylen
+ * bytes; may be NULL with whylen 0) says so in words for the sender. */
 bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
-                       const rules_names_t *branch, const store_obj_t *o);
+                       const rules_names_t *branch, const store_obj_t *o, char *why, size_t whylen);
 /* Apply o arriving in direction dir (how: 0 or RULES_APPLY_STATE) through
  * its family handler, and raise the hierarchy event a decision asks for in
  * the same transaction (*raised counts them). Errors as rules_apply's. */

@@ -377,14 +377,14 @@ static int s_effect(store_txn_t *t, const repl_event_t *ev, char *note, size_t n
             /* another branch's now: no run will bring its changes here, and
              * a stale copy must not stay; the tombstone keeps the copy's own
              * time, so that it never looks newer than a real change */
-            err = store_delete(t, &g, o.mtime ? o.mtime : 1);
+            err = rules_resource_drop(t, &g, owner);
             char gs[STORE_GUID_STRLEN + 1];
             store_guid_format(&g, gs);
             snprintf(note, notelen,
                      "dropped resource %s (moved to %s): %s is outside this node's scope (not "
                      "below it, not an ancestor), so its resources are never sent here",
                      gs, owner, owner);
-            return err == HS_ENOTFOUND ? HS_OK : err;
+            return err;
         }
         uint64_t registered = s_payload_uint(ev, "registered");
         if (!strcmp(o.owner, owner) && (!registered || o.rtime == registered))

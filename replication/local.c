@@ -25,12 +25,31 @@ int repl_local_put(store_txn_t *t, store_obj_t *o, repl_local_result_t *res)
 {
     memset(res, 0, sizeof(*res));
     res->lr_guid = o->guid;
+    /* A guid's class never changes: every copy elsewhere would refuse the
+     * new class (another family) or keep the old one. A tombstone counts
+     * too: the delete might not have reached every copy yet. */
+    store_obj_t was;
+    int err = store_get(t, &o->guid, &was);
+    if (err && err != HS_ENOTFOUND)
+        return err;
+    if (!err && strcmp(was.cls, o->cls) != 0) {
+        char gs[STORE_GUID_STRLEN + 1];
+        store_guid_format(&o->guid, gs);
+        bool dead = was.flags & STORE_OBJ_TOMBSTONE;
+        snprintf(res->lr_why, sizeof(res->lr_why),
+                 "%s %s %s %s%s; a guid's class cannot change (a %s was asked): put the %s "
+                 "under a new guid%s",
+                 gs, dead ? "was" : "is", strchr("aeiou", was.cls[0]) ? "an" : "a", was.cls,
+                 dead ? " (deleted)" : "", o->cls, o->cls,
+                 dead ? "" : ", and rm the old one if it should go");
+        return HS_ECLASS;
+    }
     rules_ctx_t c;
     char parent[STORE_NAME_MAX + 1];
     s_ctx(t, &c, parent);
     rules_result_t rr;
     rules_result_init(&rr);
-    int err = rules_local_check(t, &c, o, &rr); /* HEP, parent-only classes */
+    err = rules_local_check(t, &c, o, &rr); /* HEP, parent-only classes */
     if (err) {
         snprintf(res->lr_why, sizeof(res->lr_why), "%s", rr.rr_why);
         rules_result_free(&rr);

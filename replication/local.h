@@ -24,10 +24,11 @@ typedef struct repl_local_result {
     char lr_why[1200];           /* a refused write (HS_ELOCKED): why, for the user */
 } repl_local_result_t;
 
-/* Put o as a local write (write txn; o as for store_put). Family rules
- * check it first (rules_local_check): HS_ELOCKED with res->lr_why when it
- * edits what is managed above (rules/hep.h). Errors as store_put's, plus
- * event errors. */
+/* Put o as a local write (write txn; o as for store_put). HS_ECLASS with
+ * res->lr_why when the guid exists here (or was deleted here) with another
+ * class: a guid's class never changes. Family rules check it then
+ * (rules_local_check): HS_ELOCKED with res->lr_why when it edits what is
+ * managed above (rules/hep.h). Errors as store_put's, plus event errors. */
 int repl_local_put(store_txn_t *t, store_obj_t *o, repl_local_result_t *res);
 
 /* Delete g as a local write (write txn). HS_ENOTFOUND if there is no live

@@ -231,3 +231,64 @@ int repl_hist_each(store_txn_t *t, repl_hist_cb cb, void *ctx)
     free(l.h);
     return err;
 }
+
+/* ---- refusals ------------------------------------------------------------- */
+
+/* "\x01" peer 0x00 guid(16): never a mark key (those start with a peer name). */
+static size_t s_refusal_key(uint8_t *k, size_t cap, const char *peer, const store_guid_t *g)
+{
+    size_t pl = strlen(peer);
+    if (pl + 18 > cap)
+        return 0;
+    k[0] = 0x01;
+    memcpy(k + 1, peer, pl);
+    k[1 + pl] = 0;
+    memcpy(k + 2 + pl, g->b, 16);
+    return pl + 18;
+}
+
+int repl_refusal_put(store_txn_t *t, const char *peer, const store_guid_t *g,
+                     const repl_refusal_rec_t *rec)
+{
+    uint8_t k[STORE_NAME_MAX + 18];
+    size_t kl = s_refusal_key(k, sizeof(k), peer, g);
+    if (!kl)
+        return HS_EINVAL;
+    store_mpw_t w;
+    store_mpw_init(&w);
+    store_mpw_array(&w, 5);
+    store_mpw_uint(&w, 1);
+    store_mpw_str(&w, rec->rr_rule);
+    store_mpw_uint(&w, rec->rr_seq);
+    store_mpw_uint(&w, rec->rr_at_ms);
+    store_mpw_str(&w, rec->rr_why);
+    int err = store_mpw_error(&w);
+    if (!err)
+        err = store_kv_put(t, STORE_T_MARKS, k, kl, w.mpw_buf, w.mpw_len);
+    store_mpw_free(&w);
+    return err;
+}
+
+int repl_refusal_get(store_txn_t *t, const char *peer, const store_guid_t *g,
+                     repl_refusal_rec_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    uint8_t k[STORE_NAME_MAX + 18];
+    size_t kl = s_refusal_key(k, sizeof(k), peer, g);
+    if (!kl)
+        return HS_ENOTFOUND;
+    const void *v;
+    size_t vl;
+    int err = store_kv_get(t, STORE_T_MARKS, k, kl, &v, &vl);
+    if (err)
+        return err;
+    store_mpr_t r;
+    store_mpr_init(&r, v, vl);
+    if (store_mpr_array(&r) != 5 || store_mpr_uint(&r) != 1)
+        return HS_EMALF;
+    store_mpr_str(&r, out->rr_rule, sizeof(out->rr_rule));
+    out->rr_seq = store_mpr_uint(&r);
+    out->rr_at_ms = store_mpr_uint(&r);
+    store_mpr_str(&r, out->rr_why, sizeof(out->rr_why));
+    return store_mpr_done(&r) ? HS_EMALF : HS_OK;
+}

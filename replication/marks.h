@@ -72,6 +72,27 @@ typedef struct repl_hist {
 } repl_hist_t;
 
 int repl_hist_add(store_txn_t *t, const repl_hist_t *h);
+
+/*
+ * Refusals: an object a peer would not take (its ACK named it, with why),
+ * kept by the sender so that the object is never shown as acknowledged
+ * there (hsync trace). STORE_T_MARKS, key 0x01 peer 0x00 guid(16) ->
+ * msgpack [1, rule, seq, at_ms, why]; seq is the object's change-log seq
+ * when refused: a later change of it is pending again. The latest refusal
+ * of an object by a peer replaces the earlier one.
+ */
+typedef struct repl_refusal_rec {
+    char rr_rule[RULES_NAME_MAX + 1];
+    uint64_t rr_seq;
+    uint64_t rr_at_ms;
+    char rr_why[REPL_REFUSAL_WHY];
+} repl_refusal_rec_t;
+
+int repl_refusal_put(store_txn_t *t, const char *peer, const store_guid_t *g,
+                     const repl_refusal_rec_t *rec);
+/* HS_ENOTFOUND if peer never refused g; HS_EMALF for an unreadable record. */
+int repl_refusal_get(store_txn_t *t, const char *peer, const store_guid_t *g,
+                     repl_refusal_rec_t *out);
 typedef int (*repl_hist_cb)(void *ctx, const repl_hist_t *h);
 /* Newest first. */
 int repl_hist_each(store_txn_t *t, repl_hist_cb cb, void *ctx);

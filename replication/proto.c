@@ -129,7 +129,7 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
         store_mpw_bin(w, m->m_bin, m->m_bin_len);
         break;
     case REPL_ACK:
-        store_mpw_array(w, 7);
+        store_mpw_array(w, m->m_refused ? 9 : 7);
         store_mpw_uint(w, TOPO_PROTO_VERSION);
         store_mpw_uint(w, REPL_ACK);
         store_mpw_uint(w, m->m_run);
@@ -137,6 +137,16 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
         store_mpw_uint(w, m->m_applied);
         store_mpw_uint(w, m->m_skipped);
         store_mpw_uint(w, m->m_deleted);
+        if (m->m_refused) {
+            size_t n = m->m_nrefusal < REPL_REFUSALS_MAX ? m->m_nrefusal : REPL_REFUSALS_MAX;
+            store_mpw_uint(w, m->m_refused);
+            store_mpw_array(w, (uint32_t)n);
+            for (size_t i = 0; i < n; i++) {
+                store_mpw_array(w, 2);
+                store_mpw_bin(w, m->m_refusal[i].rf_guid.b, 16);
+                store_mpw_str(w, m->m_refusal[i].rf_why);
+            }
+        }
         break;
     case REPL_END:
         store_mpw_array(w, 5);
@@ -385,12 +395,29 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
         r.mpr_pos = len; /* objects are read one by one by the applier */
         break;
     case REPL_ACK:
-        if (n != 7)
+        if (n != 7 && n != 9)
             return HS_EMALF;
         out->m_no = store_mpr_uint(&r);
         out->m_applied = store_mpr_uint(&r);
         out->m_skipped = store_mpr_uint(&r);
         out->m_deleted = store_mpr_uint(&r);
+        if (n == 9) {
+            out->m_refused = store_mpr_uint(&r);
+            uint32_t nr = store_mpr_array(&r);
+            if (nr > REPL_REFUSALS_MAX || nr > out->m_refused)
+                return HS_EMALF;
+            for (uint32_t i = 0; i < nr && !store_mpr_error(&r); i++) {
+                size_t gl;
+                if (store_mpr_array(&r) != 2)
+                    return HS_EMALF;
+                const uint8_t *g = store_mpr_bytes(&r, &gl);
+                if (!g || gl != 16)
+                    return HS_EMALF;
+                memcpy(out->m_refusal[i].rf_guid.b, g, 16);
+                store_mpr_str(&r, out->m_refusal[i].rf_why, sizeof(out->m_refusal[i].rf_why));
+            }
+            out->m_nrefusal = nr;
+        }
         break;
     case REPL_END:
         if (n != 5)

@@ -14,7 +14,12 @@
  *   LEAVES  D->S [1,30, run, (guid(16) hash(32))*(bin)|nil]  D's objects in them
  *   DROP    S->D [1,31, run, guid(16)*(bin)]    D's objects S does not have
  *   BATCH   S->D [1,17, run, no, upto_seq, from, to, objects[]]
- *   ACK     D->S [1,18, run, no, applied, skipped, deleted]
+ *   ACK     D->S [1,18, run, no, applied, skipped, deleted(, refused,
+ *                 [[guid(bin16), why]...])]   refused: objects of the batch D
+ *                 would not take (at most REPL_REFUSALS_MAX listed, with why);
+ *                 omitted when none (and by senders before hsync 0.10). S
+ *                 records them (marks.h), does not count them as
+ *                 acknowledged, and the run fails saying so.
  *   END     S->D [1,19, run, no, from]
  *   DONE    D->S [1,20, run, ok, why, applied, skipped, deleted, head]
  *           head: D's change-log head after the run (a later OPENED with a
@@ -133,6 +138,15 @@ enum repl_mode { REPL_DIFFERENTIAL = 1, REPL_COMPLETE = 2, REPL_RECONCILE = 3, R
 
 const char *repl_mode_name(int mode);
 
+#define REPL_REFUSALS_MAX 8 /* refused objects named per ACK */
+#define REPL_REFUSAL_WHY 160
+
+/* An object the receiver refused, and why. */
+typedef struct repl_refusal {
+    store_guid_t rf_guid;
+    char rf_why[REPL_REFUSAL_WHY];
+} repl_refusal_t;
+
 typedef struct repl_key {
     bool k_set;
     char k_cls[STORE_CLASS_MAX + 1];
@@ -169,6 +183,9 @@ typedef struct repl_msg {
     repl_key_t m_from, m_to;
     bool m_ok;
     uint64_t m_applied, m_skipped, m_deleted;
+    uint64_t m_refused; /* ACK: objects of the batch refused */
+    size_t m_nrefusal;  /* ACK: how many of them are named below */
+    repl_refusal_t m_refusal[REPL_REFUSALS_MAX];
     /* BATCH objects: raw encodings, decode one by one with repl_obj_decode */
     uint32_t m_nobj;
     const uint8_t *m_objs;

@@ -362,7 +362,7 @@ static int s_papply_txn(store_txn_t *t, void *ctx)
         /* the same scope checks as a run: a rule carrying just this class */
         rules_rule_t one = {.ru_nprefix = 1, .ru_dirs = a->dir, .ru_enabled = true};
         snprintf(one.ru_prefix[0], sizeof(one.ru_prefix[0]), "%s", wo.o.cls);
-        if (!repl_recv_allowed(t, &one, a->dir, &a->branch, &wo.o)) {
+        if (!repl_recv_allowed(t, &one, a->dir, &a->branch, &wo.o, NULL, 0)) {
             a->refused++;
             continue;
         }

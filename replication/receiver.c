@@ -161,12 +161,18 @@ static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
 }
 
 bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
-                       const rules_names_t *branch, const store_obj_t *o)
+                       const rules_names_t *branch, const store_obj_t *o, char *why, size_t whylen)
 {
+    const char *owner_or_origin = o->owner && *o->owner ? o->owner : o->origin;
     /* Only what the sender is responsible for may arrive: up, objects owned
      * in the sender's branch; down, nothing owned in ours ... */
-    if (!rules_recv_scope(rule, dir, o, branch))
+    if (!rules_recv_scope(rule, dir, o, branch)) {
+        if (whylen)
+            snprintf(why, whylen,
+                     "a %s of %s, which is not the sender's to send this way (rule %s)", o->cls,
+                     owner_or_origin, rule->ru_name);
         return false;
+    }
     /* ... and only over a local object that is the sender's too: a guid of
      * something else (our own policy, another branch's computer) is refused,
      * whatever the incoming copy claims to be. */
@@ -174,12 +180,23 @@ bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
     if (store_get(t, &o->guid, &cur) != HS_OK || (cur.flags & STORE_OBJ_TOMBSTONE))
         return true;
     const rules_family_t *fi = rules_family_of(o->cls), *fc = rules_family_of(cur.cls);
-    if (fi != fc)
+    if (fi != fc) {
+        if (whylen)
+            snprintf(why, whylen,
+                     "it is a %s here and arrived as a %s: a guid's class cannot change (give "
+                     "one of them a new guid)",
+                     cur.cls, o->cls);
         return false;
+    }
     /* a claim on a resource of another branch (an agent moved): the
      * family's handler decides who owns it (rules/resource.h) */
-    return rules_recv_scope(rule, dir, &cur, branch) ||
-           (fi->fam_claims && dir != RULES_SIDE && !(o->flags & STORE_OBJ_TOMBSTONE));
+    if (rules_recv_scope(rule, dir, &cur, branch) ||
+        (fi->fam_claims && dir != RULES_SIDE && !(o->flags & STORE_OBJ_TOMBSTONE)))
+        return true;
+    if (whylen)
+        snprintf(why, whylen, "the %s here is %s's, which the sender may not overwrite", cur.cls,
+                 cur.owner);
+    return false;
 }
 
 int repl_apply_incoming(store_txn_t *t, unsigned dir, unsigned how, store_obj_t *o, int *outcome,
@@ -678,6 +695,8 @@ typedef struct s_apply {
     const repl_msg_t *m;
     bool to_end; /* END: the range runs to the end of the scope */
     uint64_t applied, skipped, deleted, refused;
+    size_t nrefusal; /* the first refused objects, named in the ACK */
+    repl_refusal_t refusal[REPL_REFUSALS_MAX];
     unsigned raised;     /* hierarchy events the handlers' decisions raised */
     store_guid_t *guids; /* objects of this batch, sorted, for range removal */
     size_t nguids;
@@ -874,6 +893,7 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
 {
     s_apply_t *a = ctx;
     a->applied = a->skipped = a->deleted = a->refused = 0;
+    a->nrefusal = 0;
     a->raised = 0;
     a->nguids = 0;
     a->t = t;
@@ -909,7 +929,13 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
                 return err;
             continue;
         }
-        if (!repl_recv_allowed(t, &a->rv->rule, a->rv->dir, &a->branch, &wo.o)) {
+        repl_refusal_t *rf = a->nrefusal < REPL_REFUSALS_MAX ? &a->refusal[a->nrefusal] : NULL;
+        if (!repl_recv_allowed(t, &a->rv->rule, a->rv->dir, &a->branch, &wo.o,
+                               rf ? rf->rf_why : NULL, rf ? sizeof(rf->rf_why) : 0)) {
+            if (rf) {
+                rf->rf_guid = wo.o.guid;
+                a->nrefusal++;
+            }
             a->refused++;
             continue;
         }
@@ -918,6 +944,13 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
                                       a->rv->mode == REPL_DIFFERENTIAL ? 0u : RULES_APPLY_STATE,
                                       &wo.o, &outcome, &a->raised);
         if (rules_refused(err)) {
+            if (rf) {
+                rf->rf_guid = wo.o.guid;
+                snprintf(rf->rf_why, sizeof(rf->rf_why), "a %s that cannot be taken: %s", wo.o.cls,
+                         err == HS_EDIRECTION ? "its class does not flow this way"
+                                              : hs_strerror(err));
+                a->nrefusal++;
+            }
             a->refused++;
             continue;
         }
@@ -980,10 +1013,14 @@ static void s_batch_done(repl_t *r, s_apply_t *a, const char *peer)
     rv->bytes += m->m_objs_len;
     rv->batches++;
     rv->last_ms = repl_mono_ms();
-    if (a->refused)
+    if (a->refused) {
+        char gs[STORE_GUID_STRLEN + 1];
+        store_guid_format(&a->refusal[0].rf_guid, gs);
         repl_log(r, REPL_LOG_WARN, peer, "refused-objects",
-                 "rule %s: %llu objects refused (wrong direction or invalid)", rv->rule.ru_name,
-                 (unsigned long long)a->refused);
+                 "rule %s: %llu objects refused (the sender is told, and its run fails); %s: %s%s",
+                 rv->rule.ru_name, (unsigned long long)a->refused, gs, a->refusal[0].rf_why,
+                 a->refused > 1 ? "; ..." : "");
+    }
     if (a->raised) {
         repl_log(r, REPL_LOG_INFO, peer, "decisions",
                  "rule %s: %u merge or ownership decisions, announced as hierarchy events "
@@ -996,7 +1033,10 @@ static void s_batch_done(repl_t *r, s_apply_t *a, const char *peer)
                       .m_no = m->m_no,
                       .m_applied = a->applied,
                       .m_skipped = a->skipped,
-                      .m_deleted = a->deleted};
+                      .m_deleted = a->deleted,
+                      .m_refused = a->refused,
+                      .m_nrefusal = a->nrefusal};
+    memcpy(ack.m_refusal, a->refusal, a->nrefusal * sizeof(a->refusal[0]));
     repl_send_msg(r, peer, &ack);
 }
 

@@ -401,6 +401,32 @@ int rules_resource_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
 
 /* ---- a merge decided elsewhere -------------------------------------------- */
 
+int rules_resource_drop(store_txn_t *t, const store_guid_t *g, const char *owner)
+{
+    store_obj_t cur;
+    int err = store_get(t, g, &cur);
+    if (err == HS_ENOTFOUND || (!err && (cur.flags & STORE_OBJ_TOMBSTONE)))
+        return HS_OK;
+    if (err)
+        return err;
+    uint64_t mtime = cur.mtime ? cur.mtime : 1;
+    if (owner && *owner && strcmp(cur.owner, owner) != 0) {
+        /* the tombstone names the new owner: it is then never this node's
+         * to send up (where the owner's copy lives), only down to the
+         * nodes below, which drop theirs too */
+        s_copy_t c;
+        if ((err = s_copy(&cur, &c)))
+            return err;
+        c.o.owner = owner;
+        err = store_put(t, &c.o, NULL);
+        free(c.buf);
+        if (err)
+            return err;
+    }
+    err = store_delete(t, g, mtime); /* its own time: never newer than a real change */
+    return err == HS_ENOTFOUND ? HS_OK : err;
+}
+
 int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_guid_t *new_guid,
                           const char *owner, uint64_t registered, bool keep, bool *dropped)
 {
@@ -425,15 +451,11 @@ int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_g
     const store_obj_t *src = new_live ? &no : old_live ? &oo : NULL;
     if (src && !keep) {
         /* the survivor's owner is out of this node's scope: no run will
-         * ever bring its content here, so no copy of it stays (each goes
-         * with its own time: it must not look newer than anything) */
-        uint64_t tn = new_live ? no.mtime : 0, to = old_live ? oo.mtime : 0;
+         * ever bring its content here, so no copy of it stays */
         if (new_live)
-            err = store_delete(t, new_guid, tn ? tn : 1);
+            err = rules_resource_drop(t, new_guid, owner);
         if (!err && old_live)
-            err = store_delete(t, old, to ? to : 1);
-        if (err == HS_ENOTFOUND)
-            err = HS_OK;
+            err = rules_resource_drop(t, old, owner);
         if (!err && dropped)
             *dropped = true;
         old_live = false;

@@ -59,6 +59,14 @@ int rules_resource_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
 int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_guid_t *new_guid,
                           const char *owner, uint64_t registered, bool keep, bool *dropped);
 
+/* Drop this node's copy of resource g (write txn), which now belongs to
+ * owner, a node outside this node's scope: its owner becomes owner and it
+ * becomes a tombstone with the copy's own last-changed time, so the delete
+ * never travels up (it is not this node's) and never looks newer than a
+ * real change; nodes below, whose copies came from here, drop theirs when
+ * it reaches them. Nothing to do (HS_OK) if g is not live here. */
+int rules_resource_drop(store_txn_t *t, const store_guid_t *g, const char *owner);
+
 /* When o was registered, for "registered first": its recorded registration
  * time, or its last-changed time when none was recorded (before 0.10). */
 uint64_t rules_resource_registered(const store_obj_t *o);

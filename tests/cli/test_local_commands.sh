@@ -210,7 +210,7 @@ test_export_import() {
     assert_eq '{"read":4,"written":0,"unchanged":4,"merged":0}' "$HS_OUT"
     # A resource whose key another one has is the same computer: merged, as
     # with put (the one already here survives and takes the content).
-    printf '{"class":"resource.computer","guid":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","keys":{"serial":"SN1"},"body":{"name":"again"}}\n' >"$T/dup.ndjson"
+    printf '{"class":"resource.computer","guid":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a6c","keys":{"serial":"SN1"},"body":{"name":"again"}}\n' >"$T/dup.ndjson"
     expect_exit 0 hs import -d "$T/copy" "$T/dup.ndjson"
     assert_contains "$HS_OUT" "(1 merged into a resource with the same key" "import merges a duplicate"
     expect_exit 0 hs export -d "$T/copy" --class resource.

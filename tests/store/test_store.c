@@ -2182,3 +2182,72 @@ TEST(test_put_ex_newer_and_checked)
     store_txn_abort(&t);
     store_close(&s);
 }
+
+/* The registration time: set by the first put, the earliest kept after,
+ * meta not content (a later time never replaces it; an earlier one does,
+ * even over the same content); version-1 records read as unknown (0). */
+TEST(test_registration_time_kept_earliest)
+{
+    store_t *s = s_new_store("n1");
+    store_txn_t *t = s_begin(s, true);
+    mp_t body;
+    s_body(&body, 1);
+    store_obj_t o = {.guid = s_guid(7), .cls = "resource.computer", .mtime = 5000};
+    o.body = body.b;
+    o.body_len = body.n;
+    bool changed = false;
+    CHECK_OK(store_put(t, &o, &changed));
+    CHECK(changed);
+    CHECK_EQ_U64(o.rtime, 5000); /* a new guid registers when it was put */
+    store_obj_t got;
+    CHECK_OK(store_get(t, &o.guid, &got));
+    CHECK_EQ_U64(got.rtime, 5000);
+    /* a later change keeps it */
+    mp_t body2;
+    s_body(&body2, 2);
+    store_obj_t o2 = {.guid = s_guid(7), .cls = "resource.computer", .mtime = 9000};
+    o2.body = body2.b;
+    o2.body_len = body2.n;
+    CHECK_OK(store_put(t, &o2, &changed));
+    CHECK_OK(store_get(t, &o.guid, &got));
+    CHECK_EQ_U64(got.rtime, 5000);
+    CHECK_EQ_U64(got.mtime, 9000);
+    /* a copy registered later does not move it; one registered earlier does,
+     * the same content notwithstanding */
+    o2.rtime = 7000;
+    o2.mtime = 9000;
+    CHECK_OK(store_put(t, &o2, &changed));
+    CHECK(!changed);
+    o2.rtime = 3000;
+    CHECK_OK(store_put(t, &o2, &changed));
+    CHECK(changed);
+    CHECK_OK(store_get(t, &o.guid, &got));
+    CHECK_EQ_U64(got.rtime, 3000);
+    /* a tombstone keeps it */
+    CHECK_OK(store_delete(t, &o.guid, 0));
+    CHECK_OK(store_get(t, &o.guid, &got));
+    CHECK_EQ_U64(got.rtime, 3000);
+    /* a version-1 record (before hsync 0.10): the same fields, no time */
+    o2.origin = o2.owner = "n1";
+    o2.seq = 4;
+    size_t n = store_record_size(&o2);
+    uint8_t *v2 = malloc(n), *v1 = malloc(n);
+    if (CHECK(v2 && v1)) {
+        CHECK_EQ_U64(store_record_encode(&o2, v2), n);
+        memcpy(v1, v2, 80);
+        v1[0] = 1;
+        memcpy(v1 + 80, v2 + 88, n - 88);
+        CHECK_OK(store_record_decode(v1, n - 8, &got));
+        CHECK_EQ_U64(got.rtime, 0);
+        CHECK_EQ_U64(got.mtime, 9000);
+        CHECK_EQ_U64(got.seq, 4);
+        CHECK(got.body_len == body2.n && !memcmp(got.body, body2.b, body2.n));
+        CHECK_OK(store_record_decode(v2, n, &got));
+        CHECK_EQ_U64(got.rtime, 3000);
+        CHECK_ERR(store_record_decode(v1, n, &got), HS_EMALF); /* length must match */
+    }
+    free(v1);
+    free(v2);
+    store_txn_abort(&t);
+    store_close(&s);
+}
