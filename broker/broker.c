@@ -1867,8 +1867,16 @@ static int s_boot_txn(store_txn_t *t, void *ctx)
     return err;
 }
 
+static int s_copied_txn(store_txn_t *t, void *ctx)
+{
+    return store_meta_put(t, "identity_copied", ctx);
+}
+
 /* The store's epoch: a restored or copied store takes a new one (and every
- * watermark acknowledged under the old one is reconciled). */
+ * watermark acknowledged under the old one is reconciled). A copy also
+ * carries the node's identity with it (the folder's keys): two live nodes
+ * with one key would take each other's links, so say so, in the log and in
+ * `hsync status` (meta "identity_copied": "MS WHY", until --ack-copy). */
 static int s_epoch(broker_t *b)
 {
     const char *why = NULL;
@@ -1879,6 +1887,22 @@ static int s_epoch(broker_t *b)
     else if (why)
         broker_log(strcmp(why, "new store") ? BROKER_LOG_WARN : BROKER_LOG_INFO, NULL, "new-epoch",
                    "store epoch %s: %s", b->epoch, why);
+    if (!err && why && strcmp(why, "new store") != 0) {
+        char fp[20], rec[512];
+        topo_fingerprint(b->id.id_public, fp);
+        broker_log(BROKER_LOG_WARN, NULL, "identity-copied",
+                   "this node's folder was copied or restored (%s): if the node it was copied "
+                   "from still runs, two nodes now share one identity (key %s) and take each "
+                   "other's links; stop one of them, or give this copy its own identity (hsync "
+                   "init a new folder, import an export of this one, link it anew). 'hsync "
+                   "status' shows this until 'hsync status --ack-copy'",
+                   why, fp);
+        snprintf(rec, sizeof(rec), "%llu %s", (unsigned long long)repl_now_ms(), why);
+        int werr = store_write(b->store, s_copied_txn, rec);
+        if (werr)
+            broker_log(BROKER_LOG_ERROR, NULL, "identity-copied",
+                       "cannot record the warning for 'hsync status': %s", hs_strerror(werr));
+    }
     return err;
 }
 
