@@ -820,7 +820,7 @@ static int s_status_fn(store_txn_t *t, void *ctx)
  * broker over its admin socket and add to j (or print) what it answers; when
  * none runs it will say so. Nothing to show before 'hsync serve' exists.
  */
-static int s_status_broker(broker_cli_t *c, json_t *j)
+static int s_status_broker(broker_cli_t *c, json_t *j, size_t extra)
 {
     json_t *st;
     int err = broker_cli_links_json(c, &st);
@@ -844,7 +844,7 @@ static int s_status_broker(broker_cli_t *c, json_t *j)
                    "'hsync serve')\n");
         json_t *pairs = json_object_get(st, "replication");
         json_t *none = json_array();
-        broker_cli_repl_print(pairs ? pairs : none, json_object_get(st, "links"));
+        broker_cli_repl_print(pairs ? pairs : none, json_object_get(st, "links"), extra);
         json_decref(none);
     }
     json_decref(st);
@@ -942,7 +942,7 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
             }
         }
         if (ok)
-            rc = s_status_broker(c, j);
+            rc = s_status_broker(c, j, 0);
         rc = ok ? (rc ? rc : broker_cli_print_json(c, j, false))
                 : broker_cli_fail(c, "out of memory");
         json_decref(fam);
@@ -970,7 +970,7 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
             s_copied_text(st->copied, text, sizeof(text));
             printf("problem:   %s\n", text);
         }
-        rc = s_status_broker(c, NULL);
+        rc = s_status_broker(c, NULL, st->copied[0] ? 1 : 0);
         if (rc == BROKER_CLI_OK) {
             printf("\n");
             broker_cli_agent_trust_print(trust);

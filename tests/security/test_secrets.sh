@@ -90,6 +90,7 @@ wait_for 5 hb_log_has b2 "event=identity-copied"
 assert_contains "$(grep -F event=identity-copied "$(hb_log b2)")" "two nodes now share one identity"
 expect_exit 0 hs status -d "$(hb_dir b2)"
 assert_contains "$HS_OUT" "problem:   this node's folder was copied or restored" "status of the copy"
+assert_contains "$HS_OUT" "1 problem (listed first" "counted in the problems headline"
 expect_exit 0 hs status -d "$(hb_dir b2)" --json
 assert_contains "$(json_get "$HS_OUT" 'j.get("identity_copied", "")')" "share one identity"
 hb_stop b2
