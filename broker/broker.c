@@ -1150,12 +1150,10 @@ static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
         s_ctl_error(b, rid, rlen, "cannot read the store: %s", hs_strerror(err));
         return;
     }
-    if (!err) {
-        job->pending++; /* hold the job open while starting runs */
-        err = rules_each(t, s_sync_rule, &sy);
-        store_txn_abort(&t);
-        job->pending--;
-    }
+    job->pending++; /* hold the job open while starting runs */
+    err = rules_each(t, s_sync_rule, &sy);
+    store_txn_abort(&t);
+    job->pending--;
     json_array_extend(job->runs, sy.skipped);
     json_t *skipped = sy.skipped;
     if (!err && sy.rule_filter && !sy.matched_rules) {
