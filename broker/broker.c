@@ -1651,12 +1651,10 @@ static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req
         s_ctl_error(b, rid, rlen, "cannot read the store: %s", hs_strerror(err));
         return;
     }
-    if (!err) {
-        job->pending++; /* hold the job open while starting runs */
-        err = rules_each(t, s_sync_rule, &sy);
-        store_txn_abort(&t);
-        job->pending--;
-    }
+    job->pending++; /* hold the job open while starting runs */
+    err = rules_each(t, s_sync_rule, &sy);
+    store_txn_abort(&t);
+    job->pending--;
     json_array_extend(job->runs, sy.skipped);
     json_t *skipped = sy.skipped;
     if (!err && sy.rule_filter && !sy.matched_rules) {
@@ -2523,8 +2521,7 @@ static int s_boot_txn(store_txn_t *t, void *ctx)
     return err;
 }
 
-/* The store's epoch: a restored or copied store takes a new one (and every
- * watermark acknowledged under the old one is reconciled). */
+/* Arm the recovery of what this node owns from its parent (restored store). */
 static int s_recover_arm_txn(store_txn_t *t, void *ctx)
 {
     (void)ctx;
@@ -2536,6 +2533,16 @@ static int s_recover_arm_txn(store_txn_t *t, void *ctx)
     return err ? err : repl_recover_arm(t);
 }
 
+static int s_copied_txn(store_txn_t *t, void *ctx)
+{
+    return store_meta_put(t, "identity_copied", ctx);
+}
+
+/* The store's epoch: a restored or copied store takes a new one (and every
+ * watermark acknowledged under the old one is reconciled). A copy also
+ * carries the node's identity with it (the folder's keys): two live nodes
+ * with one key would take each other's links, so say so, in the log and in
+ * `hsync status` (meta "identity_copied": "MS WHY", until --ack-copy). */
 static int s_epoch(broker_t *b)
 {
     const char *why = NULL;
@@ -2553,6 +2560,22 @@ static int s_epoch(broker_t *b)
         if (err)
             broker_log(BROKER_LOG_ERROR, NULL, "epoch-failed",
                        "cannot arm the recovery of this node's objects: %s", hs_strerror(err));
+        if (!err) {
+            char fp[20], rec[512];
+            topo_fingerprint(b->id.id_public, fp);
+            broker_log(BROKER_LOG_WARN, NULL, "identity-copied",
+                       "this node's folder was copied or restored (%s): if the node it was copied "
+                       "from still runs, two nodes now share one identity (key %s) and take each "
+                       "other's links; stop one of them, or give this copy its own identity (hsync "
+                       "init a new folder, import an export of this one, link it anew). 'hsync "
+                       "status' shows this until 'hsync status --ack-copy'",
+                       why, fp);
+            snprintf(rec, sizeof(rec), "%llu %s", (unsigned long long)repl_now_ms(), why);
+            int werr = store_write(b->store, s_copied_txn, rec);
+            if (werr)
+                broker_log(BROKER_LOG_ERROR, NULL, "identity-copied",
+                           "cannot record the warning for 'hsync status': %s", hs_strerror(werr));
+        }
     }
     return err;
 }

@@ -28,7 +28,8 @@ static const broker_cli_cmd_t s_commands[] = {
      "hsync init -d DIR --name NAME [--listen tcp://HOST:PORT] [--http HOST:PORT]",
      "DESCRIPTION\n"
      "    Create the node folder DIR (like mkdir -p) and an empty store in it, and record\n"
-     "    the node's identity.\n"
+     "    the node's identity: its secret keys go to DIR/keys (mode 0600), never into the\n"
+     "    store, so a copy or dump of DIR/store carries no secret (back up both).\n"
      "    DIR is made mode 0700 even when it existed before (whatever the umask); a\n"
      "    folder of another user is refused. Refuses a folder that already holds a node.\n"
      "\n"
@@ -141,7 +142,7 @@ static const broker_cli_cmd_t s_commands[] = {
      "    --scan           recompute by reading every object (cross-check, O(objects))\n"
      "    --json           {\"count\":N, \"digest\":\"hex\"}\n"},
     {"status", broker_cli_status, "node, links and replication state at a glance",
-     "hsync status -d DIR [--json]",
+     "hsync status -d DIR [--json] [--ack-copy]",
      "DESCRIPTION\n"
      "    Show the node's name, listen and http addresses, live object counts per class\n"
      "    family, the change-log head (highest sequence number) and the store's size on\n"
@@ -155,10 +156,16 @@ static const broker_cli_cmd_t s_commands[] = {
      "    recorded. Last, the\n"
      "    agent trust summaries known here: this node's and those of every node below\n"
      "    it (pending, approved, rejected and trusted agents; see 'hsync agent').\n"
+     "    When the broker found at start that the node folder was copied or restored\n"
+     "    (a new store epoch), a 'problem:' line says that two nodes may share this\n"
+     "    node's identity, until --ack-copy.\n"
      "\n"
      "OPTIONS\n"
-     "    --json   one JSON object; agent_trust is an array of {node, pending,\n"
-     "             approved, rejected, trusted, pending_agents, updated}\n"},
+     "    --json       one JSON object; agent_trust is an array of {node, pending,\n"
+     "                 approved, rejected, trusted, pending_agents, updated};\n"
+     "                 identity_copied is the copied-folder problem, when there is one\n"
+     "    --ack-copy   dismiss the copied-folder problem (once you made sure only one\n"
+     "                 node runs with this identity) and print nothing else\n"},
     {"serve", broker_cli_serve, "run the broker in the foreground", "hsync serve -d DIR",
      "DESCRIPTION\n"
      "    Run the node's broker until SIGINT or SIGTERM, which stop it cleanly (the\n"

@@ -163,8 +163,9 @@ int broker_cli_replicate_now(broker_cli_t *c, int argc, char **argv);
 int broker_cli_emergency(broker_cli_t *c, int argc, char **argv);
 /* Every node below in sync with its parent, rule by rule (broker/cli_verify.c). */
 int broker_cli_verify(broker_cli_t *c, int argc, char **argv);
-/* The replication table of status: one row per (peer, rule), problems first. */
-void broker_cli_repl_print(json_t *pairs, const json_t *links);
+/* The replication table of status: one row per (peer, rule), problems first;
+ * extra counts the node's own problems printed above it (in the headline). */
+void broker_cli_repl_print(json_t *pairs, const json_t *links, size_t extra);
 
 /* Hierarchy events (broker/cli_events.c). */
 int broker_cli_events(broker_cli_t *c, int argc, char **argv);

@@ -764,6 +764,7 @@ int broker_cli_digest(broker_cli_t *c, int argc, char **argv)
 
 typedef struct s_status {
     char name[STORE_NAME_MAX + 1], listen[256], http[256];
+    char copied[512]; /* meta identity_copied: "MS WHY" of a copied folder, or "" */
     uint64_t head, total, log_entries;
     size_t nfam;
     struct {
@@ -806,6 +807,7 @@ static int s_status_fn(store_txn_t *t, void *ctx)
         {"name", offsetof(s_status_t, name), sizeof(((s_status_t *)0)->name)},
         {"listen", offsetof(s_status_t, listen), sizeof(((s_status_t *)0)->listen)},
         {"http", offsetof(s_status_t, http), sizeof(((s_status_t *)0)->http)},
+        {"identity_copied", offsetof(s_status_t, copied), sizeof(((s_status_t *)0)->copied)},
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         int err = store_meta_get(t, fields[i].key, (char *)st + fields[i].off, fields[i].len);
@@ -850,7 +852,7 @@ static void s_verify_print(const json_t *v)
  * broker over its admin socket and add to j (or print) what it answers; when
  * none runs it will say so. Nothing to show before 'hsync serve' exists.
  */
-static int s_status_broker(broker_cli_t *c, json_t *j)
+static int s_status_broker(broker_cli_t *c, json_t *j, size_t extra)
 {
     json_t *st;
     int err = broker_cli_links_json(c, &st);
@@ -876,7 +878,7 @@ static int s_status_broker(broker_cli_t *c, json_t *j)
                    "'hsync serve')\n");
         json_t *pairs = json_object_get(st, "replication");
         json_t *none = json_array();
-        broker_cli_repl_print(pairs ? pairs : none, json_object_get(st, "links"));
+        broker_cli_repl_print(pairs ? pairs : none, json_object_get(st, "links"), extra);
         json_decref(none);
         s_verify_print(json_object_get(st, "verify"));
     }
@@ -884,18 +886,53 @@ static int s_status_broker(broker_cli_t *c, json_t *j)
     return BROKER_CLI_OK;
 }
 
+static int s_ack_copy_txn(store_txn_t *t, void *ctx)
+{
+    (void)ctx;
+    int err = store_kv_del(t, STORE_T_META, "identity_copied", strlen("identity_copied"));
+    return err == HS_ENOTFOUND ? HS_OK : err;
+}
+
+/* "copied or restored at TIME (WHY)" from meta identity_copied ("MS WHY"). */
+static void s_copied_text(const char *rec, char *out, size_t n)
+{
+    char *end;
+    unsigned long long ms = strtoull(rec, &end, 10);
+    char when[32];
+    broker_cli_time_format((uint64_t)ms, when);
+    snprintf(out, n,
+             "this node's folder was copied or restored (found at %s: %s): if the node "
+             "it was copied from still runs, two nodes share one identity and take each other's "
+             "links; stop one of them, or give this copy its own identity (hsync init a new "
+             "folder, import an export, link it anew); 'hsync status --ack-copy' dismisses this",
+             when, *end == ' ' ? end + 1 : "store copied or restored");
+}
+
 int broker_cli_status(broker_cli_t *c, int argc, char **argv)
 {
-    static const struct option lo[] = {BROKER_CLI_COMMON_OPTIONS};
+    static const struct option lo[] = {{"ack-copy", no_argument, NULL, 'A'},
+                                       BROKER_CLI_COMMON_OPTIONS};
     int o, rc;
-    while ((o = broker_cli_opt(c, argc, argv, lo)) != BROKER_CLI_END)
+    bool ack = false;
+    while ((o = broker_cli_opt(c, argc, argv, lo)) != BROKER_CLI_END) {
         if (o == BROKER_CLI_STOP)
             return c->cli_status;
+        if (o == 'A')
+            ack = true;
+    }
     if ((rc = s_args(c, argc, argv, 0, "")) || (rc = broker_cli_need_dir(c)))
         return rc;
     store_t *s = NULL;
     if ((rc = broker_cli_open(c, &s)))
         return rc;
+    if (ack) {
+        int err = store_write(s, s_ack_copy_txn, NULL);
+        store_close(&s);
+        if (err)
+            return broker_cli_fail(c, "%s", broker_cli_why(err));
+        printf("dismissed the warning about a copied node folder\n");
+        return BROKER_CLI_OK;
+    }
     s_status_t *st = malloc(sizeof(*st));
     if (!st) {
         store_close(&s);
@@ -933,9 +970,14 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
             s_set(j, "disk_low", json_boolean(disk.sd_low), &ok);
             s_set(j, "agent_trust", trust, &ok);
             trust = NULL;
+            if (st->copied[0]) {
+                char text[1024];
+                s_copied_text(st->copied, text, sizeof(text));
+                s_set(j, "identity_copied", json_string(text), &ok);
+            }
         }
         if (ok)
-            rc = s_status_broker(c, j);
+            rc = s_status_broker(c, j, 0);
         rc = ok ? (rc ? rc : broker_cli_print_json(c, j, false))
                 : broker_cli_fail(c, "out of memory");
         json_decref(fam);
@@ -958,7 +1000,12 @@ int broker_cli_status(broker_cli_t *c, int argc, char **argv)
             printf("warning:   under 1 GiB left on the disk holding %s: writes and replication "
                    "runs fail when it fills (free space there, or move the node folder)\n",
                    c->cli_dir);
-        rc = s_status_broker(c, NULL);
+        if (st->copied[0]) {
+            char text[1024];
+            s_copied_text(st->copied, text, sizeof(text));
+            printf("problem:   %s\n", text);
+        }
+        rc = s_status_broker(c, NULL, st->copied[0] ? 1 : 0);
         if (rc == BROKER_CLI_OK) {
             printf("\n");
             broker_cli_agent_trust_print(trust);

@@ -366,7 +366,7 @@ static bool s_colour(void)
     return isatty(STDOUT_FILENO) && !(no && *no);
 }
 
-void broker_cli_repl_print(json_t *pairs, const json_t *links)
+void broker_cli_repl_print(json_t *pairs, const json_t *links, size_t extra)
 {
     s_links = links;
     uint64_t now = repl_now_ms();
@@ -378,6 +378,7 @@ void broker_cli_repl_print(json_t *pairs, const json_t *links)
     {
         failing += s_rank(p0) == 0;
     }
+    failing += extra;
     if (failing)
         printf("%s%zu problem%s (listed first; 'hsync history' has the runs)%s\n",
                colour ? tint[0] : "", failing, failing == 1 ? "" : "s", colour ? "\033[0m" : "");

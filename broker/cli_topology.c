@@ -33,6 +33,11 @@ int broker_cli_serve(broker_cli_t *c, int argc, char **argv)
     int err = broker_serve(c->cli_dir);
     if (err == HS_EEXIST)
         return broker_cli_fail(c, "a broker already runs for %s", c->cli_dir);
+    if (err == HS_EACCES)
+        return broker_cli_fail(c,
+                               "the broker could not start: %s is not safe to serve (see the log "
+                               "above for what to chmod or chown)",
+                               c->cli_dir);
     return err ? broker_cli_fail(c, "the broker could not start: %s (see the log above)",
                                  broker_cli_why(err))
                : BROKER_CLI_OK;

@@ -30,6 +30,9 @@ static const struct {
     {HS_EREADERS, "the store's reader table is full: 1024 read transactions are open on it at "
                   "once (hsync commands or brokers still reading); wait for them to finish or stop "
                   "them, then retry (slots of killed processes are freed by themselves)"},
+    {HS_EKEYS, "the node's key file (DIR/keys) is missing, malformed, readable by others or does "
+               "not belong to this store: restore this node's keys file from its backup "
+               "(chmod 600 DIR/keys)"},
 };
 
 const char *hs_strerror(int err)

@@ -49,6 +49,7 @@ enum hs_error {
     HS_EDISABLED = HS_ERR_BASE - 19,  /* rule or link disabled */
     HS_EPEER = HS_ERR_BASE - 20,      /* peer reported an error */
     HS_EREADERS = HS_ERR_BASE - 21,   /* LMDB reader table full (MDB_READERS_FULL) */
+    HS_EKEYS = HS_ERR_BASE - 22,      /* the node's key file is missing, malformed or foreign */
 };
 
 /* Static, human-readable text for an hsync error code (or any -errno). */

@@ -730,6 +730,8 @@ int store_open(const char *dir, unsigned flags, store_t **out)
         s->map_max = s->map_size;
     int err = s->dir ? s_open_env(s, path, create) : HS_ENOMEM;
     free(path);
+    if (!err && !create) /* secrets an older version kept in meta go to DIR/keys */
+        err = store_secrets_migrate(s);
     if (err) {
         store_close(&s);
         return err;

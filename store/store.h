@@ -103,6 +103,32 @@ int store_readers_check(store_t *s, unsigned *cleared);
 /* Slots in use (stale ones included) and the table's size, for reports. */
 int store_readers_info(store_t *s, unsigned *used, unsigned *max);
 
+/*
+ * The node's secrets (its CURVE secret key, its token MAC key) live in
+ * DIR/keys, mode 0600, outside the LMDB file, so that a copy, a backup or an
+ * mdb_dump of the store carries no secret. Format (text):
+ *     hsync-keys 1
+ *     NAME VALUE          one line per secret
+ * NAME is 1 to 32 of [a-z_], VALUE 1 to STORE_SECRET_MAX printable bytes
+ * without space. The file is replaced whole: a temporary file in DIR,
+ * fsync, rename over DIR/keys, fsync of DIR.
+ *
+ * Stores written before hsync 0.10 kept curve_secret and token_key in the
+ * meta table: store_open moves them to DIR/keys and deletes them from meta
+ * (HS_EKEYS if DIR/keys already holds other values for them).
+ */
+#define STORE_SECRET_MAX 128
+/* Copy secret name into out (outlen bytes incl. NUL). HS_ENOTFOUND when
+ * DIR/keys or the name is missing, HS_EKEYS when the file is malformed or
+ * has loose permissions, HS_ETOOBIG when it does not fit. */
+int store_secret_get(const store_t *s, const char *name, char *out, size_t outlen);
+/* Set n secrets (names[i] = values[i]), keeping the file's other entries. */
+int store_secrets_put(store_t *s, const char *const *names, const char *const *values, size_t n);
+/* Move secrets an older version kept in meta to DIR/keys (meta curve_public
+ * is copied, curve_secret and token_key moved). store_open calls it; HS_OK
+ * when there was nothing to move. */
+int store_secrets_migrate(store_t *s);
+
 /* Path of the node folder, as given to store_open. Borrowed. */
 const char *store_dir(const store_t *s);
 

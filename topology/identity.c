@@ -26,49 +26,77 @@ const char *topo_role_name(int role)
 
 int topo_identity_ensure(store_txn_t *t)
 {
-    char buf[TOPO_KEY_LEN + 1];
-    if (store_meta_get(t, "curve_public", buf, sizeof(buf)) == HS_OK)
-        return HS_OK;
-    char pub[TOPO_KEY_LEN + 1], sec[TOPO_KEY_LEN + 1];
+    store_t *s = store_txn_store(t);
+    char pub[TOPO_KEY_LEN + 1], fpub[TOPO_KEY_LEN + 1];
+    int perr = store_meta_get(t, "curve_public", pub, sizeof(pub));
+    if (perr && perr != HS_ENOTFOUND)
+        return perr;
+    int ferr = store_secret_get(s, "curve_public", fpub, sizeof(fpub));
+    if (ferr && ferr != HS_ENOTFOUND)
+        return ferr;
+    if (ferr == HS_OK) {          /* DIR/keys holds an identity */
+        if (perr == HS_ENOTFOUND) /* written by an init whose transaction then failed */
+            return store_meta_put(t, "curve_public", fpub);
+        return strcmp(pub, fpub) ? HS_EKEYS : HS_OK;
+    }
+    if (perr == HS_OK)
+        return HS_EKEYS; /* the store has an identity whose keys are gone */
+    char sec[TOPO_KEY_LEN + 1];
     if (zmq_curve_keypair(pub, sec) != 0)
         return HS_ECRYPTO;
     uint8_t tk[32];
     char tkhex[65];
-    if (RAND_bytes(tk, sizeof(tk)) != 1)
-        return HS_ECRYPTO;
-    store_hex(tk, sizeof(tk), tkhex);
-    int err = store_meta_put(t, "curve_public", pub);
+    int err = RAND_bytes(tk, sizeof(tk)) == 1 ? HS_OK : HS_ECRYPTO;
+    if (!err) {
+        store_hex(tk, sizeof(tk), tkhex);
+        /* the secrets go to DIR/keys only (0600, never into the LMDB file);
+         * the file first, so a store never names a key it does not have */
+        const char *const names[] = {"curve_public", "curve_secret", "token_key"};
+        const char *const values[] = {pub, sec, tkhex};
+        err = store_secrets_put(s, names, values, 3);
+    }
     if (!err)
-        err = store_meta_put(t, "curve_secret", sec);
-    if (!err)
-        err = store_meta_put(t, "token_key", tkhex);
+        err = store_meta_put(t, "curve_public", pub);
     memset(sec, 0, sizeof(sec));
+    memset(tk, 0, sizeof(tk));
     memset(tkhex, 0, sizeof(tkhex));
     return err;
 }
 
 int topo_identity_load(store_txn_t *t, topo_identity_t *out)
 {
-    char tkhex[65];
+    store_t *s = store_txn_store(t);
+    char tkhex[65], fpub[TOPO_KEY_LEN + 1];
     memset(out, 0, sizeof(*out));
     int err = store_meta_get(t, "name", out->id_name, sizeof(out->id_name));
     if (!err)
         err = store_meta_get(t, "curve_public", out->id_public, sizeof(out->id_public));
     if (!err)
-        err = store_meta_get(t, "curve_secret", out->id_secret, sizeof(out->id_secret));
+        err = store_secret_get(s, "curve_public", fpub, sizeof(fpub));
+    if (!err && strcmp(fpub, out->id_public) != 0)
+        err = HS_EKEYS; /* DIR/keys of another node */
     if (!err)
-        err = store_meta_get(t, "token_key", tkhex, sizeof(tkhex));
-    if (err)
-        return err;
-    if (strlen(out->id_public) != TOPO_KEY_LEN || strlen(tkhex) != 64)
-        return HS_EMALF;
-    for (int i = 0; i < 32; i++) {
+        err = store_secret_get(s, "curve_secret", out->id_secret, sizeof(out->id_secret));
+    if (!err)
+        err = store_secret_get(s, "token_key", tkhex, sizeof(tkhex));
+    if (err == HS_ENOTFOUND && out->id_public[0])
+        err = HS_EKEYS; /* the store names a key that DIR/keys lacks */
+    if (err == HS_ETOOBIG)
+        err = HS_EKEYS;
+    if (!err && (strlen(out->id_public) != TOPO_KEY_LEN || strlen(out->id_secret) != TOPO_KEY_LEN ||
+                 strlen(tkhex) != 64))
+        err = HS_EKEYS;
+    for (int i = 0; !err && i < 32; i++) {
         unsigned v;
         if (sscanf(tkhex + 2 * i, "%2x", &v) != 1)
-            return HS_EMALF;
-        out->id_token_key[i] = (uint8_t)v;
+            err = HS_EKEYS;
+        else
+            out->id_token_key[i] = (uint8_t)v;
     }
-    return HS_OK;
+    memset(tkhex, 0, sizeof(tkhex));
+    if (err)
+        memset(out, 0, sizeof(*out));
+    return err;
 }
 
 void topo_fingerprint(const char *key, char out[20])

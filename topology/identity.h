@@ -3,7 +3,10 @@
  *
  * Every node has a CURVE key pair (ZeroMQ's Curve25519, Z85 text, made at
  * init) used to authenticate and encrypt all broker-to-broker traffic, and a
- * 32-byte secret used to MAC its invite tokens. Both live in STORE_T_META.
+ * 32-byte secret used to MAC its invite tokens. The secrets live in DIR/keys
+ * (0600, store.h "secrets"), never in the LMDB file; meta "curve_public"
+ * holds the public key, which DIR/keys repeats so that a keys file restored
+ * beside the wrong store is noticed (HS_EKEYS).
  *
  * STORE_T_TRUST maps a peer's public key (40 Z85 characters) to the peer it
  * belongs to: msgpack [name, role, since-ms]. A key absent from it gets
@@ -36,9 +39,13 @@ typedef struct topo_identity {
     uint8_t id_token_key[32];
 } topo_identity_t;
 
-/* Create the key pair and token key if missing (write txn). */
+/* Create the key pair and token key if missing (write txn; the secrets go
+ * to DIR/keys). HS_EKEYS when the store has an identity whose DIR/keys is
+ * missing or another node's. */
 int topo_identity_ensure(store_txn_t *t);
-/* Load them. HS_ENOTFOUND before topo_identity_ensure. */
+/* Load them. HS_ENOTFOUND before topo_identity_ensure, HS_EKEYS when
+ * DIR/keys is missing, malformed, loose (group/other bits) or another
+ * node's. */
 int topo_identity_load(store_txn_t *t, topo_identity_t *out);
 
 /* Short fingerprint of a public key: first 8 bytes of SHA-256, as

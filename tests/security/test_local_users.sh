@@ -12,6 +12,7 @@
 LU_TMP=$(mktemp -d /tmp/hsync-lu.XXXXXX)
 chmod 755 "$LU_TMP"
 export HSYNC_TEST_TMP=$LU_TMP
+LU_BIN=${HSYNC:?HSYNC must name the hsync binary} # lib.sh may wrap it (sanitizer runs)
 . "$(dirname "$0")/../topology/lib_broker.sh"
 trap 'hb_cleanup; rm -rf "$LU_TMP"' EXIT
 
@@ -22,12 +23,15 @@ if [ "$(id -u)" -ne 0 ] || ! id nobody >/dev/null 2>&1 || ! command -v runuser >
 fi
 chmod 755 "$HS_ROOT" "$HB_T"
 mkdir -m 755 "$LU_TMP/bin"
-cp "$HSYNC" "$LU_TMP/bin/hsync"
+cp "$LU_BIN" "$LU_TMP/bin/hsync"
 chmod 755 "$LU_TMP/bin/hsync"
 NB_HSYNC=$LU_TMP/bin/hsync
 SYS_PY=/usr/bin/python3 # Debian's, with python3-zmq
-# as_nobody CMD...: run CMD as user nobody (bounded: 20 s)
-as_nobody() { timeout 20 runuser -u nobody -- "$@"; }
+# as_nobody CMD...: run CMD as user nobody (bounded: 20 s; under the
+# sanitizers without the leak check, which nobody's processes cannot write)
+as_nobody() {
+    timeout 20 runuser -u nobody -- env ${ASAN_OPTIONS:+ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0"} "$@"
+}
 mode() { stat -c %a "$1"; }
 
 P=$(hb_dir p)

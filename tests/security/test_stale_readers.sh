@@ -44,10 +44,10 @@ PY
 
 # kill_reader: start an export, wait until it is blocked writing into a FIFO
 # nobody drains (so it is inside its read transaction), kill -9 it.
+FIFO=$HB_T/fifo
+mkfifo "$FIFO"
 kill_reader() {
-    local fifo="$HB_T/fifo" pid line
-    rm -f "$fifo"
-    mkfifo "$fifo"
+    local fifo=$FIFO pid line
     "$HSYNC" export -d "$P" >"$fifo" & # not through hs(): $! must be hsync itself
     pid=$!
     exec 3<"$fifo"
@@ -56,7 +56,6 @@ kill_reader() {
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     exec 3<&-
-    rm -f "$fifo"
 }
 
 hb_node p
@@ -80,9 +79,11 @@ assert_eq 0 "$(stale_readers)" "a cut-off ls or export leaves no reader slot"
 : "$rc"
 
 # ---- 300 interrupted reads ----
+# (the shell's read stands in for head here: the same closed pipe after one
+# line or 100 bytes, without two more processes per round)
 for i in $(seq 1 100); do
-    hs ls -d "$P" | head -1 >/dev/null
-    hs export -d "$P" | head -c 100 >/dev/null
+    hs ls -d "$P" | { read -r _; }
+    hs export -d "$P" | { read -r -N 100 _; }
     kill_reader
 done
 expect_exit 0 hs status -d "$P"
@@ -101,7 +102,7 @@ wait_for 5 hb_log_has p "event=stale-readers"
 
 # ---- the store does not grow while killed readers come and go ----
 declare -a used=()
-for r in 1 2 3 4 5; do
+for r in 1 2 3 4; do
     kill_reader # pins the current snapshot until someone frees the slot
     objects 3000 "$r" >"$HB_T/r.ndjson"
     expect_exit 0 hs import -d "$P" "$HB_T/r.ndjson"
@@ -109,7 +110,7 @@ for r in 1 2 3 4 5; do
     used+=("$(pages_used)")
 done
 echo "pages used after each round: ${used[*]}" >&2
-if [ "${used[4]}" -le $((used[1] + used[1] / 10)) ]; then
+if [ "${used[3]}" -le $((used[1] + used[1] / 10)) ]; then
     pass "store size bounded across rounds (${used[*]} pages)"
 else
     fail "store keeps growing across rounds: ${used[*]} pages"

@@ -138,8 +138,19 @@ static int s_meta(const char *dir, const char *key, char *out, size_t outlen, ..
 
 static int s_keys_from(p_opts_t *o)
 {
-    return s_meta(o->key_from, "curve_public", o->pub, sizeof(o->pub), "curve_secret", o->sec,
-                  sizeof(o->sec), "name", o->name, sizeof(o->name), (char *)NULL);
+    int err = s_meta(o->key_from, "curve_public", o->pub, sizeof(o->pub), "name", o->name,
+                     sizeof(o->name), (char *)NULL);
+    if (err || o->sec[0])
+        return err;
+    store_t *s = NULL; /* the secret key is in DIR/keys, not in the store */
+    err = store_open(o->key_from, 0, &s);
+    if (!err)
+        err = store_secret_get(s, "curve_secret", o->sec, sizeof(o->sec));
+    store_close(&s);
+    if (err)
+        fprintf(stderr, "hsync_probe: cannot read the keys of %s: %s\n", o->key_from,
+                hs_strerror(err));
+    return err;
 }
 
 static int s_server_from(p_opts_t *o)
