@@ -43,12 +43,12 @@ enum topo_msg_type {
     /* JOIN as a standalone source (one-way feed, not a parent); its JOINED
      * reply carries the destination's software version in m_token */
     TOPO_MSG_FEED = 5,
-    TOPO_MSG_NAMEQ = 6, /* hsync 0.9.1 */
+    TOPO_MSG_NAMEQ = 6, /* hsync 0.10 */
     TOPO_MSG_NAMEA = 7,
 };
 
 /* This build's software version (standalone package rules compare it). */
-#define TOPO_SOFTWARE_VERSION "hsync 0.9"
+#define TOPO_SOFTWARE_VERSION "hsync 0.10"
 
 typedef struct topo_msg {
     int m_type;
