@@ -542,6 +542,13 @@ static int s_linkop_txn(store_txn_t *t, void *ctx)
     err = topo_peer_del(t, op->del_role, op->del_name);
     if (err && err != HS_ENOTFOUND)
         return err;
+    if (op->del_role == TOPO_ROLE_CHILD || op->del_role == TOPO_ROLE_PARENT) {
+        /* linked again later (a node moved back): complete runs first, so
+         * what the other side no longer gives is removed */
+        err = repl_marks_forget(t, op->del_name);
+        if (err)
+            return err;
+    }
     err = topo_trust_del(t, op->del_key);
     return err == HS_ENOTFOUND ? HS_OK : err;
 }

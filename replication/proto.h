@@ -21,7 +21,8 @@
  *           lower head under the same epoch means D was rolled back)
  *   ABORT   both [1,21, run, why]
  *   REQUEST D->S [1,22, rule, mode, token]   "send me this rule now"; mode 4
- *                                            (recover, hsync 0.9.1): a restored
+ *                                            (recover; newer than hsync 0.9, whose
+ *                                            brokers drop it as malformed): a restored
  *                                            child asks its parent for what it owns
  *   REFUSE  S->D [1,23, token, why, skip]    the request cannot be served; skip
  *                                            (m_ok) = the rule is disabled there, so
