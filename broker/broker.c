@@ -550,6 +550,13 @@ static int s_linkop_txn(store_txn_t *t, void *ctx)
     err = topo_peer_del(t, op->del_role, op->del_name);
     if (err && err != HS_ENOTFOUND)
         return err;
+    if (op->del_role == TOPO_ROLE_CHILD || op->del_role == TOPO_ROLE_PARENT) {
+        /* linked again later (a node moved back): complete runs first, so
+         * what the other side no longer gives is removed */
+        err = repl_marks_forget(t, op->del_name);
+        if (err)
+            return err;
+    }
     err = topo_trust_del(t, op->del_key);
     return err == HS_ENOTFOUND ? HS_OK : err;
 }
@@ -769,9 +776,11 @@ static void s_on_join(broker_t *b, const uint8_t *rid, size_t rlen, const char *
         zmq_send(b->router, rid, rlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(b->router, b->w.mpw_buf, b->w.mpw_len, ZMQ_DONTWAIT);
     free(reply.m_rel);
-    /* only now the link is up: runs it starts must follow the JOINED frame */
+    /* The link comes up with the parent's first heartbeat, which it sends
+     * once it has accepted us (it may first ask its root whether our names
+     * are unused, and would drop runs of ours until then). */
     if (parent)
-        s_alive(b, parent, true);
+        s_alive(b, parent, false);
 }
 
 /* FEED from a not-yet-trusted key: a standalone source presents our invite.
@@ -963,14 +972,22 @@ static void s_nameq_free(broker_t *b, b_nameq_t *q)
     free(q);
 }
 
+/* Name queries remembered at once (a child sending them in a loop cannot
+ * make this node hold more). */
+#define B_NAMEQ_MAX 64
+
 /* Remember a query: passed up for child (names NULL), or names held at the
- * root until the join can have completed. */
-static void s_nameq_add(broker_t *b, const char *id, const char *child, const topo_rel_t *names,
+ * root until the join can have completed. false: too many under way (or no
+ * memory); the query is then refused. */
+static bool s_nameq_add(broker_t *b, const char *id, const char *child, const topo_rel_t *names,
                         size_t n)
 {
-    b_nameq_t *q = calloc(1, sizeof(*q));
+    size_t count = 0;
+    for (b_nameq_t *q = b->nameqs; q; q = q->next)
+        count++;
+    b_nameq_t *q = count < B_NAMEQ_MAX ? calloc(1, sizeof(*q)) : NULL;
     if (!q)
-        return;
+        return false;
     snprintf(q->id, sizeof(q->id), "%s", id);
     snprintf(q->child, sizeof(q->child), "%s", child ? child : "");
     q->deadline = s_mono_ms() + B_JOIN_MS;
@@ -980,6 +997,7 @@ static void s_nameq_add(broker_t *b, const char *id, const char *child, const to
     }
     q->next = b->nameqs;
     b->nameqs = q;
+    return true;
 }
 
 static void s_send_names(broker_t *b, b_link_t *to, int type, const char *id,
@@ -1049,13 +1067,16 @@ static void s_on_nameq(broker_t *b, b_link_t *l, const topo_msg_t *m)
         return;
     char why[512];
     b_link_t *parent = s_link_find(b, TOPO_ROLE_PARENT, NULL, NULL);
+    bool root = !parent || parent->state == B_JOINING;
     if (s_names_taken(b, m->m_rel, m->m_nrel, NULL, m->m_token, why, sizeof(why))) {
         s_send_names(b, l, TOPO_MSG_NAMEA, m->m_token, NULL, 0, false, why);
-    } else if (parent && parent->state != B_JOINING) {
-        s_nameq_add(b, m->m_token, l->name, NULL, 0);
+    } else if (!s_nameq_add(b, m->m_token, root ? NULL : l->name, root ? m->m_rel : NULL,
+                            root ? m->m_nrel : 0)) {
+        s_send_names(b, l, TOPO_MSG_NAMEA, m->m_token, NULL, 0, false,
+                     "too many joins are being checked in this hierarchy right now; try again");
+    } else if (!root) {
         s_send_names(b, parent, TOPO_MSG_NAMEQ, m->m_token, m->m_rel, m->m_nrel, false, NULL);
     } else {
-        s_nameq_add(b, m->m_token, NULL, m->m_rel, m->m_nrel);
         s_send_names(b, l, TOPO_MSG_NAMEA, m->m_token, NULL, 0, true, NULL);
     }
 }

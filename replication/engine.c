@@ -25,7 +25,8 @@
 #define R_ACK_TIMEOUT_MS 20000
 #define R_RETRY_MIN_MS 2000
 #define R_RETRY_MAX_MS 60000
-#define R_SCAN_CAP 262144 /* log entries examined per differential batch */
+#define R_REQ_LIFE_MS (3600u * 1000u) /* a REQUEST waits this long for its run */
+#define R_SCAN_CAP 262144             /* log entries examined per differential batch */
 
 uint64_t repl_mono_ms(void)
 {
@@ -1053,7 +1054,7 @@ int repl_request(repl_t *r, const char *peer, const char *rule, int mode, uint64
     snprintf(q->rule, sizeof(q->rule), "%s", rule);
     snprintf(q->token, sizeof(q->token), "q%llu", (unsigned long long)++r->next_id);
     q->req = req;
-    q->deadline_ms = repl_mono_ms() + 3600u * 1000u;
+    q->deadline_ms = repl_mono_ms() + R_REQ_LIFE_MS;
     q->mode = mode;
     q->next = r->reqs;
     r->reqs = q;
@@ -1365,6 +1366,25 @@ int repl_recover_done(store_txn_t *t, const char *rule)
     return err == HS_ENOTFOUND ? HS_OK : err;
 }
 
+static int s_recover_done_txn(store_txn_t *t, void *ctx)
+{
+    return repl_recover_done(t, ctx);
+}
+
+void repl_recover_give_up(repl_t *r, const char *peer, const char *rule, const char *why)
+{
+    int err = store_write(r->store, s_recover_done_txn, (void *)rule);
+    repl_log(r, REPL_LOG_WARN, peer, "recover-refused",
+             "rule %s: the parent did not send back this node's objects (%s)%s%s", rule, why,
+             err ? "; could not record it: " : "; reconciling without them",
+             err ? hs_strerror(err) : "");
+}
+
+/* How long a recovery request may go unanswered (no run of it arriving)
+ * before the node reconciles without it (a parent too old to know the
+ * request drops it). */
+#define R_RECOVER_WAIT_MS (10u * 60u * 1000u)
+
 /* An up run of a rule this node must first recover (its store was
  * restored): ask the parent for its objects back, once, and hold the run
  * until they are here. */
@@ -1382,10 +1402,23 @@ static bool s_recover_wait(repl_t *r, const r_run_t *run)
     store_txn_abort(&t);
     if (!pending)
         return false;
-    for (r_req_t *q = r->reqs; q; q = q->next)
-        if (q->mode == REPL_RECOVER && !strcmp(q->peer, run->peer) &&
-            !strcmp(q->rule, run->rule.ru_name))
+    uint64_t mono = repl_mono_ms();
+    for (r_req_t **p = &r->reqs; *p; p = &(*p)->next) {
+        r_req_t *q = *p;
+        if (q->mode != REPL_RECOVER || strcmp(q->peer, run->peer) != 0 ||
+            strcmp(q->rule, run->rule.ru_name) != 0)
+            continue;
+        if (q->deadline_ms - R_REQ_LIFE_MS + R_RECOVER_WAIT_MS > mono)
             return true; /* asked already */
+        for (r_recv_t *rv = r->recvs; rv; rv = rv->next)
+            if (rv->mode == REPL_RECOVER && !strcmp(rv->peer, run->peer) &&
+                !strcmp(rv->rule.ru_name, run->rule.ru_name))
+                return true; /* arriving */
+        *p = q->next;
+        free(q);
+        repl_recover_give_up(r, run->peer, run->rule.ru_name, "no answer in 10 minutes");
+        return false;
+    }
     if (repl_request(r, run->peer, run->rule.ru_name, REPL_RECOVER, 0) == HS_OK)
         repl_log(r, REPL_LOG_INFO, run->peer, "recover-start",
                  "rule %s: this node's store was restored from an older copy: taking back from "

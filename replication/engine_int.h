@@ -160,6 +160,9 @@ rules_names_t repl_branch(repl_t *r, const char *peer);
 /* The recovery of rule after a restore is done (or impossible): up runs
  * of it go ahead (write txn). */
 int repl_recover_done(store_txn_t *t, const char *rule);
+/* The parent cannot send the recovery of rule (why): record it done, log
+ * it (event=recover-refused), and reconcile without it. */
+void repl_recover_give_up(repl_t *r, const char *peer, const char *rule, const char *why);
 
 /* events (engine_events.c) */
 void repl_ev_on_event(repl_t *r, const char *peer, const void *buf, size_t len);

@@ -67,6 +67,55 @@ int repl_mark_get(store_txn_t *t, const char *peer, const char *rule, repl_mark_
     return err ? err : repl_mark_decode(v, vl, out);
 }
 
+typedef struct s_forget {
+    char (*keys)[REPL_WHY_MAX];
+    size_t *lens;
+    size_t n, cap;
+} s_forget_t;
+
+static int s_forget_one(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (void)v;
+    (void)vl;
+    s_forget_t *f = ctx;
+    if (kl > REPL_WHY_MAX)
+        return 0;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 16;
+        char(*keys)[REPL_WHY_MAX] = realloc(f->keys, cap * sizeof(*keys));
+        if (!keys)
+            return HS_ENOMEM;
+        f->keys = keys;
+        size_t *lens = realloc(f->lens, cap * sizeof(*lens));
+        if (!lens)
+            return HS_ENOMEM;
+        f->lens = lens;
+        f->cap = cap;
+    }
+    memcpy(f->keys[f->n], k, kl);
+    f->lens[f->n++] = kl;
+    return 0;
+}
+
+int repl_marks_forget(store_txn_t *t, const char *peer)
+{
+    char pre[STORE_NAME_MAX + 2];
+    int pl = snprintf(pre, sizeof(pre), "%s", peer);
+    if (pl < 0 || (size_t)pl + 1 >= sizeof(pre))
+        return HS_EINVAL;
+    pre[pl] = '\0'; /* the key is "<peer>\0<rule>": the prefix ends with the NUL */
+    s_forget_t f = {0};
+    int err = store_kv_scan(t, STORE_T_MARKS, pre, (size_t)pl + 1, s_forget_one, &f);
+    for (size_t i = 0; !err && i < f.n; i++) {
+        err = store_kv_del(t, STORE_T_MARKS, f.keys[i], f.lens[i]);
+        if (err == HS_ENOTFOUND)
+            err = HS_OK;
+    }
+    free(f.keys);
+    free(f.lens);
+    return err;
+}
+
 int repl_mark_put(store_txn_t *t, const char *peer, const char *rule, const repl_mark_t *m)
 {
     char k[REPL_WHY_MAX];

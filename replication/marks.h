@@ -58,6 +58,10 @@ typedef struct repl_mark {
 int repl_mark_get(store_txn_t *t, const char *peer, const char *rule, repl_mark_t *out);
 int repl_mark_put(store_txn_t *t, const char *peer, const char *rule, const repl_mark_t *m);
 int repl_mark_decode(const void *buf, size_t len, repl_mark_t *out);
+/* Remove every mark of peer (both ways, every rule): a link that is made
+ * again later starts with complete runs, which remove what the peer's
+ * other side no longer gives (write txn). */
+int repl_marks_forget(store_txn_t *t, const char *peer);
 
 typedef struct repl_hist {
     uint64_t h_when_ms;

@@ -26,7 +26,8 @@
  *           lower head under the same epoch means D was rolled back)
  *   ABORT   both [1,21, run, why]
  *   REQUEST D->S [1,22, rule, mode, token]   "send me this rule now"; mode 4
- *                                            (recover, hsync 0.10): a restored
+ *                                            (recover; newer than hsync 0.9, whose
+ *                                            brokers drop it as malformed): a restored
  *                                            child asks its parent for what it owns
  *   VERIFY  P->C [1,32, id, budget, repair, scopes[]]   (hsync verify)
  *           scope: [rule, dir, count, digest(bin32), owners[]], owner:

@@ -1250,20 +1250,6 @@ void repl_recv_abort(repl_t *r, const char *peer, const repl_msg_t *m)
              "abort for run %llu, not a run of ours: dropped", (unsigned long long)m->m_run);
 }
 
-static int s_recover_done_txn(store_txn_t *t, void *ctx)
-{
-    return repl_recover_done(t, ctx);
-}
-
-static void s_recover_give_up(repl_t *r, const char *peer, const char *rule, const char *why)
-{
-    int err = store_write(r->store, s_recover_done_txn, (void *)rule);
-    repl_log(r, REPL_LOG_WARN, peer, "recover-refused",
-             "rule %s: the parent cannot send back this node's objects (%s)%s%s", rule, why,
-             err ? "; could not record it: " : "; reconciling without",
-             err ? hs_strerror(err) : "");
-}
-
 void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m)
 {
     for (r_req_t **p = &r->reqs; *p; p = &(*p)->next) {
@@ -1273,7 +1259,7 @@ void repl_recv_refuse(repl_t *r, const char *peer, const repl_msg_t *m)
         *p = q->next;
         if (q->mode == REPL_RECOVER) {
             /* nothing to take back from there: reconcile as before */
-            s_recover_give_up(r, peer, q->rule, m->m_why);
+            repl_recover_give_up(r, peer, q->rule, m->m_why);
         }
         if (r->io.io_run_done) {
             /* a rule the peer has disabled is skipped as asked, not a failure */

@@ -43,7 +43,7 @@ enum topo_msg_type {
     /* JOIN as a standalone source (one-way feed, not a parent); its JOINED
      * reply carries the destination's software version in m_token */
     TOPO_MSG_FEED = 5,
-    TOPO_MSG_NAMEQ = 6, /* hsync 0.10 */
+    TOPO_MSG_NAMEQ = 6, /* newer than hsync 0.9: a 0.9 broker drops it as malformed */
     TOPO_MSG_NAMEA = 7,
 };
 

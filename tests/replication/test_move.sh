@@ -60,6 +60,27 @@ test_moved_node() {
     hr_sync c1 --rule resources
     assert_eq "0" "$(hr_count c1 "" g)" "c1 still holds none of g's objects"
     assert_contains "$(grep 'event=branch-dropped' "$(hr_log c1)")" "g" "c1 logs the drop"
+
+    # g moves back under c1, which had replicated with it before: what g
+    # held only because of c2 (c2's own policy and computer) goes, as the
+    # first runs after a link is made again are complete ones.
+    hr_put c2 item.policy '{"name":"c2-policy"}' >/dev/null
+    hr_put c2 resource.computer '{"name":"c2-pc"}' --key serial=C2-1 >/dev/null
+    hr_sync c2 --rule items
+    hr_sync c2 --rule resources
+    assert_eq "1" "$(hr_count g item. c2)" "g holds c2's policy while under c2"
+    assert_eq "1" "$(hr_count g resource. c2)" "and c2's computer"
+    hr_leave g
+    hr_link c1 g
+    wait_for 10 subtree_has p c1 g
+    hr_sync c1
+    assert_eq "0" "$(hr_count g item. c2)" "g no longer holds c2's policy"
+    assert_eq "0" "$(hr_count g resource. c2)" "nor c2's computer"
+    hr_sync g --rule resources
+    hr_sync c1 --rule resources
+    wait_for 10 hr_same_digest g p "" g
+    assert_eq "0" "$(hr_count c2 "" g)" "c2 dropped g's objects"
+    assert_eq "$(hr_digest g "" g)" "$(hr_digest c1 "" g)" "c1 holds g's current objects again"
 }
 
 # The parent removes the child (remove-child): the same drop, and p, which
