@@ -146,7 +146,9 @@ static const broker_cli_cmd_t s_commands[] = {
      "\n"
      "OPTIONS\n"
      "    --json   one JSON object; agent_trust is an array of {node, pending,\n"
-     "             approved, rejected, trusted, pending_agents, updated}\n"},
+     "             approved, rejected, trusted, pending_agents, updated}; security\n"
+     "             (with a running broker) counts refused handshakes and HTTP\n"
+     "             connections: {handshakes_refused, http_connections, ...}\n"},
     {"serve", broker_cli_serve, "run the broker in the foreground", "hsync serve -d DIR",
      "DESCRIPTION\n"
      "    Run the node's broker until SIGINT or SIGTERM, which stop it cleanly (the\n"
@@ -155,6 +157,9 @@ static const broker_cli_cmd_t s_commands[] = {
      "    command line on DIR/ctl.sock, dials its children, sends heartbeats on every\n"
      "    link and reconnects with backoff. One line per event on stderr:\n"
      "        TIME level=LEVEL peer=NAME event=WORD msg=\"...\"\n"
+     "    What a peer can repeat at will (refused handshakes, HTTP connections\n"
+     "    closed) is logged once per 10 s with a count. At start it raises its\n"
+     "    soft limit of open descriptors to the hard one (event=descriptors).\n"
      "    Only one broker runs per node folder.\n"
      "\n"
      "HTTP\n"
@@ -167,6 +172,9 @@ static const broker_cli_cmd_t s_commands[] = {
      "                      hsync_backlog, hsync_runs_total, hsync_run_duration_seconds,\n"
      "                      hsync_run_bytes_total, hsync_event_outbox, ... (README)\n"
      "    If that port is taken it logs event=http-failed and replicates without it.\n"
+     "    At most 256 connections at once (fewer under a low descriptor limit): a\n"
+     "    new one closes the one idle longest; one that sends no whole request\n"
+     "    within 5 s of its accept or last request is closed.\n"
      "\n"
      "EXAMPLE\n"
      "    hsync serve -d /var/lib/hsync/ns1 2>>/var/log/hsync-ns1.log &\n"

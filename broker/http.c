@@ -67,7 +67,13 @@ struct broker_http {
     size_t nconn, conn_max;
     uint64_t accepted, closed_slow, closed_full, accept_failed;
     broker_log_throttle_t log_slow, log_full, log_accept;
+    broker_http_t *next_served; /* s_served */
 };
+
+/* Every server open in this process: a listener's error callback gets the
+ * argument evhttp gave the listener (its struct evhttp), not ours, so it
+ * finds its server here by listener. */
+static broker_http_t *s_served;
 
 static uint64_t s_mono_ms(void)
 {
@@ -461,13 +467,27 @@ static bool s_conn_gone(const s_conn_t *c)
     return rcb == NULL;
 }
 
-/* Let go of connections evhttp has freed: their descriptors close now. */
+/* Let go of a connection evhttp has freed. Its descriptor is closed now:
+ * libevent would close it only when it finalises the bufferevent, later in
+ * the loop, and one accept callback can take hundreds of connections (each
+ * closing another, s_conn_evict) before that. */
+static void s_conn_release(broker_http_t *h, size_t i)
+{
+    struct bufferevent *bev = h->conn[i].bev;
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    bufferevent_setfd(bev, -1); /* its events off */
+    if (fd >= 0)
+        evutil_closesocket(fd);
+    bufferevent_decref(bev);
+    h->conn[i] = h->conn[--h->nconn];
+}
+
+/* Let go of every connection evhttp has freed. */
 static void s_conn_reap(broker_http_t *h)
 {
     for (size_t i = 0; i < h->nconn;) {
         if (s_conn_gone(&h->conn[i])) {
-            bufferevent_decref(h->conn[i].bev);
-            h->conn[i] = h->conn[--h->nconn];
+            s_conn_release(h, i);
         } else {
             i++;
         }
@@ -484,8 +504,7 @@ static bool s_conn_close(broker_http_t *h, size_t i)
         h->conn[i].since_ms = s_mono_ms(); /* not yet: the sweep looks again later */
         return false;
     }
-    bufferevent_decref(h->conn[i].bev);
-    h->conn[i] = h->conn[--h->nconn];
+    s_conn_release(h, i);
     return true;
 }
 
@@ -585,8 +604,13 @@ static void s_on_resume(evutil_socket_t fd, short what, void *arg)
  * most likely. libevent would try again at once, in a loop; pause instead. */
 static void s_on_accept_error(struct evconnlistener *lev, void *arg)
 {
-    broker_http_t *h = arg;
+    (void)arg; /* evhttp's */
     int err = EVUTIL_SOCKET_ERROR();
+    broker_http_t *h = s_served;
+    while (h && h->lev != lev)
+        h = h->next_served;
+    if (!h)
+        return;
     h->accept_failed++;
     broker_log_throttled(&h->log_accept, BROKER_LOG_WARN, NULL, "http-accept",
                          "cannot accept HTTP connections: %s; the port pauses %d ms (%" PRIu64
@@ -781,6 +805,8 @@ int broker_http_open(struct event_base *base, store_t *store, broker_http_status
         return HS_ETRANSPORT;
     }
     h->lev = evhttp_bound_socket_get_listener(bound);
+    h->next_served = s_served;
+    s_served = h;
     evconnlistener_set_error_cb(h->lev, s_on_accept_error);
     *out = h;
     return HS_OK;
@@ -791,6 +817,12 @@ void broker_http_destroy(broker_http_t **hp)
     if (!hp || !*hp)
         return;
     broker_http_t *h = *hp;
+    for (broker_http_t **p = &s_served; *p; p = &(*p)->next_served) {
+        if (*p == h) {
+            *p = h->next_served;
+            break;
+        }
+    }
     if (h->ev_sweep)
         event_free(h->ev_sweep);
     if (h->ev_resume)

@@ -114,6 +114,8 @@ test_flood() {
     full=$(awk '/^hsync_http_connections_closed_total\{reason="full"\}/ {print $2}' <<<"$m")
     echo "http flood: /metrics: closed for room ${full}, limit $(awk '/^hsync_http_connection_limit / {print $2}' <<<"$m")"
     [ "${full%.*}" -gt 0 ] && pass || fail "no connection was closed for room (limit never reached?)"
+    # the cap kept descriptors in reserve: accept() never ran out
+    assert_contains "$m" "hsync_http_accept_errors_total 0"
     assert_eq "0" "$(hr_log_count p 'level=error')" "errors in p's log"
 }
 
