@@ -78,9 +78,10 @@ struct b_link {
     char session[TOPO_TOKEN_MAX]; /* the peer's session id, from its heartbeats */
     uint32_t failures;
     /* Reached through our ROUTER (parent, standalone source): the routing id
-     * of the connection that last sent a frame authenticated (ZAP User-Id) as
-     * this peer's key. Frames to the peer go there and nowhere else; empty
-     * until the peer's first frame, and again when it becomes unreachable. */
+     * of the connection that last sent a heartbeat authenticated (ZAP User-Id)
+     * with this peer's key (while there is none, of any frame so
+     * authenticated). Frames to the peer go there and nowhere else; empty
+     * until the peer's first frame, and again when that connection is gone. */
     uint8_t route[B_ROUTE_MAX];
     size_t route_len;
     /* while JOINING */
@@ -678,6 +679,9 @@ static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
         s_link_free(b, l);
         return;
     }
+    /* The heartbeat first: the peer routes its answers to this connection
+     * from its first heartbeat on, so runs started now must follow it. */
+    s_send_hb(b, l);
     s_alive(b, l, true);
     bool dest = l->role == TOPO_ROLE_DEST;
     if (dest)
@@ -691,7 +695,6 @@ static void s_on_joined(broker_t *b, b_link_t *l, const topo_msg_t *m)
     s_ctl_reply(b, l->ctl_rid, l->ctl_rid_len,
                 json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, dest ? "destination" : "child", l->name,
                           "endpoint", l->endpoint, "fingerprint", fp, "version", m->m_token));
-    s_send_hb(b, l);
 }
 
 static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t rlen,
@@ -1311,7 +1314,8 @@ static int s_router_one(broker_t *b)
      * connection that may only present an invite. The routing id is the
      * client's choice and proves nothing. */
     const char *uid = zmq_msg_gets(&parts[1], "User-Id");
-    bool invite = uid && !strncmp(uid, B_INVITE_UID, strlen(B_INVITE_UID));
+    bool invite = uid && strlen(uid) == strlen(B_INVITE_UID) + TOPO_KEY_LEN &&
+                  !strncmp(uid, B_INVITE_UID, strlen(B_INVITE_UID));
     if (invite)
         uid += strlen(B_INVITE_UID);
     char key[TOPO_KEY_LEN + 1] = "";
@@ -1330,6 +1334,13 @@ static int s_router_one(broker_t *b)
                    "another connection now has the routing id of '%s': nothing more goes "
                    "there until '%s' sends its next heartbeat",
                    o->name, o->name);
+    }
+    if (l && !l->route_len && rlen <= sizeof(l->route)) {
+        /* no live route to l (none yet, or its connection went away): any
+         * frame authenticated with l's key gives one; a heartbeat always
+         * does (s_on_hb) */
+        memcpy(l->route, rid, rlen);
+        l->route_len = rlen;
     }
     s_handle_frame(b, l, rid, rlen, key[0] ? key : "?", zmq_msg_data(&parts[1]),
                    zmq_msg_size(&parts[1]));

@@ -40,6 +40,7 @@ test_setup() {
     hr_link p c
     assert_eq "1024" "$(awk '/Max open files/ {print $4}' "/proc/${HR_PID[p]}/limits")" \
         "p's descriptor limit"
+    echo "http flood: p has $(find "/proc/${HR_PID[p]}/fd" -mindepth 1 | wc -l) descriptors open before the flood"
 }
 
 test_slow_clients_closed() {
@@ -69,7 +70,8 @@ test_flood() {
         "$T/stop" "$T/flood.out" 90 &
     local fpid=$!
     wait_for 20 flood_says "^open "
-    echo "http flood: $(grep '^open' "$T/flood.out") connections open at once"
+    echo "http flood: $(grep '^open' "$T/flood.out") connections open at once;" \
+        "p has $(find "/proc/${HR_PID[p]}/fd" -mindepth 1 | wc -l) descriptors open"
 
     # The broker answers the CLI and replicates throughout.
     hr_running p && pass || fail "p stopped answering under the flood"

@@ -56,10 +56,13 @@ test_hijack_gets_nothing() {
     local f
     f=$(hs_tmp)/more.ndjson
     hr_gen_items "$f" 300 after
+    local t0
+    t0=$(date +%s%N)
     hr_start p
-    hr_import p "$f"
     wait_for 10 hr_state_is p c up
     wait_for 10 hr_state_is c p up
+    echo "route hijack: p's link up on both sides $((($(date +%s%N) - t0) / 1000000)) ms after its restart"
+    hr_import p "$f"
     hr_sync p --peer c --rule items
     wait_for 20 hr_same_digest p c item.
     assert_eq "$(hr_digest p item.)" "$(hr_digest c item.)" "item digests after p's restart"
