@@ -15,7 +15,9 @@
 
 #include <event2/event.h>
 #include <openssl/rand.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,6 +26,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -32,7 +35,14 @@
 #define B_HB_MS 1000
 #define B_DOWN_MS 3000
 #define B_JOIN_MS 10000
-#define B_DRAIN_SLICE_MS 20 /* longest stretch of socket work before timers run */
+#define B_DRAIN_SLICE_MS 20  /* longest stretch of socket work before timers run */
+#define B_ROUTE_MAX 255      /* a ZeroMQ routing id is 1 to 255 bytes */
+#define B_RID_LEN 16         /* the random routing id each DEALER we dial presents */
+#define B_LOG_EVERY_MS 10000 /* one line per flood cause per interval (broker_log_throttled) */
+
+/* The ZAP User-Id of a connection admitted only to present an invite: this
+ * prefix and the client's key. Its frames never count as a linked peer's. */
+#define B_INVITE_UID "invite-only:"
 
 enum b_state {
     B_JOINING, /* JOIN sent, waiting for JOINED */
@@ -68,6 +78,13 @@ struct b_link {
     int health;                   /* B_HEALTH_*, from consecutive failed runs */
     char session[TOPO_TOKEN_MAX]; /* the peer's session id, from its heartbeats */
     uint32_t failures;
+    /* Reached through our ROUTER (parent, standalone source): the routing id
+     * of the connection that last sent a heartbeat authenticated (ZAP User-Id)
+     * with this peer's key (while there is none, of any frame so
+     * authenticated). Frames to the peer go there and nowhere else; empty
+     * until the peer's first frame, and again when that connection is gone. */
+    uint8_t route[B_ROUTE_MAX];
+    size_t route_len;
     /* while JOINING */
     uint64_t join_deadline;
     char nameq[33];   /* JOINED; waiting for the root to confirm the names (NAMEQ id) */
@@ -106,7 +123,10 @@ typedef struct broker {
     json_t *verify_last;    /* the last `hsync verify` verdict per node (status), or NULL */
     struct b_nameq *nameqs; /* name queries passed up, names held at the root */
     uint64_t next_job;
-    broker_http_t *http; /* status page and metrics; NULL when not served */
+    broker_http_t *http;                 /* status page and metrics; NULL when not served */
+    uint64_t refused_total;              /* handshakes ZAP refused since the start */
+    broker_log_throttle_t log_refused;   /* refused handshakes */
+    broker_log_throttle_t log_untrusted; /* frames dropped from unlinked connections */
 } broker_t;
 
 /* A `hsync sync` waiting for its runs: replied to when all have ended. */
@@ -220,7 +240,16 @@ static int s_dial(broker_t *b, b_link_t *l)
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     (void)one;
-    zmq_setsockopt(s, ZMQ_ROUTING_ID, b->id.id_public, TOPO_KEY_LEN);
+    /* A fresh random routing id, not our (public) key: the peer's ROUTER
+     * routes to the connection it authenticated, and nobody can guess this
+     * id to collide with it (see s_router_one). */
+    uint8_t rid[B_RID_LEN];
+    if (RAND_bytes(rid, sizeof(rid)) != 1) {
+        zmq_close(s);
+        return HS_ETRANSPORT;
+    }
+    rid[0] |= 0x80; /* never 0x00: libzmq's own ids for anonymous peers start so */
+    zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, sizeof(rid));
     if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, l->key, TOPO_KEY_LEN) ||
         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, b->id.id_public, TOPO_KEY_LEN) ||
         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, b->id.id_secret, TOPO_KEY_LEN) ||
@@ -270,8 +299,12 @@ static int s_send(broker_t *b, b_link_t *l, const void *buf, size_t len)
     int rc;
     if (l->sock) {
         rc = zmq_send(l->sock, buf, len, ZMQ_DONTWAIT);
+    } else if (!l->route_len) {
+        rc = -1; /* no authenticated connection from the peer yet */
     } else {
-        rc = zmq_send(b->router, l->key, TOPO_KEY_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        rc = zmq_send(b->router, l->route, l->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        if (rc < 0 && zmq_errno() == EHOSTUNREACH)
+            l->route_len = 0; /* that connection is gone: wait for the peer's next */
         if (rc >= 0)
             rc = zmq_send(b->router, buf, len, ZMQ_DONTWAIT);
     }
@@ -676,13 +709,22 @@ static void s_names_arrived(broker_t *b, const b_link_t *l)
     }
 }
 
-static void s_on_hb(broker_t *b, b_link_t *l, const topo_msg_t *m)
+/* A heartbeat on l; rid[0..rlen) is the connection it came on when l is
+ * reached through our ROUTER (s_router_one checked that it authenticated
+ * with l's key), NULL on a DEALER we dialled. */
+static void s_on_hb(broker_t *b, b_link_t *l, const topo_msg_t *m, const uint8_t *rid, size_t rlen)
 {
     if (strcmp(m->m_name, l->name) != 0) {
         broker_log(BROKER_LOG_WARN, l->name, "name-mismatch",
                    "peer with the key of '%s' claims to be '%s': frame dropped", l->name,
                    m->m_name);
         return;
+    }
+    if (!l->sock && rid && rlen && rlen <= sizeof(l->route)) {
+        /* frames to l go to the connection of its latest good heartbeat: a
+         * restarted peer gets its link back with its first one */
+        memcpy(l->route, rid, rlen);
+        l->route_len = rlen;
     }
     if (m->m_token[0] && strcmp(l->session, m->m_token) != 0) {
         if (l->session[0]) {
@@ -778,7 +820,9 @@ static void s_on_join(broker_t *b, const uint8_t *rid, size_t rlen, const char *
     free(reply.m_rel);
     /* The link comes up with the parent's first heartbeat, which it sends
      * once it has accepted us (it may first ask its root whether our names
-     * are unused, and would drop runs of ours until then). */
+     * are unused, and would drop runs of ours until then), on the connection
+     * it makes with its now trusted key (s_on_joined): this one was admitted
+     * only to present the invite, and gets nothing more. */
     if (parent)
         s_alive(b, parent, false);
 }
@@ -828,8 +872,7 @@ static void s_on_feed(broker_t *b, const uint8_t *rid, size_t rlen, const char *
     if (topo_msg_encode(&reply, &b->w) == HS_OK &&
         zmq_send(b->router, rid, rlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(b->router, b->w.mpw_buf, b->w.mpw_len, ZMQ_DONTWAIT);
-    if (l)
-        s_alive(b, l, true);
+    /* up with the source's first heartbeat on its trusted connection */
 }
 
 static void s_join_accept(broker_t *b, b_link_t *l);
@@ -869,12 +912,26 @@ static void s_join_accept(broker_t *b, b_link_t *l)
     l->state = B_DOWN;
     l->since = s_wall_ms();
     int err = s_link_save(b, l);
+    if (!err) {
+        /* The peer admitted that connection only to take the invite: dial
+         * again, now as a trusted key, for everything else. */
+        event_free(l->ev);
+        l->ev = NULL;
+        zmq_close(l->sock);
+        l->sock = NULL;
+        if (s_dial(b, l)) /* logged; recorded all the same: a restart dials it */
+            broker_log(BROKER_LOG_ERROR, l->name, "dial-failed",
+                       "the link is recorded but cannot be dialled now: restart the broker");
+    }
     if (err) {
         s_ctl_error(b, l->ctl_rid, l->ctl_rid_len, "could not record the link: %s",
                     hs_strerror(err));
         s_link_free(b, l);
         return;
     }
+    /* The heartbeat first: the peer routes its answers to this connection
+     * from its first heartbeat on, so runs started now must follow it. */
+    s_send_hb(b, l);
     s_alive(b, l, true);
     bool dest = l->role == TOPO_ROLE_DEST;
     if (dest)
@@ -888,7 +945,6 @@ static void s_join_accept(broker_t *b, b_link_t *l)
     s_ctl_reply(b, l->ctl_rid, l->ctl_rid_len,
                 json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, dest ? "destination" : "child", l->name,
                           "endpoint", l->endpoint, "fingerprint", fp, "version", l->version));
-    s_send_hb(b, l);
     if (!dest)
         s_subtree_changed(b);
 }
@@ -1120,8 +1176,8 @@ static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t 
     }
     if (type >= 16) {
         if (!l || l->state == B_JOINING) {
-            broker_log(BROKER_LOG_WARN, who, "untrusted",
-                       "dropped a replication frame from a peer that is not linked");
+            broker_log_throttled(&b->log_untrusted, BROKER_LOG_WARN, who, "untrusted",
+                                 "dropped a replication frame from a peer that is not linked");
             return;
         }
         s_alive(b, l, false);
@@ -1144,13 +1200,14 @@ static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t 
         else if (m.m_type == TOPO_MSG_FEED)
             s_on_feed(b, rid, rlen, key, &m);
         else
-            broker_log(BROKER_LOG_WARN, key, "untrusted", "dropped a frame from an untrusted key");
+            broker_log_throttled(&b->log_untrusted, BROKER_LOG_WARN, key, "untrusted",
+                                 "dropped a frame from an untrusted key");
         topo_msg_clear(&m);
         return;
     }
     switch (m.m_type) {
     case TOPO_MSG_HB:
-        s_on_hb(b, l, &m);
+        s_on_hb(b, l, &m, rid, rlen);
         break;
     case TOPO_MSG_JOINED:
         s_on_joined(b, l, &m);
@@ -1913,15 +1970,41 @@ static int s_router_one(broker_t *b)
         s_close_parts(parts, got, 2);
         return 1;
     }
+    /* Who sent it is what ZAP decided at the handshake (s_zap_one), carried
+     * on every frame: the peer's key, or B_INVITE_UID and the key for a
+     * connection that may only present an invite. The routing id is the
+     * client's choice and proves nothing. */
     const char *uid = zmq_msg_gets(&parts[1], "User-Id");
+    bool invite = uid && strlen(uid) == strlen(B_INVITE_UID) + TOPO_KEY_LEN &&
+                  !strncmp(uid, B_INVITE_UID, strlen(B_INVITE_UID));
+    if (invite)
+        uid += strlen(B_INVITE_UID);
     char key[TOPO_KEY_LEN + 1] = "";
     if (uid && strlen(uid) == TOPO_KEY_LEN)
         memcpy(key, uid, TOPO_KEY_LEN + 1);
-    b_link_t *l = key[0] ? s_link_find(b, 0, NULL, key) : NULL;
+    b_link_t *l = key[0] && !invite ? s_link_find(b, 0, NULL, key) : NULL;
     if (l && l->sock) /* a child's key must arrive on the DEALER we dialled */
         l = NULL;
-    s_handle_frame(b, l, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), key[0] ? key : "?",
-                   zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
+    const uint8_t *rid = zmq_msg_data(&parts[0]);
+    size_t rlen = zmq_msg_size(&parts[0]);
+    for (b_link_t *o = b->links; o; o = o->next) {
+        if (o == l || o->route_len != rlen || memcmp(o->route, rid, rlen) != 0)
+            continue;
+        o->route_len = 0; /* that routing id is no longer o's connection */
+        broker_log(BROKER_LOG_WARN, o->name, "route-dropped",
+                   "another connection now has the routing id of '%s': nothing more goes "
+                   "there until '%s' sends its next heartbeat",
+                   o->name, o->name);
+    }
+    if (l && !l->route_len && rlen <= sizeof(l->route)) {
+        /* no live route to l (none yet, or its connection went away): any
+         * frame authenticated with l's key gives one; a heartbeat always
+         * does (s_on_hb) */
+        memcpy(l->route, rid, rlen);
+        l->route_len = rlen;
+    }
+    s_handle_frame(b, l, rid, rlen, key[0] ? key : "?", zmq_msg_data(&parts[1]),
+                   zmq_msg_size(&parts[1]));
     s_close_parts(parts, got, 2);
     return 1;
 }
@@ -1998,6 +2081,7 @@ static int s_zap_one(broker_t *b)
         return 0;
     const char *status = "400", *text = "untrusted key";
     char key[TOPO_KEY_LEN + 1] = "";
+    char uid[sizeof(B_INVITE_UID) + TOPO_KEY_LEN] = "";
     char addr[64] = "?";
     if (got >= 7 && zmq_msg_size(&parts[6]) == 32 && zmq_msg_size(&parts[5]) == 5 &&
         !memcmp(zmq_msg_data(&parts[5]), "CURVE", 5)) {
@@ -2007,12 +2091,14 @@ static int s_zap_one(broker_t *b)
         if (s_link_find(b, 0, NULL, key)) {
             status = "200";
             text = "OK";
+            snprintf(uid, sizeof(uid), "%s", key);
         } else {
             store_txn_t *t;
             if (store_txn_begin(b->store, false, &t) == HS_OK) {
                 if (topo_token_outstanding(t, (uint64_t)time(NULL))) {
                     status = "200";
                     text = "OK (may present an invite)";
+                    snprintf(uid, sizeof(uid), "%s%s", B_INVITE_UID, key);
                 }
                 store_txn_abort(&t);
             }
@@ -2022,16 +2108,18 @@ static int s_zap_one(broker_t *b)
         char fp[20] = "?";
         if (key[0])
             topo_fingerprint(key, fp);
-        broker_log(BROKER_LOG_WARN, NULL, "refused", "refused a connection from %s with key %s",
-                   addr, fp);
+        b->refused_total++;
+        broker_log_throttled(&b->log_refused, BROKER_LOG_WARN, NULL, "refused",
+                             "refused a connection from %s with key %s (%" PRIu64
+                             " refused since the start)",
+                             addr, fp, b->refused_total);
     }
     if (got >= 2) {
         zmq_send(b->zap, "1.0", 3, ZMQ_SNDMORE);
         zmq_send(b->zap, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), ZMQ_SNDMORE);
         zmq_send(b->zap, status, 3, ZMQ_SNDMORE);
         zmq_send(b->zap, text, strlen(text), ZMQ_SNDMORE);
-        zmq_send(b->zap, status[0] == '2' ? key : "", status[0] == '2' ? strlen(key) : 0,
-                 ZMQ_SNDMORE);
+        zmq_send(b->zap, uid, strlen(uid), ZMQ_SNDMORE); /* User-Id of every frame */
         zmq_send(b->zap, "", 0, 0);
     }
     s_close_parts(parts, got, 8);
@@ -2076,9 +2164,12 @@ static json_t *s_status_json(broker_t *b)
     topo_fingerprint(b->id.id_public, fp);
     json_t *pairs = json_array();
     repl_pairs(b->repl, s_pair_json, pairs);
-    return json_pack("{s:b,s:s,s:s,s:s,s:o,s:o,s:O?}", "ok", 1, "node", b->id.id_name, "listen",
-                     b->listen, "fingerprint", fp, "links", links, "replication", pairs, "verify",
-                     b->verify_last);
+    json_t *sec = json_pack("{s:I}", "handshakes_refused", (json_int_t)b->refused_total);
+    if (sec)
+        broker_http_security(b->http, sec);
+    return json_pack("{s:b,s:s,s:s,s:s,s:o,s:o,s:O?,s:o*}", "ok", 1, "node", b->id.id_name,
+                     "listen", b->listen, "fingerprint", fp, "links", links, "replication", pairs,
+                     "verify", b->verify_last, "security", sec);
 }
 
 /* Dial the node an invite names, as a child (JOIN, with what we know of the
@@ -2477,6 +2568,8 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
         }
     }
     repl_tick(b->repl);
+    broker_log_throttle_flush(&b->log_refused);
+    broker_log_throttle_flush(&b->log_untrusted);
     if (now - b->epoch_marked >= 1000) {
         b->epoch_marked = now;
         store_epoch_mark(b->store);
@@ -2713,7 +2806,9 @@ static int s_start(broker_t *b)
         return HS_ETRANSPORT;
     b->router = zmq_socket(b->zctx, ZMQ_ROUTER);
     zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(b->router, ZMQ_ROUTER_HANDOVER, &one, sizeof(one));
+    /* No ROUTER_HANDOVER: a second connection presenting a routing id in use
+     * is ignored by libzmq, never given the first one's traffic. Our peers'
+     * ids are random (s_dial) and routes follow ZAP's User-Id (s_router_one). */
     zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
     zmq_setsockopt(b->router, ZMQ_CURVE_SERVER, &one, sizeof(one));
     zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, b->id.id_secret, TOPO_KEY_LEN);
@@ -2825,6 +2920,26 @@ static void s_stop(broker_t *b)
         close(b->lockfd);
 }
 
+/* Raise the soft descriptor limit to the hard one: the HTTP port takes up to
+ * its connection limit (broker/http.h) and peers, the ctl socket and the
+ * store need the rest. Logged either way, so an operator sees the figure. */
+static void s_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    broker_log(BROKER_LOG_INFO, NULL, "descriptors",
+               "up to %llu open descriptors (hard limit %llu)", (unsigned long long)rl.rlim_cur,
+               (unsigned long long)rl.rlim_max);
+}
+
 int broker_serve(const char *dir)
 {
     broker_t *b = calloc(1, sizeof(*b));
@@ -2844,8 +2959,11 @@ int broker_serve(const char *dir)
                    life);
     b->failed_after = s_env_u32("HSYNC_FAILED_AFTER", 10);
     snprintf(b->dir, sizeof(b->dir), "%s", dir);
+    b->log_refused.blt_interval_ms = B_LOG_EVERY_MS;
+    b->log_untrusted.blt_interval_ms = B_LOG_EVERY_MS;
     store_mpw_init(&b->w);
     signal(SIGPIPE, SIG_IGN);
+    s_raise_nofile();
     int err = s_start(b);
     if (!err) {
         broker_log(BROKER_LOG_INFO, NULL, "started", "node '%s' listening on %s", b->id.id_name,

@@ -5,6 +5,10 @@
  *   - the peer endpoint (meta "listen"), a ZeroMQ ROUTER with CURVE
  *     encryption; a ZAP handler admits only keys in the trust table (and,
  *     while an invite is outstanding, unknown keys that may only present it),
+ *     and names each connection by a User-Id on every frame: the key, or
+ *     "invite-only:" and the key; frames to a peer go to the connection of
+ *     its latest heartbeat with its key, never by a routing id a client chose
+ *     (no ROUTER_HANDOVER; the DEALERs we dial present random routing ids);
  *   - the command-line endpoint ipc://DIR/ctl.sock (broker/ctl.h),
  * connects a CURVE DEALER to each child (the parent always dials its
  * children; the child answers through its ROUTER), and runs a libevent loop

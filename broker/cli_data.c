@@ -863,6 +863,9 @@ static int s_status_broker(broker_cli_t *c, json_t *j, size_t extra)
         json_object_set(j, "fingerprint", json_object_get(st, "fingerprint"));
         json_object_set(j, "links", json_object_get(st, "links"));
         json_t *pairs = json_object_get(st, "replication");
+        json_t *sec = json_object_get(st, "security");
+        if (sec) /* refused handshakes, HTTP connections (a running broker) */
+            json_object_set(j, "security", sec);
         if (pairs)
             json_object_set(j, "replication", pairs);
         else

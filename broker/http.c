@@ -4,21 +4,47 @@
  */
 #include "broker/http.h"
 
+#include "broker/log.h"
 #include "replication/events.h"
 #include "replication/marks.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "broker/http_page.inc"
 
 #define S_HISTORY_SHOWN 20
 #define S_EVENTS_SHOWN 20
 #define S_COUNTERS_MAX 1024 /* (peer, rule, role) rows counted for /metrics */
+
+/* Connection limits (see http.h): at most S_CONN_MAX connections, fewer when
+ * the descriptor limit leaves less than S_FD_RESERVE for everything else. */
+#define S_CONN_MAX 256
+#define S_CONN_MIN 8
+#define S_FD_RESERVE 256
+#define S_REQUEST_MS 5000     /* a whole request within this of accept or the last request */
+#define S_SWEEP_MS 250        /* how often slow connections are looked for */
+#define S_ACCEPT_PAUSE_MS 250 /* accept() failed for want of descriptors: pause this long */
+#define S_LOG_EVERY_MS 10000  /* one line per cause per interval */
+
+/* One connection evhttp serves: its bufferevent (we create it, evhttp_set_bevcb,
+ * and hold a reference, so it stays valid after evhttp frees it: evhttp has
+ * done so when its callbacks are gone) and when it last started waiting for
+ * a request. */
+typedef struct s_conn {
+    struct bufferevent *bev;
+    uint64_t since_ms;
+} s_conn_t;
 
 /* Runs finished since the broker started, per (peer, rule, role). */
 typedef struct s_ctr {
@@ -35,7 +61,26 @@ struct broker_http {
     void *ctx;
     s_ctr_t *ctr;
     size_t nctr, capctr;
+    struct evconnlistener *lev; /* evhttp's, borrowed */
+    struct event *ev_sweep, *ev_resume;
+    s_conn_t *conn; /* conn_max entries */
+    size_t nconn, conn_max;
+    uint64_t accepted, closed_slow, closed_full, accept_failed;
+    broker_log_throttle_t log_slow, log_full, log_accept;
+    broker_http_t *next_served; /* s_served */
 };
+
+/* Every server open in this process: a listener's error callback gets the
+ * argument evhttp gave the listener (its struct evhttp), not ours, so it
+ * finds its server here by listener. */
+static broker_http_t *s_served;
+
+static uint64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* ---- request target ----------------------------------------------------- */
 
@@ -345,6 +390,30 @@ static void s_metrics(broker_http_t *h, const json_t *st, struct evbuffer *b)
                  (const char *[]){"peer", s_str(p, "peer"), "rule", s_str(p, "rule"), NULL},
                  (double)json_integer_value(json_object_get(p, "failures")));
 
+    const json_t *sec = json_object_get(st, "security");
+    s_help(b, "hsync_handshakes_refused_total", "counter",
+           "peer handshakes refused (a key neither linked nor allowed to present an invite) since "
+           "the broker started");
+    s_sample(b, "hsync_handshakes_refused_total", NULL,
+             (double)json_integer_value(json_object_get(sec, "handshakes_refused")));
+    s_help(b, "hsync_http_connections", "gauge", "HTTP connections open on this port");
+    s_sample(b, "hsync_http_connections", NULL,
+             (double)json_integer_value(json_object_get(sec, "http_connections")));
+    s_help(b, "hsync_http_connection_limit", "gauge", "most HTTP connections open at once");
+    s_sample(b, "hsync_http_connection_limit", NULL,
+             (double)json_integer_value(json_object_get(sec, "http_connection_limit")));
+    s_help(b, "hsync_http_connections_closed_total", "counter",
+           "HTTP connections the broker closed: slow (no whole request in time) or full (room "
+           "made for a new one)");
+    s_sample(b, "hsync_http_connections_closed_total", (const char *[]){"reason", "slow", NULL},
+             (double)json_integer_value(json_object_get(sec, "http_closed_slow")));
+    s_sample(b, "hsync_http_connections_closed_total", (const char *[]){"reason", "full", NULL},
+             (double)json_integer_value(json_object_get(sec, "http_closed_full")));
+    s_help(b, "hsync_http_accept_errors_total", "counter",
+           "times accept() failed on this port (out of descriptors)");
+    s_sample(b, "hsync_http_accept_errors_total", NULL,
+             (double)json_integer_value(json_object_get(sec, "http_accept_errors")));
+
     s_help(b, "hsync_runs_total", "counter", "replication runs finished since the broker started");
     for (size_t k = 0; k < h->nctr; k++) {
         const s_ctr_t *c = &h->ctr[k];
@@ -387,6 +456,199 @@ static void s_metrics(broker_http_t *h, const json_t *st, struct evbuffer *b)
                  (double)h->ctr[k].bytes);
 }
 
+/* ---- connections ---------------------------------------------------------- */
+
+/* evhttp is done with c's connection: it freed it (bufferevent_free clears
+ * the callbacks), or never took it. */
+static bool s_conn_gone(const s_conn_t *c)
+{
+    bufferevent_data_cb rcb = NULL;
+    bufferevent_getcb(c->bev, &rcb, NULL, NULL, NULL);
+    return rcb == NULL;
+}
+
+/* Let go of a connection evhttp has freed. Its descriptor is closed now:
+ * libevent would close it only when it finalises the bufferevent, later in
+ * the loop, and one accept callback can take hundreds of connections (each
+ * closing another, s_conn_evict) before that. */
+static void s_conn_release(broker_http_t *h, size_t i)
+{
+    struct bufferevent *bev = h->conn[i].bev;
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    bufferevent_setfd(bev, -1); /* its events off */
+    if (fd >= 0)
+        evutil_closesocket(fd);
+    bufferevent_decref(bev);
+    h->conn[i] = h->conn[--h->nconn];
+}
+
+/* Let go of every connection evhttp has freed. */
+static void s_conn_reap(broker_http_t *h)
+{
+    for (size_t i = 0; i < h->nconn;) {
+        if (s_conn_gone(&h->conn[i])) {
+            s_conn_release(h, i);
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Close connection i as evhttp's own timeout would (it frees the connection
+ * and any request in it). Returns true if entry i was removed (another
+ * entry, or none, is at i now). */
+static bool s_conn_close(broker_http_t *h, size_t i)
+{
+    bufferevent_trigger_event(h->conn[i].bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
+    if (!s_conn_gone(&h->conn[i])) {
+        h->conn[i].since_ms = s_mono_ms(); /* not yet: the sweep looks again later */
+        return false;
+    }
+    s_conn_release(h, i);
+    return true;
+}
+
+static bool s_conn_idle(const s_conn_t *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+/* At the limit: close the connection idle longest (any, if none is idle) to
+ * make room for a new one. */
+static void s_conn_evict(broker_http_t *h)
+{
+    size_t pick = h->nconn;
+    for (int pass = 0; pass < 2 && pick == h->nconn; pass++)
+        for (size_t i = 0; i < h->nconn; i++)
+            if ((pass || s_conn_idle(&h->conn[i])) &&
+                (pick == h->nconn || h->conn[i].since_ms < h->conn[pick].since_ms))
+                pick = i;
+    if (pick == h->nconn)
+        return;
+    h->closed_full++;
+    broker_log_throttled(&h->log_full, BROKER_LOG_WARN, NULL, "http-full",
+                         "%zu HTTP connections open, the most allowed: closed the one idle "
+                         "longest for a new one (%" PRIu64 " closed since the start)",
+                         h->conn_max, h->closed_full);
+    s_conn_close(h, pick);
+}
+
+/* evhttp_set_bevcb: evhttp accepted a connection and asks for its
+ * bufferevent. */
+static struct bufferevent *s_on_conn(struct event_base *base, void *arg)
+{
+    broker_http_t *h = arg;
+    s_conn_reap(h);
+    if (h->nconn >= h->conn_max)
+        s_conn_evict(h);
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        return NULL; /* evhttp makes one itself */
+    h->accepted++;
+    if (h->nconn < h->conn_max) {
+        bufferevent_incref(bev);
+        h->conn[h->nconn].bev = bev;
+        h->conn[h->nconn++].since_ms = s_mono_ms();
+    }
+    return bev;
+}
+
+/* A whole request arrived on req's connection: its clock starts again. */
+static void s_conn_request(broker_http_t *h, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    for (size_t i = 0; bev && i < h->nconn; i++)
+        if (h->conn[i].bev == bev)
+            h->conn[i].since_ms = s_mono_ms();
+}
+
+/* Every S_SWEEP_MS: close connections that sent no whole request within
+ * S_REQUEST_MS of their accept or their last request (slow or idle
+ * clients), and write what the throttled log lines left out. */
+static void s_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    broker_http_t *h = arg;
+    s_conn_reap(h);
+    uint64_t now = s_mono_ms();
+    for (size_t i = 0; i < h->nconn;) {
+        s_conn_t *c = &h->conn[i];
+        if (now - c->since_ms < S_REQUEST_MS || !s_conn_idle(c)) {
+            i++;
+            continue;
+        }
+        h->closed_slow++;
+        broker_log_throttled(&h->log_slow, BROKER_LOG_INFO, NULL, "http-slow",
+                             "closed an HTTP connection that sent no whole request within %d s "
+                             "(%" PRIu64 " closed since the start)",
+                             S_REQUEST_MS / 1000, h->closed_slow);
+        if (!s_conn_close(h, i))
+            i++;
+    }
+    broker_log_throttle_flush(&h->log_slow);
+    broker_log_throttle_flush(&h->log_full);
+    broker_log_throttle_flush(&h->log_accept);
+}
+
+static void s_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    broker_http_t *h = arg;
+    evconnlistener_enable(h->lev);
+}
+
+/* accept() failed other than for a retriable reason: out of descriptors,
+ * most likely. libevent would try again at once, in a loop; pause instead. */
+static void s_on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    (void)arg; /* evhttp's */
+    int err = EVUTIL_SOCKET_ERROR();
+    broker_http_t *h = s_served;
+    while (h && h->lev != lev)
+        h = h->next_served;
+    if (!h)
+        return;
+    h->accept_failed++;
+    broker_log_throttled(&h->log_accept, BROKER_LOG_WARN, NULL, "http-accept",
+                         "cannot accept HTTP connections: %s; the port pauses %d ms (%" PRIu64
+                         " times since the start; raise the descriptor limit, ulimit -n)",
+                         evutil_socket_error_to_string(err), S_ACCEPT_PAUSE_MS, h->accept_failed);
+    evconnlistener_disable(lev);
+    static const struct timeval pause = {0, S_ACCEPT_PAUSE_MS * 1000};
+    event_add(h->ev_resume, &pause);
+}
+
+/* How many connections at once: S_CONN_MAX, or fewer when the descriptor
+ * limit leaves less than S_FD_RESERVE for peers, the ctl socket and the
+ * store. */
+static size_t s_conn_limit(void)
+{
+    struct rlimit rl;
+    size_t n = S_CONN_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        rlim_t room = rl.rlim_cur > S_FD_RESERVE ? rl.rlim_cur - S_FD_RESERVE : 0;
+        if (room < (rlim_t)n)
+            n = (size_t)room;
+    }
+    return n < S_CONN_MIN ? S_CONN_MIN : n;
+}
+
+void broker_http_security(broker_http_t *h, json_t *sec)
+{
+    if (!h || !sec)
+        return;
+    s_conn_reap(h);
+    json_object_set_new(sec, "http_connections", json_integer((json_int_t)h->nconn));
+    json_object_set_new(sec, "http_connection_limit", json_integer((json_int_t)h->conn_max));
+    json_object_set_new(sec, "http_accepted", json_integer((json_int_t)h->accepted));
+    json_object_set_new(sec, "http_closed_slow", json_integer((json_int_t)h->closed_slow));
+    json_object_set_new(sec, "http_closed_full", json_integer((json_int_t)h->closed_full));
+    json_object_set_new(sec, "http_accept_errors", json_integer((json_int_t)h->accept_failed));
+}
+
 /* ---- requests ----------------------------------------------------------- */
 
 static void s_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
@@ -412,6 +674,7 @@ static void s_text(struct evhttp_request *req, int code, const char *reason, con
 static void s_on_request(struct evhttp_request *req, void *arg)
 {
     broker_http_t *h = arg;
+    s_conn_request(h, req);
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
@@ -516,6 +779,19 @@ int broker_http_open(struct event_base *base, store_t *store, broker_http_status
     h->store = store;
     h->status = status;
     h->ctx = ctx;
+    h->conn_max = s_conn_limit();
+    h->log_slow.blt_interval_ms = S_LOG_EVERY_MS;
+    h->log_full.blt_interval_ms = S_LOG_EVERY_MS;
+    h->log_accept.blt_interval_ms = S_LOG_EVERY_MS;
+    h->conn = calloc(h->conn_max, sizeof(*h->conn));
+    h->ev_sweep = event_new(base, -1, EV_PERSIST, s_on_sweep, h);
+    h->ev_resume = evtimer_new(base, s_on_resume, h);
+    static const struct timeval sweep = {0, S_SWEEP_MS * 1000};
+    if (!h->conn || !h->ev_sweep || !h->ev_resume || event_add(h->ev_sweep, &sweep)) {
+        broker_http_destroy(&h);
+        return HS_ENOMEM;
+    }
+    evhttp_set_bevcb(h->eh, s_on_conn, h);
     evhttp_set_allowed_methods(h->eh, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                           EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
@@ -523,10 +799,15 @@ int broker_http_open(struct event_base *base, store_t *store, broker_http_status
     evhttp_set_max_body_size(h->eh, 4096);
     evhttp_set_timeout(h->eh, 10);
     evhttp_set_gencb(h->eh, s_on_request, h);
-    if (!evhttp_bind_socket_with_handle(h->eh, host, port)) {
+    struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(h->eh, host, port);
+    if (!bound) {
         broker_http_destroy(&h);
         return HS_ETRANSPORT;
     }
+    h->lev = evhttp_bound_socket_get_listener(bound);
+    h->next_served = s_served;
+    s_served = h;
+    evconnlistener_set_error_cb(h->lev, s_on_accept_error);
     *out = h;
     return HS_OK;
 }
@@ -536,8 +817,21 @@ void broker_http_destroy(broker_http_t **hp)
     if (!hp || !*hp)
         return;
     broker_http_t *h = *hp;
+    for (broker_http_t **p = &s_served; *p; p = &(*p)->next_served) {
+        if (*p == h) {
+            *p = h->next_served;
+            break;
+        }
+    }
+    if (h->ev_sweep)
+        event_free(h->ev_sweep);
+    if (h->ev_resume)
+        event_free(h->ev_resume);
     if (h->eh)
-        evhttp_free(h->eh);
+        evhttp_free(h->eh); /* frees its connections; ours follow */
+    for (size_t i = 0; i < h->nconn; i++)
+        bufferevent_decref(h->conn[i].bev);
+    free(h->conn);
     free(h->ctr);
     free(h);
     *hp = NULL;

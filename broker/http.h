@@ -19,6 +19,16 @@
  *
  * Requests are bounded: headers 8 KiB, no body, request target
  * BROKER_HTTP_TARGET_MAX bytes, 10 s per connection.
+ *
+ * The port is open to anyone who can reach it, so connections are bounded
+ * too (nginx's worker_connections, Redis's maxclients): at most 256 at once
+ * (fewer when the descriptor limit leaves under 256 descriptors for peers,
+ * the ctl socket and the store); a new connection over the limit closes the
+ * one idle longest; a connection that has not sent a whole request within
+ * 5 s of its accept or of its last request is closed (slow clients, idle
+ * keep-alive); accept() failing for want of descriptors pauses the port for
+ * 250 ms instead of spinning. Each of these is logged once per 10 s with a
+ * count (broker_log_throttled) and counted in /metrics.
  */
 #ifndef BROKER_HTTP_H
 #define BROKER_HTTP_H
@@ -49,6 +59,12 @@ int broker_http_open(struct event_base *base, store_t *store, broker_http_status
 
 /* Stop serving; accepts NULL and nulls *h. */
 void broker_http_destroy(broker_http_t **h);
+
+/* Add the HTTP port's connection counters to sec (the broker's "security"
+ * status object, which /metrics reads): http_connections,
+ * http_connection_limit, http_accepted, http_closed_slow, http_closed_full,
+ * http_accept_errors. h may be NULL (nothing added). */
+void broker_http_security(broker_http_t *h, json_t *sec);
 
 /* Count one finished run for /metrics (counters since the broker started).
  * h may be NULL (nothing served, nothing counted). */

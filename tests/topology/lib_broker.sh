@@ -177,6 +177,11 @@ hb_log_count() { grep -cF -- "$2" "$(hb_log "$1")" 2>/dev/null || true; }
 hb_log_count_ge() { [ "$(hb_log_count "$1" "$2")" -ge "$3" ]; }
 hb_log_has() { grep -qF -- "$2" "$(hb_log "$1")" 2>/dev/null; }
 
+# hb_refused NAME: handshakes NAME's broker refused since it started (ZAP);
+# hb_refused_ge NAME N: at least N (a predicate for wait_for).
+hb_refused() { hb_q "$1" 'j["security"]["handshakes_refused"]'; }
+hb_refused_ge() { [ "$(hb_refused "$1")" -ge "$2" ]; }
+
 # hb_probe ARGS...: run hsync_probe (see tests/tools/hsync_probe.c), output in
 # HS_OUT; the exit status (0 reply, 3 none) is checked against the first arg.
 hb_probe() { expect_exit "$1" "$HSYNC_PROBE" "${@:2}"; }

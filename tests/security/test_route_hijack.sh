@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Route hijack while an invite is outstanding (issue 18, item 1). A hostile
+# client with a fresh random CURVE key connects to a child that has an unused
+# invite (ZAP lets it in to present the invite), sets its ZeroMQ routing id
+# to the parent's public key (which is public: every invite of the parent
+# carries it) and listens. Nothing meant for the parent may reach it: no
+# heartbeat, no batch. The real parent link stays up, replication goes on
+# (digests equal), and the real parent, killed with SIGKILL and restarted,
+# gets its link back at once.
+. "$(dirname "$0")/../replication/lib_repl.sh"
+
+# Debian's python3 has python3-zmq; the python3 on PATH may not.
+HOSTILE() { /usr/bin/python3 "$HSYNC_TESTS/security/hostile_zmq.py" "$@"; }
+T=$(hs_tmp)
+
+# attacker_says TEXT: the hostile client wrote TEXT to its report.
+attacker_says() { grep -q -- "$1" "$T/attacker.out" 2>/dev/null; }
+attacker_done() { attacker_says "^frames "; }
+
+test_setup() {
+    hr_node p
+    hr_node c
+    hr_start p
+    hr_start c
+    hr_link p c
+    local f
+    f=$(hs_tmp)/items.ndjson
+    hr_gen_items "$f" 2000 before
+    hr_import p "$f"
+}
+
+test_hijack_gets_nothing() {
+    # The parent's key, as anyone can learn it: from an invite of the parent
+    # (this one expires in a second, unused).
+    local pkey tok
+    pkey=$(HOSTILE token-key "$(hs invite -d "$(hr_dir p)" --ttl 1)" | cut -d' ' -f1)
+    assert_eq 40 "${#pkey}" "the parent's public key from its invite"
+    tok=$(hs invite -d "$(hr_dir c)") # outstanding, never used
+    HOSTILE hijack "$tok" "$pkey" "$T/stop" "$T/attacker.out" 120 &
+    local apid=$!
+    wait_for 10 attacker_says "handshake ok"
+    attacker_says "handshake ok" && pass || fail "the hostile client was not admitted"
+
+    # Meanwhile the parent link lives: heartbeats both ways, and a complete
+    # run of 2,000 items reaches the child in batches.
+    hr_sync p --peer c --rule items --complete
+    assert_eq "2000" "$(hr_run sent c items down)" "items sent to c with the attacker listening"
+    wait_for 20 hr_same_digest p c item.
+    assert_eq "$(hr_digest p item.)" "$(hr_digest c item.)" "item digests p and c"
+    assert_eq "up" "$(hr_state c p)" "c's link to p"
+    assert_eq "up" "$(hr_state p c)" "p's link to c"
+
+    # The real parent crashes and comes back: its link is up again quickly
+    # (a new connection; the hostile one still holds the old routing id).
+    hr_kill9 p
+    local f
+    f=$(hs_tmp)/more.ndjson
+    hr_gen_items "$f" 300 after
+    local t0
+    t0=$(date +%s%N)
+    hr_start p
+    wait_for 10 hr_state_is p c up
+    wait_for 10 hr_state_is c p up
+    echo "route hijack: p's link up on both sides $((($(date +%s%N) - t0) / 1000000)) ms after its restart"
+    hr_import p "$f"
+    hr_sync p --peer c --rule items
+    wait_for 20 hr_same_digest p c item.
+    assert_eq "$(hr_digest p item.)" "$(hr_digest c item.)" "item digests after p's restart"
+    assert_eq "2300" "$(hr_count c item.)" "items at c after p's restart"
+
+    : >"$T/stop"
+    wait_for 10 attacker_done
+    wait "$apid"
+    echo "route hijack: the hostile client got: $(grep '^frames' "$T/attacker.out")"
+    assert_eq "frames 0 bytes 0" "$(grep '^frames' "$T/attacker.out")" \
+        "frames that reached the hostile client"
+    # The child refused it everything but the invite, and never took it for p.
+    assert_eq "parent:p" "$(json_get "$(hr_show c)" '",".join(l["role"] + ":" + l["name"] for l in j["links"])')" \
+        "c's links"
+    assert_eq "0" "$(hr_log_count c 'level=error')" "errors in c's log"
+}
+
+test_setup
+test_hijack_gets_nothing
+hr_done
