@@ -1199,6 +1199,11 @@ static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t 
             s_on_join(b, rid, rlen, key, &m);
         else if (m.m_type == TOPO_MSG_FEED)
             s_on_feed(b, rid, rlen, key, &m);
+        else if (m.m_type == TOPO_MSG_LEAVE && (l = s_link_find(b, 0, NULL, key)) && !l->sock)
+            /* a would-be parent whose root refused our names undoes the JOIN
+             * on the connection that presented the invite: CURVE proved its
+             * key there, and a LEAVE is all such a connection may send after */
+            s_on_leave(b, l);
         else
             broker_log_throttled(&b->log_untrusted, BROKER_LOG_WARN, key, "untrusted",
                                  "dropped a frame from an untrusted key");
