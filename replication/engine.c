@@ -291,6 +291,8 @@ static int s_fill_want(void *ctx, const store_change_t *c)
         f->full = true;
         return 2;
     }
+    if (f->run->side_bounded && c->seq > f->run->side_head)
+        return 2; /* after the owners this run declared: the next run's */
     f->last_seq = c->seq;
     f->examined++;
     store_obj_t meta = {
@@ -612,11 +614,20 @@ static int s_send_open(repl_t *r, r_run_t *run)
     s_owners_t ow = {.rule = &run->rule};
     if (run->dir == RULES_SIDE) {
         /* standalone: the owners of what this run carries, so that a
-         * complete run removes at the destination only what came from here */
-        store_txn_t *t;
-        if (store_txn_begin(r->store, false, &t) == HS_OK) {
+         * complete run removes at the destination only what came from here;
+         * the destination takes no other owner's objects. A complete run
+         * counts them in the snapshot it streams; a differential one in a
+         * transaction whose log head bounds its scan (an owner new since
+         * then goes with the next run, declared). */
+        store_txn_t *t = run->snap;
+        if (t || store_txn_begin(r->store, false, &t) == HS_OK) {
             store_counts(t, s_owner_one, &ow);
-            store_txn_abort(&t);
+            if (run->mode == REPL_DIFFERENTIAL) {
+                run->side_head = store_log_head(t);
+                run->side_bounded = true;
+            }
+            if (t != run->snap)
+                store_txn_abort(&t);
         }
         mine.rn_names = ow.ptrs;
         mine.rn_count = ow.n;

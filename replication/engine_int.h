@@ -41,6 +41,11 @@ typedef struct r_run {
     repl_key_t cursor;   /* complete: last key put in a batch */
     uint64_t seq_cursor; /* differential: last log seq put in a batch */
     uint64_t start_seq;  /* complete: log head when the run (first) started */
+    /* standalone differential: the log head when OPEN declared the owners;
+     * the scan stops there, later changes (maybe of an owner not declared)
+     * are the next run's */
+    uint64_t side_head;
+    bool side_bounded;
     bool eof;
     r_batch_t inflight[REPL_WINDOW];
     size_t ninflight;

@@ -2,7 +2,8 @@
 # Differential and complete runs: a 1% change moves only that 1%, deletes
 # travel as deletes, an unchanged item is not re-sent, a complete run
 # removes stale objects at the destination and keeps its local ones, and a
-# dry run reports without sending.
+# dry run reports without sending; a complete run up carries a delete made
+# just before it.
 . "$(dirname "$0")/lib_repl.sh"
 
 N=5000
@@ -144,7 +145,29 @@ test_dry_run() {
     assert_eq "$(hr_digest p item. p)" "$(hr_digest c item. p)" "equal after the real run"
 }
 
+test_complete_up_carries_delete() {
+    # The model checker's history (tests/sim/known/complete_delete.sh): c
+    # removes a resource and runs `sync --complete`. The complete run's
+    # watermark passes the delete's log entry, so only the complete run's
+    # range removal can carry it; the last thing the run examined (an
+    # imported resource sorting after the removed one) is not sent, and the
+    # END's range must still cover the removed key, or p keeps it forever.
+    local gone=88dcf943-84d4-4d1f-87ca-7883ff5a52f1 imp=cc21ce88-d006-4cc5-8278-c2614e1bcb38
+    hr_put c resource.computer '{"name":"imp"}' --guid "$imp" --key serial=IM-1 --imported >/dev/null
+    hr_put c resource.computer '{"name":"pc1"}' --guid "$gone" --key serial=SN-1 >/dev/null
+    hr_sync c --rule resources
+    expect_exit 0 hs get -d "$(hr_dir p)" "$gone"
+    expect_exit 0 hs rm -d "$(hr_dir c)" "$gone"
+    hr_sync c --rule resources --complete
+    assert_eq "complete" "$(hr_run mode p resources up sent)" "the run up was complete"
+    assert_deleted p "$gone" "the resource removed at c before the complete run is removed at p"
+    hr_sync c --rule resources
+    assert_deleted p "$gone" "and stays removed after the next run"
+    assert_eq "0" "$(hr_count p resource. c)" "none of c's resources left at p (an imported one stays at c)"
+}
+
 setup
+test_complete_up_carries_delete
 test_first_run_then_differential
 test_deletes_in_differential
 test_complete_removes_stale_keeps_local
