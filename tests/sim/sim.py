@@ -326,8 +326,17 @@ class Cluster:
             return 124, "", "timed out after %ss" % timeout
         dt = time.time() - t0
         if dt > SLOW:
+            what = (p.stderr.strip() or p.stdout.strip())[:300]
+            try:  # a sync: name its slowest runs
+                runs = sorted(json.loads(p.stdout).get("runs", []), key=lambda r: -r.get("ms", 0))
+                what = "slowest runs: " + "; ".join(
+                    "%s %s %s %sms%s" % (r.get("peer"), r.get("rule"), r.get("direction"),
+                                         r.get("ms"), "" if r.get("ok") else " " + str(r.get("error")))
+                    for r in runs[:3])
+            except (ValueError, AttributeError):
+                pass
             self.slow.append("%s: %s took %.1fs (exit %d): %s" % (
-                self.cur, self.shell(argv)[:200], dt, p.returncode, (p.stderr.strip() or p.stdout.strip())[:300]))
+                self.cur, self.shell(argv)[:200], dt, p.returncode, what))
         return p.returncode, p.stdout, p.stderr
 
     def init_all(self):
