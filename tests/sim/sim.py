@@ -920,9 +920,17 @@ class Sim:
         (--help: edited editable properties count as differing)."""
         c, m = self.c, self.m
         rc, out, err = c.run(["verify", "-d", c.d("r")])
-        edited = set()
+        def eff(o, n, k):  # the value of k at n: its own edit, an ancestor's, or the manager's
+            for a in [n] + m.anc(n):
+                if k in o.edits.get(a, {}):
+                    return o.edits[a][k]
+            return o.body.get(k)
+        edited = set()  # nodes whose copy an edit made differ from their parent's
         for o in m.live():
-            edited |= set(n for n in o.edits if n in HIER)
+            for n, ed in o.edits.items():
+                if n in HIER and m.parent.get(n) and any(
+                        eff(o, n, k) != eff(o, m.parent[n], k) for k in ed):
+                    edited.add(n)
         lines = [l for l in out.splitlines() if l.strip()]
         if not edited:
             if rc != 0 or "DIFFERS" in out or "NOT REACHED" in out:
