@@ -476,6 +476,7 @@ class Sim:
         self.extra = 0  # nodes started for a names op
         self.findings = []  # (kind, text)
         self.snaps = {}  # node -> (path, op index)
+        self.snap_model = {}  # node -> {guid: (body, deleted)} of what it manages, at the copy
         self.serial = 0
         self.events_raised = []
         self.tmp = root
@@ -804,11 +805,15 @@ class Sim:
             shutil.copytree(c.d(n), path, symlinks=True)
             c.start(n)
             self.snaps[n] = (path, op["i"])
+            # what n manages itself (items, security, packages) as the copy has it
+            self.snap_model[n] = {o.guid: (dict(o.body), o.deleted) for o in m.objs.values()
+                                  if fam(o.cls) == "down" and o.owner == n}
         elif k == "restore":
             n = op["node"]
             if n not in self.snaps:
                 return
             path, si = self.snaps.pop(n)
+            was = self.snap_model.pop(n, {})
             # everything written on n since the copy reached its parent first:
             # the parent holds the only other copy, which must come back.
             self.quiesce("before restore op %d" % op["i"])
@@ -822,6 +827,25 @@ class Sim:
                 except OSError:
                     pass
             c.start(n)
+            # README "Non-authoritative restore": the parent sends back only what is
+            # owned in the node's branch and carried up (resources, data-class rows).
+            # What n manages itself (items flow down only) no other node manages: the
+            # restored node's copy is the manager's again, and what it wrote since
+            # the copy is gone (below it too).
+            for o in m.objs.values():
+                if fam(o.cls) != "down" or o.owner != n:
+                    continue
+                if o.guid not in was:
+                    if not o.deleted:
+                        o.deleted = True
+                        o.why.append("op %d: lost: %s restored from a copy older than it (items "
+                                     "are managed there only)" % (op["i"], n))
+                else:
+                    body, deleted = was[o.guid]
+                    if o.body != body or o.deleted != deleted:
+                        o.body, o.deleted = body, deleted
+                        o.why.append("op %d: back as the copy of op %d had it: %s restored "
+                                     "(items are managed there only)" % (op["i"], si, n))
         elif k == "events":
             rc, out, err = c.run(["event", "raise", "-d", c.d(op["node"]), "alert",
                                   json.dumps({"text": op["text"]})])
