@@ -43,7 +43,8 @@
 #              runs); it costs most seeds here ~20 s.
 #   names-self  a second node named like the node it joins under is refused
 #              with "a node cannot be its own child", not where the name is
-#              used (OPS=put,names N=5, 6 of put,hep,kill,names,emergency,verify)
+#              used. OPS=put,hep,kill,names,emergency,verify N=5, 6;
+#              known/names_self.sh (1 op)
 # branch-down (a grandchild's resources sent down the other branches) no
 # longer diverges on this tree; the option stays in sim.py for older trees.
 
