@@ -827,6 +827,10 @@ class Sim:
                 except OSError:
                     pass
             c.start(n)
+            # the node recovers before its first run up (README "Non-authoritative
+            # restore"): until then what it wrote since the copy is not there yet
+            rc, out, err = c.run(["sync", "-d", c.d(n), "--json", "--timeout", "20"])
+            self.check_sync(op, rc, out, err)
             # README "Non-authoritative restore": the parent sends back only what is
             # owned in the node's branch and carried up (resources, data-class rows).
             # What n manages itself (items flow down only) no other node manages: the

@@ -31,7 +31,11 @@
 #              never gets what r wrote after the copy (a does)
 #              OPS=put,rm,import,standalone,target,restore,complete N=1;
 #              known/restore_middle_child.sh (3 ops); with a HEP edit on a1,
-#              lost too: known/restore_middle.sh (5 ops)
+#              lost too: known/restore_middle.sh (5 ops); and a restored
+#              leaf's own resource is still missing for `rm` after the
+#              restart and a sync that logged "recovered 1" (it is back
+#              later): OPS=put,rm,import,restore N=5;
+#              known/restore_recover_late.sh (4 ops)
 #   standalone+dup  a merge that moves a resource away from a standalone
 #              rule's source leaves the old copy at the destination forever
 #              known/standalone_drop_stale.sh (3 ops; mixed seed 2)
