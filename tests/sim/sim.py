@@ -28,7 +28,18 @@ standalone replication), never from the product code:
            on the root.
   exits    a command that exits 0 may not be refused by the other side (a
            sync that exits 0 while a broker logged "refused N" for a run),
-           a locked HEP edit must be refused.
+           a locked HEP edit must be refused, a put changing a guid's class
+           must be refused (README: a guid's class never changes).
+  names    a second node with a name used in the hierarchy cannot join
+           (README "Unique node names"): exit non-zero, says where, links
+           unchanged.
+  emergency  with a child stopped: exit 1, it and its subtree not_reached,
+           the others reached.
+  verify   after quiescence, `hsync verify` from r: exit 0, all in sync, or
+           exit 1 naming each node a HEP edit left with another value than
+           its parent's.
+  restore  what a restored node manages itself (items) is as its copy had it;
+           what it owns in resources comes back from its parent.
 
 Usage:
   sim.py --seed N [--ops FAMILY,...] [--steps K]     one history
