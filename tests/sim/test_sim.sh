@@ -39,6 +39,10 @@
 #   standalone+dup  a merge that moves a resource away from a standalone
 #              rule's source leaves the old copy at the destination forever
 #              known/standalone_drop_stale.sh (3 ops; mixed seed 2)
+#   target (flaky)  a second standalone rule to the same destination once
+#              missed policies its source held before it was added (seed 4
+#              of OPS=put,import,standalone,target, once; its replay passed):
+#              known/standalone_second_rule.sh
 # Tolerated here (--known), each a finding too:
 #   join-stall  right after a join (and a move) the child's first run up is
 #              dropped by the parent ("dropped a replication frame from a peer
