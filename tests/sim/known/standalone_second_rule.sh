@@ -5,7 +5,7 @@
 # 11), while a holds them. Not minimized (ops 6, 9, 16 alone pass), and a
 # replay of the whole history of seed 4 passed once: timing-dependent; the
 # whole history of seed 4 (OPS=put,import,standalone,target N=4 failed once in
-# 12 target seeds).
+# 6 target seeds, 1-6).
 #op {"body": {"enabled": true, "n": 20779, "name": "policy1"}, "cls": "item.policy", "guid": "27ac435a-7a97-4643-a564-12a9b8a1abcd", "i": 1, "node": "b", "op": "put"}
 #op {"i": 2, "lines": [{"body": {"name": "pc-IM-4-1-i2", "site": "north", "v": 108}, "class": "resource.computer", "guid": "c79d6793-46d4-4c7a-9c39-02b38963dc6e", "imported": true, "keys": {"serial": "IM-4-1"}}, {"body": {"name": "pc-IM-4-2-i2", "site": "north", "v": 266}, "class": "resource.computer", "guid": "d4341aad-0690-4269-ad6f-0b09f165c8ce", "imported": false, "keys": {"serial": "IM-4-2"}}], "node": "b", "op": "import"}
 #op {"body": {"name": "pc-SN-4-3-p3", "site": "south", "v": 749}, "cls": "resource.computer", "guid": "de08caa1-a081-4910-8a25-e4664f5253a0", "i": 3, "imported": false, "keys": {"serial": "SN-4-3"}, "node": "a", "op": "put"}
