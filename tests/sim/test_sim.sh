@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tests/sim/test_sim.sh - the randomized model checker (tests/sim/sim.py) over
-# real brokers: fixed seeds 1..HSYNC_SIM_SEEDS (default 4; 1 under
-# the sanitizers) and one seed from the
-# date (printed), each a random history of HSYNC_SIM_STEPS (default 20; 15 under them)
+# real brokers: three groups of op families (below), each on seed 1..HSYNC_SIM_SEEDS
+# (default 1; 0 under the sanitizers) and one seed from the date (printed),
+# each a random history of HSYNC_SIM_STEPS (default 18; 12 under them)
 # operations on r > (a > a1, b) plus a standalone destination s, quiesced and
 # checked against the oracle. A failing seed prints its first divergence and
 # the path of a replayable history (python3 tests/sim/sim.py --replay FILE).
@@ -10,72 +10,87 @@
 #   bash tests/sim/test_sim.sh              # what CI runs (ctest sim/test_sim)
 #   bash tests/sim/test_sim.sh --soak 50    # 50 more seeds from the clock
 #
-# Op families enabled here are the ones the current code passes. The others
-# diverge today (issue 17); enable each once its fix is merged. Each line:
-# family (what diverges) and a reproducer, run as
-#   python3 tests/sim/sim.py --hsync build/hsync --known branch-down --ops OPS --seed N
-#   dup        item 1, and beyond it: the merge survivor is the lower guid, not
-#              the one registered first (SPEC: v4 guids carry no order)
-#              OPS=put,rm,import,dup N=2, N=3
-#   claim      item 2: the losing branch keeps a stale copy, also after the new
-#              owner removes it                     OPS=put,rm,import,claim N=1, 2, 3
-#   classchg   item 4: the receiver refuses the new class, sync exits 0, the old
-#              class stays below                    OPS=put,classchg N=1, N=3
-#   move       item 3, and the moved node keeps its former parent's items,
-#              packages and resources               OPS=put,rm,import,move N=2, 3;
-#                                                   OPS=put,events,move N=1
-#   target     item 5: a --target rule's runs remove another rule's objects at
-#              the destination                      OPS=put,import,standalone,target N=8
-#   restore    item 7: a restored child's newer objects are lost everywhere
-#                                                   OPS=put,rm,import,restore N=2
-#   standalone beyond the list: the destination refuses objects of a feed
-#              ("wrong direction or invalid") and sync exits 0
-#                                                   OPS=put,rm,import,standalone N=3;
-#                                                   OPS=put,import,standalone,target N=4, 7
-#   move       also beyond the list: right after a move, 'sync' on the root
-#              waits its whole --timeout and exits 1 while the root refused the
-#              new parent's runs at once ("the sender claims node 'a1', which is
-#              elsewhere in the hierarchy")  OPS=put,events,move,kill N=2, 3;
-#              tests/sim/known/move_sync_wait.sh
-#   complete   beyond the list: 'sync --complete' on a child after an rm there
-#              loses the delete; the ancestors keep the object forever
-#              OPS=put,rm,import,complete N=5, 6; minimal: --replay
-#              tests/sim/known/complete_delete.sh (4 commands)
-# Minimal histories of the divergences beyond the list: tests/sim/known/*.sh
-# (run with --replay FILE; complete_delete.sh and merge_guid_order.sh with
-# --known branch-down).
-# --known branch-down tolerates one more divergence beyond the list (so that
-# the other families can run): a grandchild's resources are sent down the
-# root's other branches, and back down their own branch, whose node refuses
-# them while the sync exits 0. Drop it (HSYNC_SIM_KNOWN=) once fixed.
+# Op families run here: every one the current code passes, in three groups
+# (a group is one random history over its families; the families still
+# failing are kept out of the groups they fail in):
+#   1  put,rm,import,events,kill,hep,classchg,names,emergency,verify
+#   2  put,rm,import,dup,classchg,complete,kill
+#   3  put,rm,import,standalone,target,complete
+# each on seed 1 and the date's seed (under the sanitizers: the date's only,
+# 12 operations; plain: 18).
+# Families and combinations still failing (issue 17/18), each with a minimal
+# replayable history in tests/sim/known/ (python3 tests/sim/sim.py --replay
+# FILE --known join-stall --hsync build/hsync):
+#   claim      a resource claimed on b (put of its guid there) and removed by
+#              b stays everywhere else with the old owner's copy
+#              OPS=put,rm,import,claim N=3; known/claim_rm_lost.sh (3 ops)
+#   move       a1 moved under b and back keeps b's items and imported
+#              resources, out of its scope         OPS=put,rm,import,move N=2;
+#              known/move_keeps_parent.sh (4 ops)
+#   restore    restoring the middle node a from an old copy: a1, below it,
+#              never gets what r wrote after the copy (a does)
+#              OPS=put,rm,import,standalone,target,restore,complete N=1;
+#              known/restore_middle_child.sh (3 ops); with a HEP edit on a1,
+#              lost too: known/restore_middle.sh (5 ops); and a restored
+#              leaf's own resource is still missing for `rm` after the
+#              restart and a sync that logged "recovered 1" (it is back
+#              later): OPS=put,rm,import,restore N=5;
+#              known/restore_recover_late.sh (4 ops)
+#   standalone+dup  a merge that moves a resource away from a standalone
+#              rule's source leaves the old copy at the destination forever
+#              known/standalone_drop_stale.sh (3 ops; mixed seed 2)
+#   target (flaky)  a second standalone rule to the same destination once
+#              missed policies its source held before it was added (seed 4
+#              of OPS=put,import,standalone,target, once; its replay passed):
+#              known/standalone_second_rule.sh
+# Tolerated here (--known), each a finding too:
+#   join-stall  right after a join (and a move) the child's first run up is
+#              dropped by the parent ("dropped a replication frame from a peer
+#              that is not linked") and waits 20 s; a sync then waits up to
+#              its --timeout and may exit 1. known/join_first_run.sh (most
+#              runs); it costs most seeds here ~20 s.
+#   names-self  a second node named like the node it joins under is refused
+#              with "a node cannot be its own child", not where the name is
+#              used. OPS=put,hep,kill,names,emergency,verify N=5, 6;
+#              known/names_self.sh (1 op)
+# branch-down (a grandchild's resources sent down the other branches) no
+# longer diverges on this tree; the option stays in sim.py for older trees.
 
 . "$(dirname "$0")/../lib.sh"
 
-OPS=${HSYNC_SIM_OPS:-put,rm,import,events,kill,hep}
-KNOWN=${HSYNC_SIM_KNOWN:-branch-down}
-# under the sanitizers every process costs more: fewer seeds, same operations
-# (3 seeds of 20 operations took 170 s under ASan on the 2-core machine)
+GROUPS_=(put,rm,import,events,kill,hep,classchg,names,emergency,verify
+    put,rm,import,dup,classchg,complete,kill
+    put,rm,import,standalone,target,complete)
+[ -n "${HSYNC_SIM_OPS:-}" ] && GROUPS_=("$HSYNC_SIM_OPS")
+KNOWN=${HSYNC_SIM_KNOWN-join-stall,names-self}
+# under the sanitizers every process costs more: fewer seeds and operations
 if [ -n "${ASAN_OPTIONS:-}${HSYNC_VALGRIND:-}" ]; then
-    SEEDS=${HSYNC_SIM_SEEDS:-1}
-    STEPS=${HSYNC_SIM_STEPS:-15}
+    SEEDS=${HSYNC_SIM_SEEDS:-0}
+    STEPS=${HSYNC_SIM_STEPS:-12}
 else
-    SEEDS=${HSYNC_SIM_SEEDS:-4}
-    STEPS=${HSYNC_SIM_STEPS:-20}
+    SEEDS=${HSYNC_SIM_SEEDS:-1}
+    STEPS=${HSYNC_SIM_STEPS:-18}
 fi
 day=$(date -u +%Y%m%d)
-echo "sim: ops $OPS, seeds 1-$SEEDS and $day (from the date), $STEPS operations each"
+echo "sim: ${#GROUPS_[@]} groups, seeds 1-$SEEDS (none if 0) and $day (from the date), $STEPS operations each"
 
 export HSYNC_TEST_TMP=$HS_ROOT
-args=(--hsync "$HSYNC" --ops "$OPS" --known "$KNOWN" --steps "$STEPS")
-if [ "${1:-}" == "--soak" ]; then
-    args+=(--soak "${2:?--soak N}" --steps "${HSYNC_SIM_STEPS:-40}")
-else
-    args+=(--seeds "1-$SEEDS" --seed "$day")
-fi
 # the histories of failing seeds are written where they outlive the scratch folder
 mkdir -p "${HSYNC_SIM_OUT:=${TMPDIR:-/tmp}/hsync-sim}"
 export HSYNC_SIM_OUT
-if "$HS_PY" "$(dirname "$0")/sim.py" "${args[@]}"; then
+bad=0
+for ops in "${GROUPS_[@]}"; do
+    args=(--hsync "$HSYNC" --ops "$ops" --known "$KNOWN" --steps "$STEPS")
+    if [ "${1:-}" == "--soak" ]; then
+        args+=(--soak "${2:?--soak N}" --steps "${HSYNC_SIM_STEPS:-40}")
+    elif [ "$SEEDS" -gt 0 ]; then
+        args+=(--seeds "1-$SEEDS" --seed "$day")
+    else
+        args+=(--seed "$day")
+    fi
+    "$HS_PY" "$(dirname "$0")/sim.py" "${args[@]}" || bad=1
+done
+if [ $bad -eq 0 ]; then
     pass
 else
     fail "model checker: a seed diverged (its history and first divergence above)"

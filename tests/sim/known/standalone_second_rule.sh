@@ -1,0 +1,28 @@
+# hsync model-checker history (seed 4, ops put,import,standalone,target).
+# Two standalone rules on a to the same destination s: north (--target
+# resource.computer --where site=north, op 6) and pol (--class item., op 16).
+# After quiescence s lacks two policies r put before pol was added (ops 9,
+# 11), while a holds them. Not minimized (ops 6, 9, 16 alone pass), and a
+# replay of the whole history of seed 4 passed once: timing-dependent; the
+# whole history of seed 4 (OPS=put,import,standalone,target N=4 failed once in
+# 6 target seeds, 1-6).
+#op {"body": {"enabled": true, "n": 20779, "name": "policy1"}, "cls": "item.policy", "guid": "27ac435a-7a97-4643-a564-12a9b8a1abcd", "i": 1, "node": "b", "op": "put"}
+#op {"i": 2, "lines": [{"body": {"name": "pc-IM-4-1-i2", "site": "north", "v": 108}, "class": "resource.computer", "guid": "c79d6793-46d4-4c7a-9c39-02b38963dc6e", "imported": true, "keys": {"serial": "IM-4-1"}}, {"body": {"name": "pc-IM-4-2-i2", "site": "north", "v": 266}, "class": "resource.computer", "guid": "d4341aad-0690-4269-ad6f-0b09f165c8ce", "imported": false, "keys": {"serial": "IM-4-2"}}], "node": "b", "op": "import"}
+#op {"body": {"name": "pc-SN-4-3-p3", "site": "south", "v": 749}, "cls": "resource.computer", "guid": "de08caa1-a081-4910-8a25-e4664f5253a0", "i": 3, "imported": false, "keys": {"serial": "SN-4-3"}, "node": "a", "op": "put"}
+#op {"body": {"name": "pc-SN-4-4-p4", "site": "south", "v": 182}, "cls": "resource.computer", "guid": "3fb62d2c-8186-4fc9-a34f-806fabf4a07c", "i": 4, "imported": false, "keys": {"serial": "SN-4-4"}, "node": "r", "op": "put"}
+#op {"body": {"codebase": "http://r/pkgs/p5.msi", "name": "pkg5", "version": "1.4"}, "cls": "package", "guid": "e8abb93f-01d8-4a02-8cdc-e7a6d7288ff6", "i": 5, "node": "r", "op": "put"}
+#op {"classes": ["resource.", "dataclass."], "i": 6, "name": "north", "node": "a", "op": "standalone", "target": "resource.computer", "where": {"site": "north"}}
+#op {"i": 7, "lines": [{"body": {"name": "pc-IM-4-5-i7", "site": "south", "v": 816}, "class": "resource.computer", "guid": "4e1bcb38-3bb4-4570-a94c-4ea3738d243a", "imported": true, "keys": {"serial": "IM-4-5"}}, {"body": {"name": "pc-IM-4-6-i7", "site": "north", "v": 547}, "class": "resource.computer", "guid": "ff5a52f1-a058-45ac-b671-863c0bdbc23a", "imported": true, "keys": {"serial": "IM-4-6"}}, {"body": {"enabled": true, "n": 689, "name": "imp7-2"}, "class": "item.policy", "guid": "ff4dab10-2522-4538-97c4-9391b36cc9aa"}, {"body": {"name": "pc-IM-4-7-i7", "site": "south", "v": 282}, "class": "resource.computer", "guid": "a2909cb6-33e2-48b4-a9dd-38b869ace913", "imported": false, "keys": {"serial": "IM-4-7"}}], "node": "a1", "op": "import"}
+#op {"body": {"ram": 58}, "cls": "dataclass.hardware", "guid": "a26a25c8-5217-4b7a-96b9-8b5fbf37a2be", "i": 8, "node": "b", "op": "put", "resource": "d4341aad-0690-4269-ad6f-0b09f165c8ce"}
+#op {"body": {"enabled": false, "n": 903976, "name": "policy9"}, "cls": "item.policy", "guid": "c3e1ac3b-4708-4989-ba97-3000b54a2302", "i": 9, "node": "r", "op": "put"}
+#op {"body": {"name": "pc-SN-4-4-u10", "site": "south", "v": 297}, "cls": "resource.computer", "guid": "3fb62d2c-8186-4fc9-a34f-806fabf4a07c", "i": 10, "imported": false, "keys": {"serial": "SN-4-4"}, "node": "r", "op": "put"}
+#op {"i": 11, "lines": [{"body": {"name": "pc-IM-4-8-i11", "site": "south", "v": 691}, "class": "resource.computer", "guid": "f469aef8-f6e7-4078-a55b-85dd1525f363", "imported": true, "keys": {"serial": "IM-4-8"}}, {"body": {"enabled": true, "n": 989, "name": "imp11-1"}, "class": "item.policy", "guid": "52595daf-49fb-4c36-92a3-b18104a7f007"}], "node": "r", "op": "import"}
+#op {"body": {"enabled": true, "n": 143065, "name": "policy12"}, "cls": "item.policy", "guid": "e4e2aafd-3100-4624-9e23-87a54b1cef39", "i": 12, "node": "a1", "op": "put"}
+#op {"body": {"name": "pc-SN-4-9-p13", "site": "north", "v": 45}, "cls": "resource.computer", "guid": "5d02db43-0267-4e8c-92b6-07d554d08ce6", "i": 13, "imported": false, "keys": {"serial": "SN-4-9"}, "node": "a1", "op": "put"}
+#op {"body": {"name": "pc-IM-4-2-u14", "site": "north", "v": 99}, "cls": "resource.computer", "guid": "d4341aad-0690-4269-ad6f-0b09f165c8ce", "i": 14, "imported": false, "keys": {"serial": "IM-4-2"}, "node": "b", "op": "put"}
+#op {"i": 15, "lines": [{"body": {"enabled": true, "n": 754, "name": "imp15-0"}, "class": "item.policy", "guid": "0e263730-0fec-410e-8f30-e0051d1615ad"}, {"body": {"name": "pc-IM-4-10-i15", "site": "south", "v": 502}, "class": "resource.computer", "guid": "9b44baf5-264e-4787-b87a-7976ad448abd", "imported": true, "keys": {"serial": "IM-4-10"}}, {"body": {"enabled": true, "n": 854, "name": "imp15-2"}, "class": "item.policy", "guid": "1f4d4cc5-091b-4ffb-bf65-1b9052496e1e"}], "node": "a", "op": "import"}
+#op {"classes": ["item."], "i": 16, "name": "pol", "node": "a", "op": "standalone"}
+#op {"i": 17, "lines": [{"body": {"name": "pc-IM-4-11-i17", "site": "north", "v": 662}, "class": "resource.computer", "guid": "6bd5231f-3814-4a2f-8970-425b7defb12b", "imported": true, "keys": {"serial": "IM-4-11"}}, {"body": {"enabled": true, "n": 32, "name": "imp17-1"}, "class": "item.policy", "guid": "300dc4c2-7fa2-4bbc-b739-6957d4bf8115"}], "node": "a", "op": "import"}
+#op {"complete": false, "i": 18, "node": "b", "op": "sync"}
+#op {"body": {"codebase": "http://a/pkgs/p19.msi", "name": "pkg19", "version": "1.4"}, "cls": "package", "guid": "6ac9573d-3b41-4610-85b6-79993543c7a6", "i": 19, "node": "a", "op": "put"}
+#op {"body": {"enabled": true, "n": 597383, "name": "policy20"}, "cls": "item.policy", "guid": "90ba65d0-5084-4aaa-ad93-9512e41a3f3d", "i": 20, "node": "b", "op": "put"}
