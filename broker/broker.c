@@ -3,6 +3,7 @@
 #include "broker/ctl.h"
 #include "broker/http.h"
 #include "broker/log.h"
+#include "broker/peergate.h"
 #include "replication/events.h"
 #include "replication/repl.h"
 #include "store/epoch.h"
@@ -127,6 +128,8 @@ typedef struct broker {
     uint64_t refused_total;              /* handshakes ZAP refused since the start */
     broker_log_throttle_t log_refused;   /* refused handshakes */
     broker_log_throttle_t log_untrusted; /* frames dropped from unlinked connections */
+    broker_peergate_t *gate;             /* the peer port's accept gate (peergate.h) */
+    struct event *ev_gate;
 } broker_t;
 
 /* A `hsync sync` waiting for its runs: replied to when all have ended. */
@@ -1990,6 +1993,8 @@ static int s_router_one(broker_t *b)
     b_link_t *l = key[0] && !invite ? s_link_find(b, 0, NULL, key) : NULL;
     if (l && l->sock) /* a child's key must arrive on the DEALER we dialled */
         l = NULL;
+    /* a frame: this connection's handshake is over, the gate leaves it be */
+    broker_peergate_seen(b->gate, zmq_msg_get(&parts[1], ZMQ_SRCFD));
     const uint8_t *rid = zmq_msg_data(&parts[0]);
     size_t rlen = zmq_msg_size(&parts[0]);
     for (b_link_t *o = b->links; o; o = o->next) {
@@ -2046,6 +2051,8 @@ static void s_drain(broker_t *b)
             handled += s_ctl_one(b);
         if (s_readable(b->router))
             handled += s_router_one(b);
+        if (s_readable(broker_peergate_socket(b->gate)))
+            handled += broker_peergate_events(b->gate, s_mono_ms()) > 0;
         for (b_link_t *l = b->links, *next; l; l = next) {
             next = l->next; /* a handler may free l */
             if (l->sock && s_readable(l->sock))
@@ -2170,8 +2177,10 @@ static json_t *s_status_json(broker_t *b)
     json_t *pairs = json_array();
     repl_pairs(b->repl, s_pair_json, pairs);
     json_t *sec = json_pack("{s:I}", "handshakes_refused", (json_int_t)b->refused_total);
-    if (sec)
+    if (sec) {
         broker_http_security(b->http, sec);
+        broker_peergate_security(b->gate, sec);
+    }
     return json_pack("{s:b,s:s,s:s,s:s,s:o,s:o,s:O?,s:o*}", "ok", 1, "node", b->id.id_name,
                      "listen", b->listen, "fingerprint", fp, "links", links, "replication", pairs,
                      "verify", b->verify_last, "security", sec);
@@ -2575,6 +2584,7 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
     repl_tick(b->repl);
     broker_log_throttle_flush(&b->log_refused);
     broker_log_throttle_flush(&b->log_untrusted);
+    broker_peergate_tick(b->gate, now);
     if (now - b->epoch_marked >= 1000) {
         b->epoch_marked = now;
         store_epoch_mark(b->store);
@@ -2821,10 +2831,25 @@ static int s_start(broker_t *b)
     int maxmsg = (int)TOPO_FRAME_MAX;
     int64_t maxmsg64 = maxmsg;
     zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg64, sizeof(maxmsg64));
+    char ep_tcp[TOPO_ENDPOINT_MAX + 64];
     if (zmq_bind(b->router, b->listen)) {
         broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot listen on %s: %s", b->listen,
                    zmq_strerror(zmq_errno()));
         return HS_ETRANSPORT;
+    }
+    /* the accept gate: before the ctl socket, whose accept libzmq asserts on
+     * when descriptors run out */
+    size_t lplen = sizeof(ep_tcp);
+    unsigned lport = 0;
+    if (!zmq_getsockopt(b->router, ZMQ_LAST_ENDPOINT, ep_tcp, &lplen)) {
+        const char *colon = strrchr(ep_tcp, ':');
+        lport = colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 0;
+    }
+    err = broker_peergate_open(b->zctx, b->router, lport, &b->gate);
+    if (err) {
+        broker_log(BROKER_LOG_ERROR, NULL, "start-failed", "cannot watch connections to %s: %s",
+                   b->listen, hs_strerror(err));
+        return err;
     }
     char ep[4200];
     err = broker_ctl_endpoint(b->dir, ep, sizeof(ep));
@@ -2849,7 +2874,8 @@ static int s_start(broker_t *b)
         return HS_EACCES;
     }
     if (s_socket_event(b, b->zap, &b->ev_zap) || s_socket_event(b, b->router, &b->ev_router) ||
-        s_socket_event(b, b->ctl, &b->ev_ctl))
+        s_socket_event(b, b->ctl, &b->ev_ctl) ||
+        s_socket_event(b, broker_peergate_socket(b->gate), &b->ev_gate))
         return HS_ENOMEM;
     char http[256];
     int herr = broker_http_open(b->base, b->store, s_http_status, b, &b->http, http);
@@ -2898,13 +2924,14 @@ static void s_stop(broker_t *b)
         s_link_free(b, b->links);
     while (b->nameqs)
         s_nameq_free(b, b->nameqs);
-    struct event **evs[] = {&b->ev_zap, &b->ev_router, &b->ev_ctl,  &b->ev_tick,
-                            &b->ev_int, &b->ev_term,   &b->ev_drain};
+    struct event **evs[] = {&b->ev_zap, &b->ev_router, &b->ev_ctl,   &b->ev_tick,
+                            &b->ev_int, &b->ev_term,   &b->ev_drain, &b->ev_gate};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (*evs[i])
             event_free(*evs[i]);
         *evs[i] = NULL;
     }
+    broker_peergate_destroy(&b->gate);
     void **socks[] = {&b->router, &b->ctl, &b->zap};
     for (size_t i = 0; i < 3; i++) {
         if (*socks[i])

@@ -414,6 +414,26 @@ static void s_metrics(broker_http_t *h, const json_t *st, struct evbuffer *b)
     s_sample(b, "hsync_http_accept_errors_total", NULL,
              (double)json_integer_value(json_object_get(sec, "http_accept_errors")));
 
+    s_help(b, "hsync_peer_connections_pending", "gauge",
+           "connections to the peer port that have not finished their handshake");
+    s_sample(b, "hsync_peer_connections_pending", NULL,
+             (double)json_integer_value(json_object_get(sec, "peer_connections_pending")));
+    s_help(b, "hsync_peer_connection_limit", "gauge",
+           "most connections to the peer port left in their handshake at once");
+    s_sample(b, "hsync_peer_connection_limit", NULL,
+             (double)json_integer_value(json_object_get(sec, "peer_connection_limit")));
+    s_help(b, "hsync_peer_connections_accepted_total", "counter",
+           "connections the peer port accepted since the broker started");
+    s_sample(b, "hsync_peer_connections_accepted_total", NULL,
+             (double)json_integer_value(json_object_get(sec, "peer_accepted")));
+    s_help(b, "hsync_peer_connections_closed_total", "counter",
+           "connections to the peer port the broker closed before their handshake: slow (none "
+           "within 10 s) or full (room made, over the limit)");
+    s_sample(b, "hsync_peer_connections_closed_total", (const char *[]){"reason", "slow", NULL},
+             (double)json_integer_value(json_object_get(sec, "peer_closed_slow")));
+    s_sample(b, "hsync_peer_connections_closed_total", (const char *[]){"reason", "full", NULL},
+             (double)json_integer_value(json_object_get(sec, "peer_closed_full")));
+
     s_help(b, "hsync_runs_total", "counter", "replication runs finished since the broker started");
     for (size_t k = 0; k < h->nctr; k++) {
         const s_ctr_t *c = &h->ctr[k];
