@@ -164,8 +164,9 @@ static const broker_cli_cmd_t s_commands[] = {
      "    --json       one JSON object; agent_trust is an array of {node, pending,\n"
      "                 approved, rejected, trusted, pending_agents, updated};\n"
      "                 identity_copied is the copied-folder problem, when there is one;\n"
-     "                 security (with a running broker) counts refused handshakes and\n"
-     "                 HTTP connections: {handshakes_refused, http_connections, ...}\n"
+     "                 security (with a running broker) counts refused handshakes,\n"
+     "                 HTTP and pending peer-port connections: {handshakes_refused,\n"
+     "                 http_connections, peer_connections_pending, ...}\n"
      "    --ack-copy   dismiss the copied-folder problem (once you made sure only one\n"
      "                 node runs with this identity) and print nothing else\n"},
     {"serve", broker_cli_serve, "run the broker in the foreground", "hsync serve -d DIR",

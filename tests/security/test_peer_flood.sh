@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The ZeroMQ peer port (--listen, the CURVE ROUTER) under a connection flood
-# (issue 18). The parent's broker runs with 1,024 descriptors (soft and
+# (issue 18). The child's broker runs with 1,024 descriptors (soft and
 # hard); a client keeps 1,500 idle TCP connections open to its peer port
 # (never sending a ZMTP greeting, reopening what the broker closes) for
 # 20 s. Before the accept gate, each held a descriptor until libzmq's 30 s
 # handshake timeout: the broker ran out of descriptors and libzmq aborted it
-# on the next ctl connection. Meanwhile the broker stays up, `hsync status`
-# answers, a sync to the child converges, the log stays short; after the
-# flood /metrics answers and counts the connections the gate closed.
+# on the next ctl connection. Meanwhile the child stays up, `hsync status`
+# answers, the parent (which dials the child's peer port) is restarted and
+# links again through the flood, a sync to the child converges, the log
+# stays short; after the flood /metrics answers and counts what the gate
+# closed.
 . "$(dirname "$0")/../replication/lib_repl.sh"
 
 T=$(hs_tmp)
@@ -31,34 +33,41 @@ test_setup() {
     printf '#!/usr/bin/env bash\nulimit -Sn 1024 && ulimit -Hn 1024 || exit 1\nexec "$@"\n' \
         >"$T/nofile1024"
     chmod +x "$T/nofile1024"
-    HR_WRAP[p]="$T/nofile1024"
+    HR_WRAP[c]="$T/nofile1024"
     hr_node p
     hr_node c
     hr_start p
     hr_start c
     hr_link p c
-    assert_eq "1024" "$(awk '/Max open files/ {print $4}' "/proc/${HR_PID[p]}/limits")" \
-        "p's descriptor limit"
-    echo "peer flood: p has $(nfds "${HR_PID[p]}") descriptors open before the flood"
+    assert_eq "1024" "$(awk '/Max open files/ {print $4}' "/proc/${HR_PID[c]}/limits")" \
+        "c's descriptor limit"
+    echo "peer flood: c has $(nfds "${HR_PID[c]}") descriptors open before the flood"
 }
 
 test_flood() {
     local lines0 f most=0 n
-    lines0=$(wc -l <"$(hr_log p)")
-    python3 "$HSYNC_TESTS/security/http_flood.py" 127.0.0.1 "$(hr_port p)" "$FLOOD_CONNS" 0 \
+    lines0=$(wc -l <"$(hr_log c)")
+    python3 "$HSYNC_TESTS/security/http_flood.py" 127.0.0.1 "$(hr_port c)" "$FLOOD_CONNS" 0 \
         "$T/stop" "$T/flood.out" "$FLOOD_S" &
     local fpid=$!
     wait_for 20 flood_says "^open "
-    n=$(nfds "${HR_PID[p]}")
+    n=$(nfds "${HR_PID[c]}")
     echo "peer flood: $(grep '^open' "$T/flood.out") connections open at once;" \
-        "p has $n descriptors open"
+        "c has $n descriptors open"
 
     # The broker answers the CLI and replicates throughout.
-    hr_running p && pass || fail "p stopped answering under the flood"
+    hr_running c && pass || fail "c stopped answering under the flood"
     local t0=$EPOCHREALTIME
-    expect_exit 0 hs status -d "$(hr_dir p)" --json
+    expect_exit 0 hs status -d "$(hr_dir c)" --json
     assert_json "$HS_OUT" "status --json under the flood"
     echo "peer flood: status answered in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.2f", b - a}') s"
+    # The parent restarts and dials the child's flooded port again.
+    t0=$EPOCHREALTIME
+    hr_stop p
+    hr_start p
+    wait_for 20 hr_state_is p c up
+    wait_for 20 hr_state_is c p up
+    echo "peer flood: p restarted and linked to c again in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.2f", b - a}') s"
     t0=$EPOCHREALTIME
     f=$(hs_tmp)/items.ndjson
     hr_gen_items "$f" 500 flood
@@ -73,32 +82,32 @@ test_flood() {
     local i
     for ((i = 0; i < 4 * FLOOD_S; i++)); do
         flood_says "^total " && break
-        n=$(nfds "${HR_PID[p]}")
+        n=$(nfds "${HR_PID[c]}")
         [ "$n" -gt "$most" ] && most=$n
-        expect_exit 0 hs status -d "$(hr_dir p)"
+        expect_exit 0 hs status -d "$(hr_dir c)"
         hs_pause 0.5
     done
     wait_for $((FLOOD_S + 10)) flood_says "^total "
     wait "$fpid"
-    echo "peer flood: $(grep '^total' "$T/flood.out"); p had at most $most descriptors open"
+    echo "peer flood: $(grep '^total' "$T/flood.out"); c had at most $most descriptors open"
     local lines
-    lines=$(($(wc -l <"$(hr_log p)") - lines0))
+    lines=$(($(wc -l <"$(hr_log c)") - lines0))
     echo "peer flood: ${lines} log lines during the flood"
-    [ "$lines" -lt 50 ] && pass || fail "p wrote $lines log lines during the flood"
-    grep "event=peer-" "$(hr_log p)" | tail -n 5
+    [ "$lines" -lt 50 ] && pass || fail "c wrote $lines log lines during the flood"
+    grep "event=peer-" "$(hr_log c)" | tail -n 5
 
     # After the flood: the broker is alive and /metrics answers.
-    hr_running p && pass || fail "p is not running after the flood"
-    expect_exit 0 hs status -d "$(hr_dir p)" --json
+    hr_running c && pass || fail "c is not running after the flood"
+    expect_exit 0 hs status -d "$(hr_dir c)" --json
     local m closed
-    m=$(metrics p)
+    m=$(metrics c)
     assert_eq "200" "$(head -n 1 <<<"$m")" "/metrics after the flood"
     closed=$(awk '/^hsync_peer_connections_closed_total\{reason="full"\}/ {print $2}' <<<"$m")
     echo "peer flood: /metrics: $(grep '^hsync_peer_' <<<"$m" | tr '\n' ' ')"
     [ "${closed%.*}" -gt 0 ] 2>/dev/null && pass || fail "no peer connection was closed for room"
     # every connection the flood held is gone again
-    wait_for 20 eval '[ "$(awk "/^hsync_peer_connections_pending / {print \$2}" <<<"$(metrics p)")" = 0 ]'
-    assert_eq "0" "$(hr_log_count p 'level=error')" "errors in p's log"
+    wait_for 20 eval '[ "$(awk "/^hsync_peer_connections_pending / {print \$2}" <<<"$(metrics c)")" = 0 ]'
+    assert_eq "0" "$(hr_log_count c 'level=error')" "errors in c's log"
     # and replication still works afterwards
     f=$(hs_tmp)/items2.ndjson
     hr_gen_items "$f" 50 after
