@@ -49,10 +49,6 @@
 #              that is not linked") and waits 20 s; a sync then waits up to
 #              its --timeout and may exit 1. known/join_first_run.sh (most
 #              runs); it costs most seeds here ~20 s.
-#   names-self  a second node named like the node it joins under is refused
-#              with "a node cannot be its own child", not where the name is
-#              used. OPS=put,hep,kill,names,emergency,verify N=5, 6;
-#              known/names_self.sh (1 op)
 # branch-down (a grandchild's resources sent down the other branches) no
 # longer diverges on this tree; the option stays in sim.py for older trees.
 
@@ -62,7 +58,7 @@ GROUPS_=(put,rm,import,events,kill,hep,classchg,names,emergency,verify
     put,rm,import,dup,classchg,complete,kill
     put,rm,import,standalone,target,complete)
 [ -n "${HSYNC_SIM_OPS:-}" ] && GROUPS_=("$HSYNC_SIM_OPS")
-KNOWN=${HSYNC_SIM_KNOWN-join-stall,names-self}
+KNOWN=${HSYNC_SIM_KNOWN-join-stall}
 # under the sanitizers every process costs more: fewer seeds and operations
 if [ -n "${ASAN_OPTIONS:-}${HSYNC_VALGRIND:-}" ]; then
     SEEDS=${HSYNC_SIM_SEEDS:-0}

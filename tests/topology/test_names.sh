@@ -53,6 +53,14 @@ test_duplicate_names_refused() {
     hb_start rx
     add_child_refused c1 rx
     assert_contains "$HS_ERR" "the name 'r' is already used"
+    # Another node named like the parent itself (its own keys): the name is
+    # in use, and where, not "cannot be its own child".
+    hb_node ax2 a
+    hb_start ax2
+    add_child_refused a ax2
+    assert_contains "$HS_ERR" "the name 'a' is already used in this hierarchy"
+    assert_contains "$HS_ERR" "under 'r'" "the error says where the name is used"
+    assert_eq "child:c1 parent:r" "$(hb_links a)" "a has no new child"
 
     # Two trees joined: s -> (a node named a). s itself is a new name, the
     # name below it is taken: refused, with the name that collides.
