@@ -190,8 +190,12 @@ bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
     }
     /* a claim on a resource of another branch (an agent moved): the
      * family's handler decides who owns it (rules/resource.h) */
+    /* ... and a delete newer than the local copy of another branch: its
+     * owner claimed the resource (the claim did not arrive before it) and
+     * removed it; the most recent registration wins */
     if (rules_recv_scope(rule, dir, &cur, branch) ||
-        (fi->fam_claims && dir != RULES_SIDE && !(o->flags & STORE_OBJ_TOMBSTONE)))
+        (fi->fam_claims && dir != RULES_SIDE &&
+         (!(o->flags & STORE_OBJ_TOMBSTONE) || o->mtime > cur.mtime)))
         return true;
     if (whylen)
         snprintf(why, whylen, "the %s here is %s's, which the sender may not overwrite", cur.cls,

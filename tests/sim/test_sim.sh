@@ -21,9 +21,6 @@
 # Families and combinations still failing (issue 17/18), each with a minimal
 # replayable history in tests/sim/known/ (python3 tests/sim/sim.py --replay
 # FILE --known join-stall --hsync build/hsync):
-#   claim      a resource claimed on b (put of its guid there) and removed by
-#              b stays everywhere else with the old owner's copy
-#              OPS=put,rm,import,claim N=3; known/claim_rm_lost.sh (3 ops)
 #   move       a1 moved under b and back keeps b's items and imported
 #              resources, out of its scope         OPS=put,rm,import,move N=2;
 #              known/move_keeps_parent.sh (4 ops)
