@@ -33,9 +33,6 @@
 #              restart and a sync that logged "recovered 1" (it is back
 #              later): OPS=put,rm,import,restore N=5;
 #              known/restore_recover_late.sh (4 ops)
-#   standalone+dup  a merge that moves a resource away from a standalone
-#              rule's source leaves the old copy at the destination forever
-#              known/standalone_drop_stale.sh (3 ops; mixed seed 2)
 #   target (flaky)  a second standalone rule to the same destination once
 #              missed policies its source held before it was added (seed 4
 #              of OPS=put,import,standalone,target, once; its replay passed):
