@@ -20,7 +20,7 @@
 # 12 operations; plain: 18).
 # Families and combinations still failing (issue 17/18), each with a minimal
 # replayable history in tests/sim/known/ (python3 tests/sim/sim.py --replay
-# FILE --known join-stall --hsync build/hsync):
+# FILE --hsync build/hsync):
 #   move       a1 moved under b and back keeps b's items and imported
 #              resources, out of its scope         OPS=put,rm,import,move N=2;
 #              known/move_keeps_parent.sh (4 ops)
@@ -37,12 +37,10 @@
 #              missed policies its source held before it was added (seed 4
 #              of OPS=put,import,standalone,target, once; its replay passed):
 #              known/standalone_second_rule.sh
-# Tolerated here (--known), each a finding too:
-#   join-stall  right after a join (and a move) the child's first run up is
-#              dropped by the parent ("dropped a replication frame from a peer
-#              that is not linked") and waits 20 s; a sync then waits up to
-#              its --timeout and may exit 1. known/join_first_run.sh (most
-#              runs); it costs most seeds here ~20 s.
+# join-stall (a child's first run after a join, or a move, dropped by a
+# parent that had not taken the link yet, 20 s lost) no longer happens:
+# the child's link comes up with the parent's first heartbeat, sent once
+# the parent has accepted it (topology/test_names.sh checks the first sync).
 # branch-down (a grandchild's resources sent down the other branches) no
 # longer diverges on this tree; the option stays in sim.py for older trees.
 
@@ -52,7 +50,7 @@ GROUPS_=(put,rm,import,events,kill,hep,classchg,names,emergency,verify
     put,rm,import,dup,classchg,complete,kill
     put,rm,import,standalone,target,complete)
 [ -n "${HSYNC_SIM_OPS:-}" ] && GROUPS_=("$HSYNC_SIM_OPS")
-KNOWN=${HSYNC_SIM_KNOWN-join-stall}
+KNOWN=${HSYNC_SIM_KNOWN-}
 # under the sanitizers every process costs more: fewer seeds and operations
 if [ -n "${ASAN_OPTIONS:-}${HSYNC_VALGRIND:-}" ]; then
     SEEDS=${HSYNC_SIM_SEEDS:-0}

@@ -26,6 +26,15 @@ test_duplicate_names_refused() {
     hb_link r a
     hb_link r b
     hb_link a c1
+    # c1's first runs, right after the join (a asked the root about c1's
+    # name first): its link comes up with a's first heartbeat, sent once a
+    # took the link, so a takes them at once (it used to drop them as from
+    # a peer not linked, and c1's sync waited 20 s for the run to start)
+    local t0=$SECONDS
+    expect_exit 0 "$HSYNC" sync -d "$(hb_dir c1)" --timeout 15
+    assert_eq "true" "$([ $((SECONDS - t0)) -lt 10 ] && echo true || echo false)" \
+        "c1's first sync after the join answered at once ($((SECONDS - t0)) s)"
+    assert_eq "0" "$(hb_log_count a "not linked")" "a dropped no frame of c1"
     wait_for 10 hb_subtree_is r a c1
     wait_for 10 hb_path_is b r
 
