@@ -160,13 +160,26 @@ static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
     s_free(r, rv);
 }
 
+/* A standalone source dropped its copy of a resource that a merge or a move
+ * gave to another branch: its delete names the new owner, which is not one
+ * of the source's, but it removes the copy the source delivered here (owned
+ * in its branch), which would otherwise stay forever. */
+static bool s_side_drop(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
+                        const rules_names_t *branch, const store_obj_t *o)
+{
+    store_obj_t cur;
+    return dir == RULES_SIDE && (o->flags & STORE_OBJ_TOMBSTONE) &&
+           store_get(t, &o->guid, &cur) == HS_OK && !(cur.flags & STORE_OBJ_TOMBSTONE) &&
+           !strcmp(cur.cls, o->cls) && rules_recv_scope(rule, dir, &cur, branch);
+}
+
 bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
                        const rules_names_t *branch, const store_obj_t *o, char *why, size_t whylen)
 {
     const char *owner_or_origin = o->owner && *o->owner ? o->owner : o->origin;
     /* Only what the sender is responsible for may arrive: up, objects owned
      * in the sender's branch; down, nothing owned in ours ... */
-    if (!rules_recv_scope(rule, dir, o, branch)) {
+    if (!rules_recv_scope(rule, dir, o, branch) && !s_side_drop(t, rule, dir, branch, o)) {
         if (whylen)
             snprintf(why, whylen,
                      "a %s of %s, which is not the sender's to send this way (rule %s)", o->cls,
@@ -190,8 +203,12 @@ bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
     }
     /* a claim on a resource of another branch (an agent moved): the
      * family's handler decides who owns it (rules/resource.h) */
+    /* ... and a delete newer than the local copy of another branch: its
+     * owner claimed the resource (the claim did not arrive before it) and
+     * removed it; the most recent registration wins */
     if (rules_recv_scope(rule, dir, &cur, branch) ||
-        (fi->fam_claims && dir != RULES_SIDE && !(o->flags & STORE_OBJ_TOMBSTONE)))
+        (fi->fam_claims && dir != RULES_SIDE &&
+         (!(o->flags & STORE_OBJ_TOMBSTONE) || o->mtime > cur.mtime)))
         return true;
     if (whylen)
         snprintf(why, whylen, "the %s here is %s's, which the sender may not overwrite", cur.cls,

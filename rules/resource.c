@@ -321,6 +321,29 @@ void rules_resource_merge_payload(store_mpw_t *m, const char *key, const store_g
 
 /* ---- ownership ------------------------------------------------------------ */
 
+/* The "moved" event of an ownership decision taken here. */
+static int s_moved(const rules_ctx_t *c, rules_result_t *res, const char *from, const char *gs,
+                   const char *to, const char *reason, uint64_t registered)
+{
+    snprintf(res->rr_why, sizeof(res->rr_why), "%s", reason);
+    store_mpw_t m;
+    store_mpw_init(&m);
+    store_mpw_map(&m, 6);
+    store_mpw_str(&m, "from");
+    store_mpw_str(&m, from);
+    store_mpw_str(&m, "guid");
+    store_mpw_str(&m, gs);
+    store_mpw_str(&m, "node");
+    store_mpw_str(&m, c->rc_self);
+    store_mpw_str(&m, "reason");
+    store_mpw_str(&m, reason);
+    store_mpw_str(&m, "registered");
+    store_mpw_uint(&m, registered);
+    store_mpw_str(&m, "to");
+    store_mpw_str(&m, to);
+    return s_event(res, "moved", &m);
+}
+
 static int s_claim(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const store_obj_t *cur,
                    rules_result_t *res)
 {
@@ -359,28 +382,65 @@ static int s_claim(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const s
     }
     if (err)
         return err;
-    snprintf(res->rr_why, sizeof(res->rr_why), "%s", reason);
-    store_mpw_t m;
-    store_mpw_init(&m);
-    store_mpw_map(&m, 6);
-    store_mpw_str(&m, "from");
-    store_mpw_str(&m, from);
-    store_mpw_str(&m, "guid");
-    store_mpw_str(&m, gs);
-    store_mpw_str(&m, "node");
-    store_mpw_str(&m, c->rc_self);
-    store_mpw_str(&m, "reason");
-    store_mpw_str(&m, reason);
-    store_mpw_str(&m, "registered");
-    store_mpw_uint(&m, registered);
-    store_mpw_str(&m, "to");
-    store_mpw_str(&m, to);
-    return s_event(res, "moved", &m);
+    return s_moved(c, res, from, gs, to, reason, registered);
+}
+
+/* A delete and a live copy of one resource with different owners meet
+ * (the delete's owner claimed the resource and removed it before its claim
+ * reached this node): the newer one wins, as a claim does. o is the
+ * incoming object, cur the local one; one of them is a tombstone. Returns
+ * HS_ENOTFOUND when the live copy is the newer (it is applied as usual). */
+static int s_delete_claim(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
+                          const store_obj_t *cur, rules_result_t *res)
+{
+    bool incoming_dead = o->flags & STORE_OBJ_TOMBSTONE;
+    const store_obj_t *dead = incoming_dead ? o : cur, *live = incoming_dead ? cur : o;
+    if (!s_newer(dead, live))
+        return HS_ENOTFOUND;
+    char from[STORE_NAME_MAX + 1], to[STORE_NAME_MAX + 1], gs[STORE_GUID_STRLEN + 1];
+    char tdead[24], tlive[24], reason[1200];
+    snprintf(from, sizeof(from), "%s", live->owner);
+    snprintf(to, sizeof(to), "%s", dead->owner);
+    store_guid_format(&o->guid, gs);
+    s_iso(dead->mtime, tdead, sizeof(tdead));
+    s_iso(live->mtime, tlive, sizeof(tlive));
+    snprintf(reason, sizeof(reason),
+             "resource %s claimed and deleted by %s (deleted %s) while %s owned it (changed %s): "
+             "the most recent registration wins, so the delete stands (decided on %s)",
+             gs, to, tdead, from, tlive, c->rc_self);
+    uint64_t reg_d = rules_resource_registered(dead), reg_l = rules_resource_registered(live);
+    uint64_t registered = reg_d && reg_d < reg_l ? reg_d : reg_l;
+    res->rr_guid = o->guid;
+    res->rr_outcome = RULES_SKIPPED;
+    if (incoming_dead) {
+        int err = store_delete(t, &o->guid, o->mtime);
+        if (err && err != HS_ENOTFOUND)
+            return err;
+        res->rr_outcome = RULES_DELETED;
+    }
+    return s_moved(c, res, from, gs, to, reason, registered);
 }
 
 int rules_resource_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
                          const store_obj_t *cur, rules_result_t *res)
 {
+    if ((o->flags & STORE_OBJ_TOMBSTONE) && !cur && !(c->rc_how & RULES_APPLY_STATE)) {
+        /* the delete arrived before any copy (its owner claimed the resource
+         * and removed it before a run): kept, so that an older copy of the
+         * previous owner arriving later loses to it and the delete reaches
+         * every node (most recent registration wins) */
+        res->rr_guid = o->guid;
+        res->rr_outcome = RULES_SKIPPED;
+        return store_put_tombstone(t, o);
+    }
+    bool owners_differ = cur && strcmp(cur->owner, o->owner) != 0 &&
+                         !(c->rc_how & RULES_APPLY_STATE) &&
+                         !((o->flags & STORE_OBJ_TOMBSTONE) && (cur->flags & STORE_OBJ_TOMBSTONE));
+    if (owners_differ && ((o->flags & STORE_OBJ_TOMBSTONE) || (cur->flags & STORE_OBJ_TOMBSTONE))) {
+        int err = s_delete_claim(t, c, o, cur, res);
+        if (err != HS_ENOTFOUND)
+            return err;
+    }
     if (o->flags & STORE_OBJ_TOMBSTONE)
         return rules_apply_default(t, c, o, cur, res);
     if (o->keys_len) {

@@ -1517,6 +1517,35 @@ int store_delete(store_txn_t *t, const store_guid_t *g, uint64_t mtime)
     return HS_OK;
 }
 
+int store_put_tombstone(store_txn_t *t, const store_obj_t *in)
+{
+    int err = s_check_write(t);
+    if (err)
+        return err;
+    store_obj_t cur;
+    err = store_get(t, &in->guid, &cur);
+    if (err == HS_OK)
+        return HS_EEXIST;
+    if (err != HS_ENOTFOUND)
+        return s_fail(t, err);
+    store_obj_t o = *in;
+    o.flags = (in->flags & STORE_OBJ_IMPORTED) | STORE_OBJ_TOMBSTONE;
+    o.keys = NULL;
+    o.keys_len = 0;
+    o.body = NULL;
+    o.body_len = 0;
+    memset(o.hash, 0, 32);
+    if (!o.origin || !*o.origin)
+        o.origin = t->s->name[0] ? t->s->name : "local";
+    if (!o.owner || !*o.owner)
+        o.owner = t->s->name[0] ? t->s->name : "local";
+    if (!o.mtime)
+        o.mtime = s_now_ms();
+    if (s_next_seq(t, &o.seq) || s_write_record(t, &o) || s_index(t, &o, NULL))
+        return t->err;
+    return HS_OK;
+}
+
 int store_purge(store_txn_t *t, const store_guid_t *g)
 {
     int err = s_check_write(t);

@@ -217,6 +217,13 @@ int store_obj_check(const store_obj_t *o);
  * does not exist or is already deleted. */
 int store_delete(store_txn_t *t, const store_guid_t *g, uint64_t mtime);
 
+/* Record a tombstone for a guid this store does not hold at all (a delete
+ * that arrived before, or instead of, the object): o's guid, class, owner,
+ * origin, mtime (0 = now) and registration time are kept, body and keys are
+ * not. A change-log entry (a delete) takes it on like any other. HS_EEXIST
+ * if the guid is stored, live or deleted (use store_delete). */
+int store_put_tombstone(store_txn_t *t, const store_obj_t *o);
+
 /* Read an object (tombstones included: check STORE_OBJ_TOMBSTONE).
  * HS_ENOTFOUND if absent. */
 int store_get(store_txn_t *t, const store_guid_t *g, store_obj_t *out);

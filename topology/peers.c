@@ -247,14 +247,36 @@ static int s_find_name(void *ctx, const topo_peer_t *p)
 int topo_check_add_child(store_txn_t *t, const topo_identity_t *me, const char *name,
                          const char *key, bool allow_more, const char **why)
 {
-    static char msg[256];
+    static char msg[384];
     *why = NULL;
     if (!topo_name_ok(name)) {
         *why = "the node's name is not a valid node name (1 to 64 of A-Z a-z 0-9 _ . -)";
         return HS_ETOPO;
     }
-    if (!strcmp(key, me->id_public) || !strcmp(name, me->id_name)) {
+    if (!strcmp(key, me->id_public)) {
         *why = "a node cannot be its own child";
+        return HS_ETOPO;
+    }
+    if (!strcmp(name, me->id_name)) {
+        /* another node (its own key) with this node's name: say where the
+         * name is used, like the other name refusals */
+        topo_peer_t up;
+        int perr = topo_peer_parent(t, &up);
+        if (perr != HS_OK && perr != HS_ENOTFOUND)
+            return perr;
+        if (perr == HS_OK) {
+            snprintf(msg, sizeof(msg),
+                     "the name '%s' is already used in this hierarchy (it is the name of this "
+                     "node, a node under '%s'): node names must be unique across the hierarchy",
+                     name, up.pe_name);
+            topo_peer_clear(&up);
+        } else {
+            snprintf(msg, sizeof(msg),
+                     "the name '%s' is already used in this hierarchy (it is the name of this "
+                     "node, the root): node names must be unique across the hierarchy",
+                     name);
+        }
+        *why = msg;
         return HS_ETOPO;
     }
     s_find_t f = {name, key, NULL, false};

@@ -106,8 +106,30 @@ test_duplicates_merged() {
     assert_eq "1" "$n" "one computer with that serial on p"
 }
 
+# A claim deleted by its new owner before any run took the claim up: the
+# delete is the most recent registration and wins everywhere, whichever of
+# the delete and the old owner's copy reaches the parent first.
+test_claim_deleted_before_sync() {
+    local g order
+    for order in delete-first copy-first; do
+        g=$(hr_put a resource.computer '{"name":"gone-pc","site":"north"}' --key "serial=GONE-$order")
+        if [ "$order" == "copy-first" ]; then hr_sync a --rule resources; fi
+        expect_exit 0 hs put -d "$(hr_dir b)" --class resource.computer --guid "$g" \
+            --key "serial=GONE-$order" '{"name":"gone-pc","site":"south"}'
+        expect_exit 0 hs rm -d "$(hr_dir b)" "$g"
+        hr_sync b --rule resources
+        hr_sync a --rule resources
+        assert_deleted p "$g" "$order: the new owner's delete wins on p"
+        wait_for 10 hr_is_deleted a "$g" # the old owner drops its copy
+        hr_sync a --rule resources
+        assert_deleted p "$g" "$order: the old owner's next run does not bring it back"
+        wait_for 10 events_with a moved "claimed and deleted by b"
+    done
+}
+
 setup
 test_agent_moved
 test_older_claim_refused
 test_duplicates_merged
+test_claim_deleted_before_sync
 hr_done

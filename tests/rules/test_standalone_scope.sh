@@ -84,6 +84,29 @@ test_two_sources_one_destination() {
     assert_eq "$(hr_digest ca resource. ca)" "$(hr_digest dst resource. ca)" "dst still equal to ca"
 }
 
+# A copy the source drops because a merge gave the resource to another
+# branch is dropped at the destination too (its delete names the new owner,
+# not one of the source's): the destination must not keep the old copy.
+test_merge_drop_reaches_destination() {
+    local g
+    hr_node cb
+    hr_start cb
+    hr_link pa cb
+    g=$(hr_put ca resource.computer '{"name":"m1","site":"south"}' --key serial=M1)
+    hr_sync ca --rule all
+    expect_exit 0 hs get -d "$(hr_dir dst)" "$g"
+    hr_sync ca --rule resources
+    # the same computer registered later on cb: merged on pa, ca's guid
+    # survives with cb's content and owner, ca drops its copy
+    hr_put cb resource.computer '{"name":"m1","site":"west"}' --key serial=M1 >/dev/null
+    hr_sync cb --rule resources
+    wait_for 10 hr_is_deleted ca "$g"
+    hr_sync ca --rule all
+    assert_deleted dst "$g" "the dropped copy is removed at the destination"
+    assert_eq "0" "$(hr_log_count dst 'refused [1-9]')" "dst refused nothing"
+}
+
 setup
 test_two_sources_one_destination
+test_merge_drop_reaches_destination
 hr_done

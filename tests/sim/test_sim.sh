@@ -20,10 +20,7 @@
 # 12 operations; plain: 18).
 # Families and combinations still failing (issue 17/18), each with a minimal
 # replayable history in tests/sim/known/ (python3 tests/sim/sim.py --replay
-# FILE --known join-stall --hsync build/hsync):
-#   claim      a resource claimed on b (put of its guid there) and removed by
-#              b stays everywhere else with the old owner's copy
-#              OPS=put,rm,import,claim N=3; known/claim_rm_lost.sh (3 ops)
+# FILE --hsync build/hsync):
 #   move       a1 moved under b and back keeps b's items and imported
 #              resources, out of its scope         OPS=put,rm,import,move N=2;
 #              known/move_keeps_parent.sh (4 ops)
@@ -36,23 +33,14 @@
 #              restart and a sync that logged "recovered 1" (it is back
 #              later): OPS=put,rm,import,restore N=5;
 #              known/restore_recover_late.sh (4 ops)
-#   standalone+dup  a merge that moves a resource away from a standalone
-#              rule's source leaves the old copy at the destination forever
-#              known/standalone_drop_stale.sh (3 ops; mixed seed 2)
 #   target (flaky)  a second standalone rule to the same destination once
 #              missed policies its source held before it was added (seed 4
 #              of OPS=put,import,standalone,target, once; its replay passed):
 #              known/standalone_second_rule.sh
-# Tolerated here (--known), each a finding too:
-#   join-stall  right after a join (and a move) the child's first run up is
-#              dropped by the parent ("dropped a replication frame from a peer
-#              that is not linked") and waits 20 s; a sync then waits up to
-#              its --timeout and may exit 1. known/join_first_run.sh (most
-#              runs); it costs most seeds here ~20 s.
-#   names-self  a second node named like the node it joins under is refused
-#              with "a node cannot be its own child", not where the name is
-#              used. OPS=put,hep,kill,names,emergency,verify N=5, 6;
-#              known/names_self.sh (1 op)
+# join-stall (a child's first run after a join, or a move, dropped by a
+# parent that had not taken the link yet, 20 s lost) no longer happens:
+# the child's link comes up with the parent's first heartbeat, sent once
+# the parent has accepted it (topology/test_names.sh checks the first sync).
 # branch-down (a grandchild's resources sent down the other branches) no
 # longer diverges on this tree; the option stays in sim.py for older trees.
 
@@ -62,7 +50,7 @@ GROUPS_=(put,rm,import,events,kill,hep,classchg,names,emergency,verify
     put,rm,import,dup,classchg,complete,kill
     put,rm,import,standalone,target,complete)
 [ -n "${HSYNC_SIM_OPS:-}" ] && GROUPS_=("$HSYNC_SIM_OPS")
-KNOWN=${HSYNC_SIM_KNOWN-join-stall,names-self}
+KNOWN=${HSYNC_SIM_KNOWN-}
 # under the sanitizers every process costs more: fewer seeds and operations
 if [ -n "${ASAN_OPTIONS:-}${HSYNC_VALGRIND:-}" ]; then
     SEEDS=${HSYNC_SIM_SEEDS:-0}

@@ -26,6 +26,15 @@ test_duplicate_names_refused() {
     hb_link r a
     hb_link r b
     hb_link a c1
+    # c1's first runs, right after the join (a asked the root about c1's
+    # name first): its link comes up with a's first heartbeat, sent once a
+    # took the link, so a takes them at once (it used to drop them as from
+    # a peer not linked, and c1's sync waited 20 s for the run to start)
+    local t0=$SECONDS
+    expect_exit 0 "$HSYNC" sync -d "$(hb_dir c1)" --timeout 15
+    assert_eq "true" "$([ $((SECONDS - t0)) -lt 10 ] && echo true || echo false)" \
+        "c1's first sync after the join answered at once ($((SECONDS - t0)) s)"
+    assert_eq "0" "$(hb_log_count a "not linked")" "a dropped no frame of c1"
     wait_for 10 hb_subtree_is r a c1
     wait_for 10 hb_path_is b r
 
@@ -53,6 +62,14 @@ test_duplicate_names_refused() {
     hb_start rx
     add_child_refused c1 rx
     assert_contains "$HS_ERR" "the name 'r' is already used"
+    # Another node named like the parent itself (its own keys): the name is
+    # in use, and where, not "cannot be its own child".
+    hb_node ax2 a
+    hb_start ax2
+    add_child_refused a ax2
+    assert_contains "$HS_ERR" "the name 'a' is already used in this hierarchy"
+    assert_contains "$HS_ERR" "under 'r'" "the error says where the name is used"
+    assert_eq "child:c1 parent:r" "$(hb_links a)" "a has no new child"
 
     # Two trees joined: s -> (a node named a). s itself is a new name, the
     # name below it is taken: refused, with the name that collides.
