@@ -80,6 +80,33 @@ test_hijack_gets_nothing() {
     assert_eq "0" "$(hr_log_count c 'level=error')" "errors in c's log"
 }
 
+# Issue 18 (bis), items 1-2: a connection admitted only to present an invite
+# sends 20,000 malformed frames, 5,000 two-part messages and 5,000 replayed
+# JOINs. Each cause is logged once per 10 s with a count, not once a frame,
+# and the parent link stays up.
+test_invite_conn_spam() {
+    local tok lines0
+    tok=$(hs invite -d "$(hr_dir c)") # outstanding, never used
+    lines0=$(wc -l <"$(hr_log c)")
+    HOSTILE spam "$tok" short 20000 "$T/short.out"
+    HOSTILE spam "$tok" multi 5000 "$T/multi.out"
+    HOSTILE spam "$tok" join 5000 "$T/join.out"
+    wait_for 10 eval '[ -s "$T/join.out" ]'
+    echo "invite spam: short: $(cat "$T/short.out"); multi: $(cat "$T/multi.out");" \
+        "join: $(cat "$T/join.out"); c wrote $(($(wc -l <"$(hr_log c)") - lines0)) log lines"
+    assert_contains "$(cat "$T/short.out")" "sent 20000 "
+    assert_contains "$(cat "$T/join.out")" "sent 5000 "
+    local bad joins
+    bad=$(hr_log_count c 'event=bad-frame')
+    joins=$(hr_log_count c 'event=join-refused')
+    [ "$bad" -le 6 ] && pass || fail "$bad bad-frame lines in c's log for 25,000 bad frames"
+    [ "$joins" -le 3 ] && pass || fail "$joins join-refused lines in c's log for 5,000 JOINs"
+    [ $(($(wc -l <"$(hr_log c)") - lines0)) -lt 40 ] && pass ||
+        fail "c wrote $(($(wc -l <"$(hr_log c)") - lines0)) log lines for the spam"
+    assert_eq "up" "$(hr_state c p)" "c's link to p after the spam"
+}
+
 test_setup
 test_hijack_gets_nothing
+test_invite_conn_spam
 hr_done
