@@ -7,13 +7,25 @@
 #define BROKER_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum broker_log_level { BROKER_LOG_DEBUG, BROKER_LOG_INFO, BROKER_LOG_WARN, BROKER_LOG_ERROR };
 
-/* peer may be NULL ("-"). event is a short kebab-case word. */
+/* peer may be NULL ("-"). event is a short kebab-case word. Every field is
+ * escaped as broker_log_escape says (peer and event unquoted, msg quoted), so
+ * no text from a peer can end the line or forge a field. */
 void broker_log(int level, const char *peer, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/*
+ * Copy in to out (cap bytes with the NUL, cut before an escape that would
+ * not fit) so that it reads as one log field. Bytes below 0x20 and from 0x7f
+ * up become \xNN. quoted (text between double quotes): '"' and '\' become
+ * \" and \\. Unquoted (peer=, event=): space, '"' and '\' become \xNN too.
+ * Returns the length written.
+ */
+size_t broker_log_escape(char *out, size_t cap, const char *in, bool quoted);
 
 /*
  * A throttle for one cause of lines a peer can repeat at will (refused

@@ -106,7 +106,29 @@ test_invite_conn_spam() {
     assert_eq "up" "$(hr_state c p)" "c's link to p after the spam"
 }
 
+# Item 3: the parent name in a JOIN is the attacker's choice. It is refused
+# by the decoder unless it is a node name, and nothing reaches the log raw:
+# no forged field, no extra line, no terminal escape.
+test_join_names_cannot_forge() {
+    local tok
+    tok=$(hs invite -d "$(hr_dir c)")
+    HOSTILE spam "$tok" name 0 "$T/names.out" \
+        "$(printf 'evil\n2026-12-03T00:00:00.000Z level=error peer=parent event=FORGED msg="x"')" \
+        'x"y peer=parent event=child-added' "$(printf '\033[31mRED\033[0m')" \
+        "$(head -c 300 /dev/zero | tr '\0' A)"
+    echo "join names: $(cat "$T/names.out")"
+    assert_contains "$(cat "$T/names.out")" "sent 4 answers 0"
+    assert_eq "0" "$(hr_log_count c 'event=FORGED')" "forged events in c's log"
+    assert_eq "0" "$(hr_log_count c 'peer=parent event=child-added')" "forged fields in c's log"
+    assert_eq "0" "$(grep -c $'\033' "$(hr_log c)")" "raw ESC bytes in c's log"
+    assert_eq "0" "$(grep -vc '^20[0-9][0-9]-[0-9][0-9]-[0-9][0-9]T' "$(hr_log c)")" \
+        "lines of c's log that do not start with a time"
+    assert_eq "parent:p" "$(json_get "$(hr_show c)" '",".join(l["role"] + ":" + l["name"] for l in j["links"])')" \
+        "c's links after the hostile names"
+}
+
 test_setup
 test_hijack_gets_nothing
 test_invite_conn_spam
+test_join_names_cannot_forge
 hr_done
