@@ -2982,6 +2982,7 @@ int broker_serve(const char *dir)
     b->log_untrusted.blt_interval_ms = B_LOG_EVERY_MS;
     b->log_badframe.blt_interval_ms = B_LOG_EVERY_MS;
     b->log_peerbad.blt_interval_ms = B_LOG_EVERY_MS;
+    b->log_peerbad.blt_burst = 32; /* a linked peer's mistakes are worth a few lines */
     b->log_join.blt_interval_ms = B_LOG_EVERY_MS;
     store_mpw_init(&b->w);
     signal(SIGPIPE, SIG_IGN);

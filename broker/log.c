@@ -84,7 +84,17 @@ bool broker_log_throttled(broker_log_throttle_t *t, int level, const char *peer,
     uint64_t now = s_mono_ms();
     t->blt_total++;
     va_list ap;
-    if (t->blt_window_ms && now - t->blt_window_ms < s_interval(t)) {
+    bool open = t->blt_window_ms && now - t->blt_window_ms < s_interval(t);
+    if (open && t->blt_written < (t->blt_burst ? t->blt_burst : 1)) {
+        t->blt_written++; /* within the interval's burst: written as it is */
+        va_start(ap, fmt);
+        char line[768];
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        broker_log(level, peer, event, "%s", line);
+        return true;
+    }
+    if (open) {
         t->blt_suppressed++;
         t->blt_level = level;
         snprintf(t->blt_event, sizeof(t->blt_event), "%s", event);
@@ -105,6 +115,7 @@ bool broker_log_throttled(broker_log_throttle_t *t, int level, const char *peer,
         broker_log(level, peer, event, "%s", msg);
     t->blt_window_ms = now;
     t->blt_suppressed = 0;
+    t->blt_written = 1;
     return true;
 }
 
@@ -117,5 +128,6 @@ void broker_log_throttle_flush(broker_log_throttle_t *t)
                "%" PRIu64 " more like this in the last %" PRIu64 " s, the last: %s",
                t->blt_suppressed, (now - t->blt_window_ms + 999) / 1000, t->blt_last);
     t->blt_window_ms = now;
+    t->blt_written = 1;
     t->blt_suppressed = 0;
 }
