@@ -130,6 +130,9 @@ typedef struct broker {
     broker_log_throttle_t log_untrusted; /* frames dropped from unlinked connections */
     broker_peergate_t *gate;             /* the peer port's accept gate (peergate.h) */
     struct event *ev_gate;
+    broker_log_throttle_t log_badframe;  /* malformed frames from unlinked connections */
+    broker_log_throttle_t log_peerbad;   /* malformed or unexpected frames from linked peers */
+    broker_log_throttle_t log_join;      /* refused JOINs presented with an invite */
 } broker_t;
 
 /* A `hsync sync` waiting for its runs: replied to when all have ended. */
@@ -800,8 +803,9 @@ static void s_on_join(broker_t *b, const uint8_t *rid, size_t rlen, const char *
     }
     if (err) {
         const char *why = op.why ? op.why : hs_strerror(err);
-        broker_log(BROKER_LOG_WARN, m->m_name, "join-refused", "refused '%s' as parent: %s",
-                   m->m_name, why);
+        /* anyone holding a copy of a JOIN can replay it at will */
+        broker_log_throttled(&b->log_join, BROKER_LOG_WARN, m->m_name, "join-refused",
+                             "refused '%s' as parent: %s", m->m_name, why);
         snprintf(reply.m_why, sizeof(reply.m_why), "%s", why);
     } else {
         reply.m_ok = true;
@@ -859,8 +863,8 @@ static void s_on_feed(broker_t *b, const uint8_t *rid, size_t rlen, const char *
     b_link_t *l = NULL;
     if (err) {
         const char *why = op.why ? op.why : hs_strerror(err);
-        broker_log(BROKER_LOG_WARN, m->m_name, "feed-refused", "refused '%s' as a source: %s",
-                   m->m_name, why);
+        broker_log_throttled(&b->log_join, BROKER_LOG_WARN, m->m_name, "feed-refused",
+                             "refused '%s' as a source: %s", m->m_name, why);
         snprintf(reply.m_why, sizeof(reply.m_why), "%s", why);
     } else {
         reply.m_ok = true;
@@ -1172,8 +1176,12 @@ static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t 
     int type;
     int err = topo_frame_type(buf, len, &type);
     const char *who = l ? l->name : key;
+    /* every line here can be repeated at will by the sender: a stranger's
+     * (or an invite-only connection's) go through one throttle, a linked
+     * peer's through another, so neither can flood the log */
+    broker_log_throttle_t *bad = l && l->state != B_JOINING ? &b->log_peerbad : &b->log_badframe;
     if (err) {
-        broker_log(BROKER_LOG_WARN, who, "bad-frame", "rejected a %zu-byte frame: %s", len,
+        broker_log_throttled(bad, BROKER_LOG_WARN, who, "bad-frame", "rejected a %zu-byte frame: %s", len,
                    err == HS_EPROTO ? "unsupported protocol version" : "malformed");
         return;
     }
@@ -1186,15 +1194,16 @@ static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t 
         s_alive(b, l, false);
         err = repl_on_frame(b->repl, l->name, buf, len);
         if (err)
-            broker_log(BROKER_LOG_WARN, l->name, "bad-frame",
-                       "rejected a malformed replication frame (type %d, %zu bytes)", type, len);
+            broker_log_throttled(bad, BROKER_LOG_WARN, l->name, "bad-frame",
+                                 "rejected a malformed replication frame (type %d, %zu bytes)", type,
+                                 len);
         return;
     }
     topo_msg_t m;
     err = topo_msg_decode(buf, len, &m);
     if (err) {
-        broker_log(BROKER_LOG_WARN, who, "bad-frame", "rejected a malformed link frame (%zu bytes)",
-                   len);
+        broker_log_throttled(bad, BROKER_LOG_WARN, who, "bad-frame",
+                             "rejected a malformed link frame (%zu bytes)", len);
         return;
     }
     if (!l) {
@@ -1230,7 +1239,8 @@ static void s_handle_frame(broker_t *b, b_link_t *l, const uint8_t *rid, size_t 
         s_on_namea(b, l, &m);
         break;
     default:
-        broker_log(BROKER_LOG_WARN, l->name, "bad-frame", "unexpected frame type %d", m.m_type);
+        broker_log_throttled(bad, BROKER_LOG_WARN, l->name, "bad-frame", "unexpected frame type %d",
+                             m.m_type);
     }
     topo_msg_clear(&m);
 }
@@ -1974,7 +1984,8 @@ static int s_router_one(broker_t *b)
     if (got < 0)
         return 0;
     if (got != 2) {
-        broker_log(BROKER_LOG_WARN, NULL, "bad-frame", "rejected a %d-part message", got - 1);
+        broker_log_throttled(&b->log_badframe, BROKER_LOG_WARN, NULL, "bad-frame",
+                             "rejected a %d-part message", got - 1);
         s_close_parts(parts, got, 2);
         return 1;
     }
@@ -2585,6 +2596,9 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
     broker_log_throttle_flush(&b->log_refused);
     broker_log_throttle_flush(&b->log_untrusted);
     broker_peergate_tick(b->gate, now);
+    broker_log_throttle_flush(&b->log_badframe);
+    broker_log_throttle_flush(&b->log_peerbad);
+    broker_log_throttle_flush(&b->log_join);
     if (now - b->epoch_marked >= 1000) {
         b->epoch_marked = now;
         store_epoch_mark(b->store);
@@ -2993,6 +3007,10 @@ int broker_serve(const char *dir)
     snprintf(b->dir, sizeof(b->dir), "%s", dir);
     b->log_refused.blt_interval_ms = B_LOG_EVERY_MS;
     b->log_untrusted.blt_interval_ms = B_LOG_EVERY_MS;
+    b->log_badframe.blt_interval_ms = B_LOG_EVERY_MS;
+    b->log_peerbad.blt_interval_ms = B_LOG_EVERY_MS;
+    b->log_peerbad.blt_burst = 32; /* a linked peer's mistakes are worth a few lines */
+    b->log_join.blt_interval_ms = B_LOG_EVERY_MS;
     store_mpw_init(&b->w);
     signal(SIGPIPE, SIG_IGN);
     s_raise_nofile();

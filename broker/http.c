@@ -8,6 +8,7 @@
 #include "replication/events.h"
 #include "replication/marks.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -67,6 +69,7 @@ struct broker_http {
     size_t nconn, conn_max;
     uint64_t accepted, closed_slow, closed_full, accept_failed;
     broker_log_throttle_t log_slow, log_full, log_accept;
+    char host[256];             /* of the http address: a Host header naming it is answered */
     broker_http_t *next_served; /* s_served */
 };
 
@@ -691,6 +694,42 @@ static void s_text(struct evhttp_request *req, int code, const char *reason, con
         evbuffer_free(b);
 }
 
+bool broker_http_host_ok(const char *host, const char *configured)
+{
+    if (!host)
+        return true;
+    size_t len = strnlen(host, 300);
+    if (len == 0 || len >= 300)
+        return false;
+    char name[300];
+    const char *end = host + len;
+    bool v6 = host[0] == '[';
+    const char *close = v6 ? memchr(host, ']', len) : NULL;
+    const char *colon = v6 ? (close && close + 1 < end ? close + 1 : NULL) : memchr(host, ':', len);
+    if (v6 && !close)
+        return false;
+    if (colon) { /* ":PORT", digits only, once */
+        if (*colon != ':' || colon + 1 == end || colon + 6 < end)
+            return false;
+        for (const char *p = colon + 1; p < end; p++)
+            if (*p < '0' || *p > '9')
+                return false;
+        end = colon;
+    }
+    const char *h0 = v6 ? host + 1 : host, *h1 = v6 ? close : end;
+    if (v6 && close + 1 != end)
+        return false;
+    if (h1 <= h0)
+        return false;
+    memcpy(name, h0, (size_t)(h1 - h0));
+    name[h1 - h0] = '\0';
+    unsigned char addr[16];
+    if (v6)
+        return inet_pton(AF_INET6, name, addr) == 1;
+    return inet_pton(AF_INET, name, addr) == 1 || !strcasecmp(name, "localhost") ||
+           (configured && configured[0] && !strcasecmp(name, configured));
+}
+
 static void s_on_request(struct evhttp_request *req, void *arg)
 {
     broker_http_t *h = arg;
@@ -705,6 +744,13 @@ static void s_on_request(struct evhttp_request *req, void *arg)
     int route = broker_http_route(target, target ? strnlen(target, BROKER_HTTP_TARGET_MAX + 1) : 0);
     if (route == BROKER_HTTP_BAD) {
         s_text(req, 400, "Bad Request", "malformed request target");
+        return;
+    }
+    const char *hosthdr = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    if (!broker_http_host_ok(hosthdr, h->host)) {
+        s_text(req, 421, "Misdirected Request",
+               "this status port answers only requests addressed to an IP address, localhost or "
+               "its configured host name (see hsync init --http)");
         return;
     }
     if (route == BROKER_HTTP_UNKNOWN) {
@@ -797,6 +843,7 @@ int broker_http_open(struct event_base *base, store_t *store, broker_http_status
         return HS_ENOMEM;
     }
     h->store = store;
+    snprintf(h->host, sizeof(h->host), "%s", host);
     h->status = status;
     h->ctx = ctx;
     h->conn_max = s_conn_limit();

@@ -15,7 +15,9 @@
  *   GET /api/status   the same data as JSON
  *   GET /metrics      Prometheus text exposition format 0.0.4
  *   other paths 404, other methods than GET/HEAD 405, a malformed request
- *   target 400.
+ *   target 400, a Host header that is not an IP literal, "localhost" or
+ *   the configured http host 421 (broker_http_host_ok: a web page that
+ *   rebinds its own DNS name to this address cannot read the status).
  *
  * Requests are bounded: headers 8 KiB, no body, request target
  * BROKER_HTTP_TARGET_MAX bytes, 10 s per connection.
@@ -38,6 +40,7 @@
 
 #include <event2/event.h>
 #include <jansson.h>
+#include <stdbool.h>
 
 #define BROKER_HTTP_TARGET_MAX 2048
 
@@ -69,6 +72,14 @@ void broker_http_security(broker_http_t *h, json_t *sec);
 /* Count one finished run for /metrics (counters since the broker started).
  * h may be NULL (nothing served, nothing counted). */
 void broker_http_run_done(broker_http_t *h, const repl_summary_t *su);
+
+/* May a request with Host header host (NULL: none, as HTTP/1.0 may send) be
+ * answered? True for no header, an IPv4 literal, a bracketed IPv6 literal,
+ * "localhost" or configured (the host of the http address), each with an
+ * optional :PORT, compared without case. Anything else is a name the
+ * browser resolved for a page of someone else's (DNS rebinding): false.
+ * Pure; fed untrusted bytes. */
+bool broker_http_host_ok(const char *host, const char *configured);
 
 /* What a request target asks for. Pure; fed untrusted bytes (fuzzed). */
 enum broker_http_route {

@@ -30,9 +30,20 @@ static const struct {
     {HS_EREADERS, "the store's reader table is full: 1024 read transactions are open on it at "
                   "once (hsync commands or brokers still reading); wait for them to finish or stop "
                   "them, then retry (slots of killed processes are freed by themselves)"},
-    {HS_EKEYS, "the node's key file (DIR/keys) is missing, malformed, readable by others or does "
-               "not belong to this store: restore this node's keys file from its backup "
-               "(chmod 600 DIR/keys)"},
+    {HS_EKEYS, "the node's key file (DIR/keys) is missing, malformed or does not belong to this "
+               "store: restore this node's keys file from its backup"},
+    {HS_EKEYSTYPE,
+     "the node's key file (DIR/keys) is not a regular file (a symlink, FIFO, device or "
+     "folder): remove it and restore this node's keys file from its backup"},
+    {HS_EKEYSMODE,
+     "the node's key file (DIR/keys) can be read or written by other users: chmod 600 "
+     "DIR/keys (and make the node new keys if others may have read them)"},
+    {HS_EKEYSOWNER, "the node's key file (DIR/keys) belongs to another user: run hsync as the user "
+                    "who owns the node folder, or chown DIR/keys to the user that runs hsync"},
+    {HS_EKEYSPAIR,
+     "the node's key file (DIR/keys) holds a curve_secret that is not the secret of "
+     "its curve_public (edited, or mixed from two nodes): restore this node's keys file "
+     "from its backup"},
 };
 
 const char *hs_strerror(int err)

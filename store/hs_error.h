@@ -50,6 +50,10 @@ enum hs_error {
     HS_EPEER = HS_ERR_BASE - 20,      /* peer reported an error */
     HS_EREADERS = HS_ERR_BASE - 21,   /* LMDB reader table full (MDB_READERS_FULL) */
     HS_EKEYS = HS_ERR_BASE - 22,      /* the node's key file is missing, malformed or foreign */
+    HS_EKEYSTYPE = HS_ERR_BASE - 23,  /* DIR/keys is not a regular file (FIFO, symlink...) */
+    HS_EKEYSMODE = HS_ERR_BASE - 24,  /* DIR/keys is readable or writable by others */
+    HS_EKEYSOWNER = HS_ERR_BASE - 25, /* DIR/keys belongs to another user */
+    HS_EKEYSPAIR = HS_ERR_BASE - 26,  /* curve_secret in DIR/keys does not match curve_public */
 };
 
 /* Static, human-readable text for an hsync error code (or any -errno). */

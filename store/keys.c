@@ -96,15 +96,24 @@ static int s_read(const store_t *s, s_keys_t *k)
     int err = s_path(s, "", path, sizeof(path));
     if (err)
         return err;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO planted at DIR/keys must not hang the open */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
-        return errno == ENOENT ? HS_ENOTFOUND : errno == EACCES ? HS_EACCES : HS_EKEYS;
+        return errno == ENOENT   ? HS_ENOTFOUND
+               : errno == EACCES ? HS_EACCES
+               : errno == ELOOP  ? HS_EKEYSTYPE
+                                 : HS_EKEYS;
     struct stat st;
     char *buf = NULL;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) ||
-        st.st_size > S_KEYS_FILE_MAX) {
+    err = fstat(fd, &st) != 0                        ? HS_EIO
+          : !S_ISREG(st.st_mode)                     ? HS_EKEYSTYPE
+          : st.st_uid != geteuid() && st.st_uid != 0 ? HS_EKEYSOWNER /* ours, or root's */
+          : (st.st_mode & 077)                       ? HS_EKEYSMODE
+          : st.st_size > S_KEYS_FILE_MAX             ? HS_EKEYS
+                                                     : HS_OK;
+    if (err) {
         close(fd);
-        return HS_EKEYS;
+        return err;
     }
     size_t len = (size_t)st.st_size;
     buf = malloc(len + 1);

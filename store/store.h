@@ -119,8 +119,11 @@ int store_readers_info(store_t *s, unsigned *used, unsigned *max);
  */
 #define STORE_SECRET_MAX 128
 /* Copy secret name into out (outlen bytes incl. NUL). HS_ENOTFOUND when
- * DIR/keys or the name is missing, HS_EKEYS when the file is malformed or
- * has loose permissions, HS_ETOOBIG when it does not fit. */
+ * DIR/keys or the name is missing, HS_EKEYS when the file is malformed,
+ * HS_EKEYSTYPE when it is not a regular file (opened without blocking or
+ * following a symlink), HS_EKEYSOWNER when neither this process's user nor
+ * root owns it, HS_EKEYSMODE when it has group/other bits, HS_ETOOBIG when
+ * the value does not fit. */
 int store_secret_get(const store_t *s, const char *name, char *out, size_t outlen);
 /* Set n secrets (names[i] = values[i]), keeping the file's other entries. */
 int store_secrets_put(store_t *s, const char *const *names, const char *const *values, size_t n);

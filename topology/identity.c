@@ -86,6 +86,9 @@ int topo_identity_load(store_txn_t *t, topo_identity_t *out)
     if (!err && (strlen(out->id_public) != TOPO_KEY_LEN || strlen(out->id_secret) != TOPO_KEY_LEN ||
                  strlen(tkhex) != 64))
         err = HS_EKEYS;
+    char derived[TOPO_KEY_LEN + 1];
+    if (!err && (zmq_curve_public(derived, out->id_secret) != 0 || strcmp(derived, out->id_public)))
+        err = HS_EKEYSPAIR; /* every handshake would fail, silently */
     for (int i = 0; !err && i < 32; i++) {
         unsigned v;
         if (sscanf(tkhex + 2 * i, "%2x", &v) != 1)

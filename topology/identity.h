@@ -44,8 +44,9 @@ typedef struct topo_identity {
  * missing or another node's. */
 int topo_identity_ensure(store_txn_t *t);
 /* Load them. HS_ENOTFOUND before topo_identity_ensure, HS_EKEYS when
- * DIR/keys is missing, malformed, loose (group/other bits) or another
- * node's. */
+ * DIR/keys is missing, malformed or another node's, HS_EKEYSPAIR when its
+ * curve_secret is not the secret of its curve_public, and what
+ * store_secret_get returns for a file of the wrong type, owner or mode. */
 int topo_identity_load(store_txn_t *t, topo_identity_t *out);
 
 /* Short fingerprint of a public key: first 8 bytes of SHA-256, as

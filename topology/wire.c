@@ -1,5 +1,7 @@
 #include "topology/wire.h"
 
+#include "topology/identity.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +70,14 @@ int topo_msg_decode(const void *buf, size_t len, topo_msg_t *out)
         store_mpr_str(&r, out->m_rel[i].rel_key, sizeof(out->m_rel[i].rel_key));
         store_mpr_str(&r, out->m_rel[i].rel_parent, sizeof(out->m_rel[i].rel_parent));
     }
-    if (store_mpr_done(&r) || !out->m_name[0]) {
+    /* every name a peer sends ends up in the trust table, the links and the
+     * log: refuse the frame unless each is a node name (topo_name_ok), a
+     * relative's parent being empty for the root */
+    bool names_ok = topo_name_ok(out->m_name);
+    for (size_t i = 0; i < out->m_nrel && names_ok; i++)
+        names_ok = topo_name_ok(out->m_rel[i].rel_name) &&
+                   (!out->m_rel[i].rel_parent[0] || topo_name_ok(out->m_rel[i].rel_parent));
+    if (store_mpr_done(&r) || !names_ok) {
         topo_msg_clear(out);
         return HS_EMALF;
     }

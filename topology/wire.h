@@ -66,7 +66,9 @@ int topo_frame_type(const void *buf, size_t len, int *type);
 
 /* Append the frame to w. */
 int topo_msg_encode(const topo_msg_t *m, store_mpw_t *w);
-/* Decode a link frame (untrusted; fuzzed). Caller frees with topo_msg_clear. */
+/* Decode a link frame (untrusted; fuzzed). HS_EMALF also when m_name, a
+ * relative's name or a relative's non-empty parent is not a node name
+ * (topo_name_ok). Caller frees with topo_msg_clear. */
 int topo_msg_decode(const void *buf, size_t len, topo_msg_t *out);
 void topo_msg_clear(topo_msg_t *m);
 

@@ -154,6 +154,49 @@ PY
     wait_for 5 api_has_children
 }
 
+# DNS rebinding (issue 18 bis, item 5): a request whose Host is a name other
+# than localhost (a page's own domain, rebound to 127.0.0.1) gets 421 and no
+# status; IP literals and localhost are answered.
+host_req() {
+    python3 - "$(http_port p)" "$1" "$2" <<'PY'
+import socket, sys
+data = b""
+for attempt in range(3):  # a connection reset is retried (bounded), a reply is not
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (sys.argv[3], sys.argv[2])).encode())
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    except OSError as e:
+        sys.stderr.write("host_req: %s (attempt %d)\n" % (e, attempt + 1))
+        continue
+    if data:
+        break
+head, _, body = data.partition(b"\r\n\r\n")
+print(head.split(b"\r\n")[0].decode().split(" ")[1], body.decode(errors="replace")[:200].replace("\n", " "))
+PY
+}
+
+test_host_header() {
+    local port out h
+    port=$(http_port p)
+    for h in "attacker.example" "attacker.example:$port" "127.0.0.1.nip.io:$port" "localhost.attacker.example" \
+        "127.0.0.1:$port:1" "[::1" "[::1]x"; do
+        out=$(host_req "$h" /api/status)
+        assert_eq "421" "${out%% *}" "Host $h for /api/status"
+        assert_not_contains "$out" '"node"' "no status for Host $h"
+    done
+    assert_contains "$(host_req attacker.example /api/status)" "IP address, localhost" "421 reason"
+    assert_eq "421" "$(host_req attacker.example /metrics | cut -d' ' -f1)" "Host attacker.example for /metrics"
+    for h in "127.0.0.1:$port" "127.0.0.1" "localhost:$port" "LocalHost" "[::1]:$port" "10.1.2.3"; do
+        assert_eq "200" "$(host_req "$h" /api/status | cut -d' ' -f1)" "Host $h for /api/status"
+    done
+}
+
 # hsync trace before and after a sync: pending, then acknowledged for c1.
 trace_state() {
     json_get "$("$HSYNC" trace -d "$(hr_dir "$1")" "$2" --json)" \
@@ -220,6 +263,7 @@ setup
 test_api_status
 test_metrics
 test_page_404_405
+test_host_header
 test_trace
 test_port_busy
 hr_done

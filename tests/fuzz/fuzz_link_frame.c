@@ -3,12 +3,13 @@
  *
  * Properties: decoding never crashes or leaks and returns HS_OK, HS_EMALF,
  * HS_EPROTO or HS_ENOMEM; a frame that decodes has a known link type and at
- * most TOPO_REL_MAX relatives, and topo_frame_type agrees with it; its
- * re-encoding is canonical (never longer than the input) and decodes to the
+ * most TOPO_REL_MAX relatives and only valid node names (topo_name_ok), and
+ * topo_frame_type agrees with it; its re-encoding is canonical (never longer than the input) and decodes to the
  * same message.
  */
 #include "store/hs_error.h"
 #include "store/mp.h"
+#include "topology/identity.h"
 #include "topology/wire.h"
 
 #include <stdlib.h>
@@ -40,8 +41,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (frc != HS_OK || type != m.m_type || m.m_type < TOPO_MSG_HB || m.m_type > TOPO_MSG_NAMEA ||
-        m.m_nrel > TOPO_REL_MAX || !m.m_name[0])
+        m.m_nrel > TOPO_REL_MAX || !topo_name_ok(m.m_name))
         abort();
+    for (size_t i = 0; i < m.m_nrel; i++) /* names reach the log and the trust table */
+        if (!topo_name_ok(m.m_rel[i].rel_name) ||
+            (m.m_rel[i].rel_parent[0] && !topo_name_ok(m.m_rel[i].rel_parent)))
+            abort();
     store_mpw_t w;
     store_mpw_init(&w);
     if (topo_msg_encode(&m, &w) != HS_OK)

@@ -16,6 +16,14 @@ with /usr/bin/python3). Every mode is bounded in time and in connections.
       N handshakes with fresh random keys (never trusted), at most 64 at a
       time, each given up to 5 s; writes "refused R failed F" to OUT (R seen
       refused by the server's ZAP handler, F neither refused nor accepted).
+
+  hostile_zmq.py spam TOKEN KIND N OUT [NAME]
+      a fresh random CURVE key connects to the node TOKEN names (admitted
+      while the invite is outstanding) and sends N messages of KIND, at most
+      20 s: "short" (a 2-byte frame), "multi" (a 2-part message), "join" (a
+      JOIN carrying the invite under a key that is not the connection's, as
+      a replayed capture is) or "name" (one such JOIN per NAME given, with a
+      hostile parent name). Writes "sent S answers A" to OUT.
 """
 import base64
 import os
@@ -137,6 +145,60 @@ def refused(endpoint, server_key, n, out):
     ctx.term()
 
 
+def _mp_pack_str(b):
+    if len(b) < 32:
+        return bytes([0xA0 | len(b)]) + b
+    if len(b) < 256:
+        return bytes([0xD9, len(b)]) + b
+    return bytes([0xDA]) + len(b).to_bytes(2, "big") + b
+
+
+def _join(name, key, token):
+    """A JOIN link frame (topology/wire.h): [1, 2, name, key, token, false, "", []]."""
+    return (bytes([0x98, 0x01, 0x02]) + _mp_pack_str(name) + _mp_pack_str(key) +
+            _mp_pack_str(token) + bytes([0xC2]) + _mp_pack_str(b"") + bytes([0x90]))
+
+
+def spam(token, kind, n, out, names):
+    _, endpoint, server_key = token_fields(token)
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    pub, sec = zmq.curve_keypair()
+    other, _ = zmq.curve_keypair()
+    s.curve_serverkey = server_key.encode()
+    s.curve_publickey = pub
+    s.curve_secretkey = sec
+    s.linger = 2000
+    s.sndhwm = 0
+    s.connect(endpoint)
+    t0 = time.monotonic()
+    sent = answers = 0
+    frames = [_join(nm.encode(), other, token.encode()) for nm in names] if kind == "name" else []
+    for i in range(len(frames) if kind == "name" else n):
+        if time.monotonic() - t0 > 20:
+            break
+        if kind == "multi":
+            s.send_multipart([b"a", b"b"])
+        elif kind == "join":
+            s.send(_join(b"parent", other, token.encode()))
+        elif kind == "name":
+            s.send(frames[i])
+        else:
+            s.send(b"ZZ")
+        sent += 1
+        while s.poll(0):
+            s.recv_multipart()
+            answers += 1
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        if s.poll(100):
+            s.recv_multipart()
+            answers += 1
+    _write(out, "sent %d answers %d" % (sent, answers))
+    s.close()
+    ctx.term()
+
+
 def main(argv):
     if len(argv) >= 2 and argv[1] == "token-key":
         node, endpoint, key = token_fields(argv[2])
@@ -145,6 +207,8 @@ def main(argv):
         hijack(argv[2], argv[3], argv[4], argv[5], float(argv[6]) if len(argv) > 6 else 120)
     elif len(argv) == 6 and argv[1] == "refused":
         refused(argv[2], argv[3], int(argv[4]), argv[5])
+    elif len(argv) >= 6 and argv[1] == "spam":
+        spam(argv[2], argv[3], int(argv[4]), argv[5], argv[6:])
     else:
         sys.stderr.write(__doc__)
         return 2

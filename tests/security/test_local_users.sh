@@ -111,7 +111,16 @@ chown nobody "$P"
 expect_exit 1 timeout 20 "$HSYNC" serve -d "$P"
 assert_contains "$HS_ERR" "chown" "serve on another user's folder"
 chown root "$P"
+# the help says what serve does: refuses a writable folder, tightens a readable one
+expect_exit 0 "$HSYNC" serve --help
+assert_contains "$HS_OUT" "it does not change those itself" "serve --help on a writable folder"
+assert_contains "$HS_OUT" "such as 0755, it" "serve --help on a readable folder"
+assert_not_contains "$HS_OUT" "it makes the folder 0700 and" "serve --help no longer claims to fix it"
+chmod 750 "$P"
+chmod 755 "$P/store"
 hb_start p
+assert_eq 700 "$(mode "$P")" "serve makes a 0750 folder 0700"
+assert_eq 700 "$(mode "$P/store")" "serve makes a 0755 store/ 0700"
 assert_eq 600 "$(mode "$P/ctl.sock")" "a restarted broker's socket is 0600 again"
 
 # ---- init refuses a folder of another user ----

@@ -80,6 +80,55 @@ test_hijack_gets_nothing() {
     assert_eq "0" "$(hr_log_count c 'level=error')" "errors in c's log"
 }
 
+# Issue 18 (bis), items 1-2: a connection admitted only to present an invite
+# sends 20,000 malformed frames, 5,000 two-part messages and 5,000 replayed
+# JOINs. Each cause is logged once per 10 s with a count, not once a frame,
+# and the parent link stays up.
+test_invite_conn_spam() {
+    local tok lines0
+    tok=$(hs invite -d "$(hr_dir c)") # outstanding, never used
+    lines0=$(wc -l <"$(hr_log c)")
+    HOSTILE spam "$tok" short 20000 "$T/short.out"
+    HOSTILE spam "$tok" multi 5000 "$T/multi.out"
+    HOSTILE spam "$tok" join 5000 "$T/join.out"
+    wait_for 10 eval '[ -s "$T/join.out" ]'
+    echo "invite spam: short: $(cat "$T/short.out"); multi: $(cat "$T/multi.out");" \
+        "join: $(cat "$T/join.out"); c wrote $(($(wc -l <"$(hr_log c)") - lines0)) log lines"
+    assert_contains "$(cat "$T/short.out")" "sent 20000 "
+    assert_contains "$(cat "$T/join.out")" "sent 5000 "
+    local bad joins
+    bad=$(hr_log_count c 'event=bad-frame')
+    joins=$(hr_log_count c 'event=join-refused')
+    [ "$bad" -le 6 ] && pass || fail "$bad bad-frame lines in c's log for 25,000 bad frames"
+    [ "$joins" -le 3 ] && pass || fail "$joins join-refused lines in c's log for 5,000 JOINs"
+    [ $(($(wc -l <"$(hr_log c)") - lines0)) -lt 40 ] && pass ||
+        fail "c wrote $(($(wc -l <"$(hr_log c)") - lines0)) log lines for the spam"
+    assert_eq "up" "$(hr_state c p)" "c's link to p after the spam"
+}
+
+# Item 3: the parent name in a JOIN is the attacker's choice. It is refused
+# by the decoder unless it is a node name, and nothing reaches the log raw:
+# no forged field, no extra line, no terminal escape.
+test_join_names_cannot_forge() {
+    local tok
+    tok=$(hs invite -d "$(hr_dir c)")
+    HOSTILE spam "$tok" name 0 "$T/names.out" \
+        "$(printf 'evil\n2026-12-03T00:00:00.000Z level=error peer=parent event=FORGED msg="x"')" \
+        'x"y peer=parent event=child-added' "$(printf '\033[31mRED\033[0m')" \
+        "$(head -c 300 /dev/zero | tr '\0' A)"
+    echo "join names: $(cat "$T/names.out")"
+    assert_contains "$(cat "$T/names.out")" "sent 4 answers 0"
+    assert_eq "0" "$(hr_log_count c 'event=FORGED')" "forged events in c's log"
+    assert_eq "0" "$(hr_log_count c 'peer=parent event=child-added')" "forged fields in c's log"
+    assert_eq "0" "$(grep -c $'\033' "$(hr_log c)")" "raw ESC bytes in c's log"
+    assert_eq "0" "$(grep -vc '^20[0-9][0-9]-[0-9][0-9]-[0-9][0-9]T' "$(hr_log c)")" \
+        "lines of c's log that do not start with a time"
+    assert_eq "parent:p" "$(json_get "$(hr_show c)" '",".join(l["role"] + ":" + l["name"] for l in j["links"])')" \
+        "c's links after the hostile names"
+}
+
 test_setup
 test_hijack_gets_nothing
+test_invite_conn_spam
+test_join_names_cannot_forge
 hr_done

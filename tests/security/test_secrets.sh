@@ -20,6 +20,7 @@ dump_has() { mdb_dump -a -p "$1/store" | grep -qF -- "$2"; }
 A=$(hb_dir a)
 B=$(hb_dir b)
 C=$(hb_dir c)
+T=$(hs_tmp)
 
 # ---- a new node: keys in DIR/keys, 0600, nothing secret in the store ----
 hb_node a
@@ -80,6 +81,29 @@ mv "$C/keys" "$C/keys.away"
 expect_exit 1 hs invite -d "$C"
 assert_contains "$HS_ERR" "restore this node's keys file" "missing keys file"
 mv "$C/keys.away" "$C/keys"
+expect_exit 0 hs invite -d "$C"
+
+# ---- each keys check says which failed (issue 18 bis, item 4) ----
+# a curve_secret that is not the secret of curve_public (A's, beside C's public)
+cp -p "$C/keys" "$T/keys.c"
+awk -v s="$(secret_of "$A" curve_secret)" '$1 == "curve_secret" {$2 = s} {print}' "$T/keys.c" >"$C/keys"
+chmod 600 "$C/keys"
+expect_exit 1 hs invite -d "$C"
+assert_contains "$HS_ERR" "not the secret of its curve_public" "mismatched key pair"
+# a FIFO at DIR/keys: refused at once, not a hang
+rm "$C/keys"
+mkfifo -m 600 "$C/keys"
+expect_exit 1 timeout 10 "$HSYNC" invite -d "$C"
+assert_contains "$HS_ERR" "not a regular file" "FIFO keys file"
+rm "$C/keys"
+cp -p "$T/keys.c" "$C/keys"
+# a keys file of another user (only root can make one here)
+if [ "$(id -u)" = 0 ]; then
+    chown nobody "$C/keys"
+    expect_exit 1 hs invite -d "$C"
+    assert_contains "$HS_ERR" "belongs to another user" "keys file of another user"
+    chown 0 "$C/keys"
+fi
 expect_exit 0 hs invite -d "$C"
 
 # ---- a copied node folder warns that two nodes may share one identity ----
