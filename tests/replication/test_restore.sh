@@ -204,7 +204,47 @@ test_restored_child_recovers_own_data() {
     assert_eq "$(hr_digest p3 resource. c3)" "$(hr_digest c3 resource. c3)" "digests equal at the end"
 }
 
+# `hsync sync` right after the restored child's broker starts (its link to
+# the parent still connecting) waits for the link and the recovery: it exits
+# 0 and what the child wrote after the copy is there for `rm` at once (it
+# used to answer "link down" at once, and `rm` said "no object").
+sync_answered() {
+    "$HSYNC" sync -d "$(hr_dir "$1")" --timeout 30 >"$HR_T/$1.sync" 2>&1
+    echo $? >"$HR_T/$1.sync.rc"
+    ! grep -q "no broker is running" "$HR_T/$1.sync"
+}
+
+test_restored_child_sync_at_start() {
+    hr_node p4
+    hr_node c4
+    hr_start p4
+    hr_start c4
+    hr_link p4 c4
+    local b backup
+    backup=$(hs_tmp)/c4.backup
+    hr_stop c4
+    cp -a "$(hr_dir c4)" "$backup" || fail "cp -a the backup"
+    hr_start c4
+    wait_for 15 hr_state_is c4 p4 up
+    b=$(hr_put c4 resource.computer '{"name":"B"}' --key serial=RS-1)
+    hr_sync c4 --rule resources
+    expect_exit 0 "$HSYNC" get -d "$(hr_dir p4)" "$b" --json
+
+    hr_stop c4
+    rm -rf "$(hr_dir c4)" && cp -a "$backup" "$(hr_dir c4)" || fail "restore c4"
+    # the first sync the broker answers: started the moment its control
+    # socket is there, before the link to p4 can be up
+    "$HSYNC" serve -d "$(hr_dir c4)" 2>>"$(hr_log c4)" &
+    HR_PID[c4]=$!
+    wait_for 10 sync_answered c4
+    assert_eq "0" "$(cat "$HR_T/c4.sync.rc")" "sync right after the start exits 0: $(cat "$HR_T/c4.sync")"
+    expect_exit 0 "$HSYNC" rm -d "$(hr_dir c4)" "$b"
+    hr_sync c4 --rule resources
+    assert_eq "0" "$(hr_count p4 resource. c4)" "the delete reaches p4"
+}
+
 test_restored_child_converges
 test_restored_during_interrupted_complete_run
 test_restored_child_recovers_own_data
+test_restored_child_sync_at_start
 hr_done
