@@ -243,8 +243,51 @@ test_restored_child_sync_at_start() {
     assert_eq "0" "$(hr_count p4 resource. c4)" "the delete reaches p4"
 }
 
+# A middle node m (r - m - l) restored from a copy older than r's data:
+# m's reconcile down to l waits until r's run toward m has arrived, so l
+# keeps r's objects (it used to lose them to m's older store, and the
+# tombstones that left on l then refused them when m sent them again).
+test_restored_middle_keeps_child() {
+    hr_node r5
+    hr_node m5
+    hr_node l5
+    hr_start r5
+    hr_start m5
+    hr_start l5
+    hr_link r5 m5
+    hr_link m5 l5
+    local backup i
+    backup=$(hs_tmp)/m5.backup
+    hr_stop m5
+    cp -a "$(hr_dir m5)" "$backup" || fail "cp -a the backup"
+    hr_start m5
+    wait_for 15 hr_state_is r5 m5 up
+    wait_for 15 hr_state_is l5 m5 up
+    for i in 1 2 3; do
+        hr_put r5 resource.computer '{"name":"R'"$i"'"}' --key serial=RM-$i >/dev/null
+    done
+    hr_sync m5 --rule resources
+    hr_sync l5 --rule resources
+    assert_eq "3" "$(hr_count l5 resource. r5)" "l5 holds r5's resources before the restore"
+
+    # r5 away while m5 comes back: m5's runs toward l5 would go first
+    hr_stop r5
+    hr_stop m5
+    rm -rf "$(hr_dir m5)" && cp -a "$backup" "$(hr_dir m5)" || fail "restore m5"
+    hr_start m5
+    wait_for 15 hr_state_is l5 m5 up
+    hr_start r5
+    hr_sync m5 --rule resources
+    wait_for 15 hr_count_is 3 m5 resource. r5
+    hr_sync m5 --rule resources
+    hr_sync l5 --rule resources
+    assert_eq "3" "$(hr_count l5 resource. r5)" "l5 still holds r5's resources"
+    assert_eq "$(hr_digest r5 resource. r5)" "$(hr_digest l5 resource. r5)" "digests equal r5/l5"
+}
+
 test_restored_child_converges
 test_restored_during_interrupted_complete_run
 test_restored_child_recovers_own_data
 test_restored_child_sync_at_start
+test_restored_middle_keeps_child
 hr_done
