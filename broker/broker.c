@@ -33,6 +33,9 @@
 #include <zmq.h>
 
 #define B_TICK_MS 250
+/* How long after its start a broker holds a `hsync sync` for links that have
+ * not come up yet (connecting), instead of reporting them down. */
+#define B_SYNC_GRACE_MS 10000
 #define B_HB_MS 1000
 #define B_DOWN_MS 3000
 #define B_JOIN_MS 10000
@@ -123,6 +126,8 @@ typedef struct broker {
     struct b_job *jobs;     /* sync requests waiting for their runs */
     json_t *verify_last;    /* the last `hsync verify` verdict per node (status), or NULL */
     struct b_nameq *nameqs; /* name queries passed up, names held at the root */
+    struct b_dsync *dsyncs; /* sync requests waiting for links still connecting after start */
+    uint64_t boot_ms;       /* s_mono_ms when the broker started */
     uint64_t next_job;
     broker_http_t *http;                 /* status page and metrics; NULL when not served */
     uint64_t refused_total;              /* handshakes ZAP refused since the start */
@@ -149,6 +154,16 @@ typedef struct b_job {
     bool verify;                      /* `hsync verify`: answered by s_io_verify_done */
     bool repair;
 } b_job_t;
+
+/* A `hsync sync` asked right after the broker started, while a link it
+ * covers has not come up yet (the peers are still connecting): started by
+ * s_dsync_pump once those links are up or B_SYNC_GRACE_MS after the start. */
+typedef struct b_dsync {
+    struct b_dsync *next;
+    uint8_t rid[256];
+    size_t rid_len;
+    json_t *req; /* owned */
+} b_dsync_t;
 
 /* A name query (topology/wire.h NAMEQ) this node passed up for a child, or,
  * at the root, names it confirmed and holds for a join under way (so two
@@ -1713,7 +1728,62 @@ static int s_sync_rule(void *ctx, const rules_rule_t *ru)
     return 0;
 }
 
+/* Must a sync of peer (NULL: every peer) wait for links still connecting?
+ * Only within B_SYNC_GRACE_MS of the start, for links not up since it: a
+ * node just (re)started, restored ones first of all (their recovery runs
+ * before their first run up), syncs what its peers hold, not "link down". */
+static bool s_sync_wait_links(const broker_t *b, const char *peer)
+{
+    if (s_mono_ms() - b->boot_ms >= B_SYNC_GRACE_MS)
+        return false;
+    for (const b_link_t *l = b->links; l; l = l->next) {
+        if (l->state == B_JOINING || l->role == TOPO_ROLE_SOURCE)
+            continue;
+        if (peer && strcmp(peer, l->name) != 0)
+            continue;
+        if (l->state != B_UP && l->up_since == 0)
+            return true;
+    }
+    return false;
+}
+
+static void s_cmd_sync_now(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req);
+
 static void s_cmd_sync(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req)
+{
+    if (!s_sync_wait_links(b, json_string_value(json_object_get(req, "peer")))) {
+        s_cmd_sync_now(b, rid, rlen, req);
+        return;
+    }
+    b_dsync_t *d = calloc(1, sizeof(*d));
+    if (!d) {
+        s_ctl_error(b, rid, rlen, "out of memory");
+        return;
+    }
+    d->rid_len = rlen < sizeof(d->rid) ? rlen : sizeof(d->rid);
+    memcpy(d->rid, rid, d->rid_len);
+    d->req = json_incref(req);
+    d->next = b->dsyncs;
+    b->dsyncs = d;
+}
+
+/* Start the held syncs whose links came up (or whose grace ended). */
+static void s_dsync_pump(broker_t *b)
+{
+    for (b_dsync_t **p = &b->dsyncs; *p;) {
+        b_dsync_t *d = *p;
+        if (s_sync_wait_links(b, json_string_value(json_object_get(d->req, "peer")))) {
+            p = &d->next;
+            continue;
+        }
+        *p = d->next;
+        s_cmd_sync_now(b, d->rid, d->rid_len, d->req);
+        json_decref(d->req);
+        free(d);
+    }
+}
+
+static void s_cmd_sync_now(broker_t *b, const uint8_t *rid, size_t rlen, json_t *req)
 {
     b_job_t *job = s_job_new(b, rid, rlen);
     if (!job)
@@ -2592,6 +2662,7 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
             repl_peer_down(b->repl, l->name);
         }
     }
+    s_dsync_pump(b);
     repl_tick(b->repl);
     broker_log_throttle_flush(&b->log_refused);
     broker_log_throttle_flush(&b->log_untrusted);
@@ -2905,6 +2976,7 @@ static int s_start(broker_t *b)
                    hs_strerror(herr));
     else if (!herr)
         broker_log(BROKER_LOG_INFO, NULL, "http", "status page on http://%s/", http);
+    b->boot_ms = s_mono_ms();
     b->ev_drain = event_new(b->base, -1, 0, s_on_drain, b);
     b->ev_tick = event_new(b->base, -1, EV_PERSIST, s_on_tick, b);
     b->ev_int = evsignal_new(b->base, SIGINT, s_on_signal, b);
@@ -2931,6 +3003,12 @@ static void s_stop(broker_t *b)
         b->jobs = j->next;
         json_decref(j->runs);
         free(j);
+    }
+    while (b->dsyncs) {
+        b_dsync_t *d = b->dsyncs;
+        b->dsyncs = d->next;
+        json_decref(d->req);
+        free(d);
     }
     free(b->names);
     json_decref(b->verify_last);

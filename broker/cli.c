@@ -287,6 +287,8 @@ static const broker_cli_cmd_t s_commands[] = {
      "    because first run, requested, scheduled, always-complete rule, or resuming an\n"
      "    interrupted run), objects sent, applied, skipped (unchanged or older), deleted,\n"
      "    bytes on the wire and time. Exit status 1 if any run failed.\n"
+     "    Within 10 s of the broker's start, links not up yet are waited for (within\n"
+     "    those 10 s) rather than reported down.\n"
      "    On a terminal one line on stderr follows the runs as they finish: runs,\n"
      "    objects and bytes done, rate, time left; nothing with --json or when\n"
      "    stdout or stderr is not a terminal.\n"

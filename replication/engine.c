@@ -1354,13 +1354,83 @@ static bool s_recover_rule(const rules_rule_t *ru)
     return false;
 }
 
+/* Catch-up after a restore: down runs of a rule to the children wait until
+ * a run of it from the parent has arrived (the restored store is older than
+ * what the children hold: reconciling down first would delete there what
+ * the parent sends back a moment later, and the children's tombstones would
+ * then outrank it). The value: the wall-clock ms it was armed. */
+#define R_CATCHUP_KEY "catchup/"
+
+/* How long down runs wait for the parent's first run after a restore
+ * before going ahead without it (the parent away). */
+#define R_CATCHUP_WAIT_MS (10u * 60u * 1000u)
+
+static int s_catchup_key(char *k, size_t cap, const char *rule)
+{
+    int n = snprintf(k, cap, R_CATCHUP_KEY "%s", rule);
+    return n < 0 || (size_t)n >= cap ? 0 : n;
+}
+
 static int s_arm_rule(void *ctx, const rules_rule_t *ru)
 {
     store_txn_t *t = ctx;
     char k[RULES_NAME_MAX + 16];
+    if (ru->ru_enabled && ru->ru_dirs != RULES_SIDE && (ru->ru_dirs & RULES_DOWN) &&
+        s_catchup_key(k, sizeof(k), ru->ru_name)) {
+        char v[24];
+        int n = snprintf(v, sizeof(v), "%llu", (unsigned long long)repl_now_ms());
+        int err = store_kv_put(t, STORE_T_META, k, strlen(k), v, (size_t)n);
+        if (err)
+            return err;
+    }
     if (!s_recover_rule(ru) || !s_recover_key(k, sizeof(k), ru->ru_name))
         return 0;
     return store_kv_put(t, STORE_T_META, k, strlen(k), "1", 1);
+}
+
+int repl_catchup_done(store_txn_t *t, const char *rule)
+{
+    char k[RULES_NAME_MAX + 16];
+    if (!s_catchup_key(k, sizeof(k), rule))
+        return HS_OK;
+    int err = store_kv_del(t, STORE_T_META, k, strlen(k));
+    return err == HS_ENOTFOUND ? HS_OK : err;
+}
+
+static int s_catchup_done_txn(store_txn_t *t, void *ctx)
+{
+    return repl_catchup_done(t, ctx);
+}
+
+/* A down run of a rule this node has not caught up on since its restore:
+ * hold it (see R_CATCHUP_KEY), or give up waiting after R_CATCHUP_WAIT_MS. */
+static bool s_catchup_wait(repl_t *r, const r_run_t *run)
+{
+    char k[RULES_NAME_MAX + 16];
+    if (!s_catchup_key(k, sizeof(k), run->rule.ru_name))
+        return false;
+    store_txn_t *t;
+    if (store_txn_begin(r->store, false, &t) != HS_OK)
+        return false;
+    const void *v;
+    size_t vl;
+    char buf[24] = "";
+    bool pending = store_kv_get(t, STORE_T_META, k, strlen(k), &v, &vl) == HS_OK;
+    if (pending && vl < sizeof(buf))
+        memcpy(buf, v, vl);
+    store_txn_abort(&t);
+    if (!pending)
+        return false;
+    unsigned long long armed = strtoull(buf, NULL, 10);
+    if (repl_now_ms() - armed < R_CATCHUP_WAIT_MS)
+        return true;
+    int err = store_write(r->store, s_catchup_done_txn, (void *)run->rule.ru_name);
+    repl_log(r, REPL_LOG_WARN, run->peer, "catchup-timeout",
+             "rule %s: no run from the parent since this node's store was restored, in %u "
+             "minutes: reconciling toward the children without it%s%s",
+             run->rule.ru_name, R_CATCHUP_WAIT_MS / 60000u, err ? "; could not record it: " : "",
+             err ? hs_strerror(err) : "");
+    return false;
 }
 
 int repl_recover_arm(store_txn_t *t)
@@ -1451,7 +1521,8 @@ static void s_start_queued(repl_t *r)
             if (run->state != R_QUEUED || s_run_find_peer(r, run->peer, true) ||
                 run->not_before > repl_mono_ms() || !r->io.io_peer_up(r->io.io_ctx, run->peer))
                 continue;
-            if (run->dir == RULES_UP && s_recover_wait(r, run)) {
+            if ((run->dir == RULES_UP && s_recover_wait(r, run)) ||
+                (run->dir == RULES_DOWN && s_catchup_wait(r, run))) {
                 run->not_before = repl_mono_ms() + 250;
                 continue;
             }

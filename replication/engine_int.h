@@ -165,6 +165,9 @@ rules_names_t repl_branch(repl_t *r, const char *peer);
 /* The recovery of rule after a restore is done (or impossible): up runs
  * of it go ahead (write txn). */
 int repl_recover_done(store_txn_t *t, const char *rule);
+/* A run of rule from the parent arrived whole: down runs of it to the
+ * children, held since a restore, go ahead (write txn). */
+int repl_catchup_done(store_txn_t *t, const char *rule);
 /* The parent cannot send the recovery of rule (why): record it done, log
  * it (event=recover-refused), and reconcile without it. */
 void repl_recover_give_up(repl_t *r, const char *peer, const char *rule, const char *why);

@@ -92,6 +92,9 @@ static int s_rfin_txn(store_txn_t *t, void *ctx)
         m.mk_last_complete_ms = f->now;
     if (f->ok && rv->mode == REPL_RECOVER && (err = repl_recover_done(t, rv->rule.ru_name)))
         return err;
+    if (f->ok && rv->dir == RULES_DOWN && rv->mode != REPL_RECOVER &&
+        (err = repl_catchup_done(t, rv->rule.ru_name)))
+        return err;
     if (f->ok)
         m.mk_last_diff_ms = f->now;
     err = repl_mark_put(t, rv->peer, in, &m);

@@ -122,7 +122,9 @@ void repl_peer_down(repl_t *r, const char *peer);
  * owned in this node's branch that it lacks or holds older) and holds the
  * up run until it is done, so the reconcile that follows cannot delete
  * above what this node wrote after the copy was taken. History and the log
- * say how many objects were recovered. */
+ * say how many objects were recovered. Down runs of every rule carried down
+ * wait likewise until a run of it from the parent has arrived (at most 10
+ * minutes), so this older store cannot reconcile its children first. */
 int repl_recover_arm(store_txn_t *t);
 
 /* Node `name` left this node's subtree (its branch moved or was removed):

@@ -204,7 +204,90 @@ test_restored_child_recovers_own_data() {
     assert_eq "$(hr_digest p3 resource. c3)" "$(hr_digest c3 resource. c3)" "digests equal at the end"
 }
 
+# `hsync sync` right after the restored child's broker starts (its link to
+# the parent still connecting) waits for the link and the recovery: it exits
+# 0 and what the child wrote after the copy is there for `rm` at once (it
+# used to answer "link down" at once, and `rm` said "no object").
+sync_answered() {
+    "$HSYNC" sync -d "$(hr_dir "$1")" --timeout 30 >"$HR_T/$1.sync" 2>&1
+    echo $? >"$HR_T/$1.sync.rc"
+    ! grep -q "no broker is running" "$HR_T/$1.sync"
+}
+
+test_restored_child_sync_at_start() {
+    hr_node p4
+    hr_node c4
+    hr_start p4
+    hr_start c4
+    hr_link p4 c4
+    local b backup
+    backup=$(hs_tmp)/c4.backup
+    hr_stop c4
+    cp -a "$(hr_dir c4)" "$backup" || fail "cp -a the backup"
+    hr_start c4
+    wait_for 15 hr_state_is c4 p4 up
+    b=$(hr_put c4 resource.computer '{"name":"B"}' --key serial=RS-1)
+    hr_sync c4 --rule resources
+    expect_exit 0 "$HSYNC" get -d "$(hr_dir p4)" "$b" --json
+
+    hr_stop c4
+    rm -rf "$(hr_dir c4)" && cp -a "$backup" "$(hr_dir c4)" || fail "restore c4"
+    # the first sync the broker answers: started the moment its control
+    # socket is there, before the link to p4 can be up
+    "$HSYNC" serve -d "$(hr_dir c4)" 2>>"$(hr_log c4)" &
+    HR_PID[c4]=$!
+    wait_for 10 sync_answered c4
+    assert_eq "0" "$(cat "$HR_T/c4.sync.rc")" "sync right after the start exits 0: $(cat "$HR_T/c4.sync")"
+    expect_exit 0 "$HSYNC" rm -d "$(hr_dir c4)" "$b"
+    hr_sync c4 --rule resources
+    assert_eq "0" "$(hr_count p4 resource. c4)" "the delete reaches p4"
+}
+
+# A middle node m (r - m - l) restored from a copy older than r's data:
+# m's reconcile down to l waits until r's run toward m has arrived, so l
+# keeps r's objects (it used to lose them to m's older store, and the
+# tombstones that left on l then refused them when m sent them again).
+test_restored_middle_keeps_child() {
+    hr_node r5
+    hr_node m5
+    hr_node l5
+    hr_start r5
+    hr_start m5
+    hr_start l5
+    hr_link r5 m5
+    hr_link m5 l5
+    local backup i
+    backup=$(hs_tmp)/m5.backup
+    hr_stop m5
+    cp -a "$(hr_dir m5)" "$backup" || fail "cp -a the backup"
+    hr_start m5
+    wait_for 15 hr_state_is r5 m5 up
+    wait_for 15 hr_state_is l5 m5 up
+    for i in 1 2 3; do
+        hr_put r5 resource.computer '{"name":"R'"$i"'"}' --key serial=RM-$i >/dev/null
+    done
+    hr_sync m5 --rule resources
+    hr_sync l5 --rule resources
+    assert_eq "3" "$(hr_count l5 resource. r5)" "l5 holds r5's resources before the restore"
+
+    # r5 away while m5 comes back: m5's runs toward l5 would go first
+    hr_stop r5
+    hr_stop m5
+    rm -rf "$(hr_dir m5)" && cp -a "$backup" "$(hr_dir m5)" || fail "restore m5"
+    hr_start m5
+    wait_for 15 hr_state_is l5 m5 up
+    hr_start r5
+    hr_sync m5 --rule resources
+    wait_for 15 hr_count_is 3 m5 resource. r5
+    hr_sync m5 --rule resources
+    hr_sync l5 --rule resources
+    assert_eq "3" "$(hr_count l5 resource. r5)" "l5 still holds r5's resources"
+    assert_eq "$(hr_digest r5 resource. r5)" "$(hr_digest l5 resource. r5)" "digests equal r5/l5"
+}
+
 test_restored_child_converges
 test_restored_during_interrupted_complete_run
 test_restored_child_recovers_own_data
+test_restored_child_sync_at_start
+test_restored_middle_keeps_child
 hr_done
