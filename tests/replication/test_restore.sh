@@ -204,7 +204,64 @@ test_restored_child_recovers_own_data() {
     assert_eq "$(hr_digest p3 resource. c3)" "$(hr_digest c3 resource. c3)" "digests equal at the end"
 }
 
+# A restored node does not bring back what it deleted after the copy was
+# taken (3 levels: a under b under r). The recovery from b carries b's
+# delete, and the restored a takes it over its older live copy; no run (nor
+# verify --repair) brings the object back on b or r.
+
+test_restored_child_keeps_its_delete() {
+    hr_node r5
+    hr_node b5
+    hr_node a5
+    hr_start r5
+    hr_start b5
+    hr_start a5
+    hr_link r5 b5
+    hr_link b5 a5
+    local g backup
+    g=$(hr_put a5 resource.computer '{"name":"pc9","os":"Windows 11"}' --key serial=SN-9)
+    hr_sync a5 --rule resources
+    hr_sync b5 --rule resources
+    expect_exit 0 "$HSYNC" get -d "$(hr_dir r5)" "$g" --json
+
+    backup=$(hs_tmp)/a5.backup
+    hr_stop a5
+    cp -a "$(hr_dir a5)" "$backup" || fail "cp -a the backup"
+    hr_start a5
+    wait_for 15 hr_state_is b5 a5 up
+    wait_for 15 hr_state_is a5 b5 up
+
+    expect_exit 0 "$HSYNC" rm -d "$(hr_dir a5)" "$g"
+    hr_sync a5 --rule resources
+    hr_sync b5 --rule resources
+    assert_deleted b5 "$g" "the delete reaches b5"
+    assert_deleted r5 "$g" "the delete reaches r5"
+
+    hr_kill9 a5
+    rm -rf "$(hr_dir a5)" && cp -a "$backup" "$(hr_dir a5)" || fail "restore a5"
+    expect_exit 0 "$HSYNC" get -d "$(hr_dir a5)" "$g" --json
+    assert_eq "false" "$(json_get "$HS_OUT" 'j.get("deleted")')" "the restored a5 holds the old copy"
+    : >"$(hr_log a5)"
+    hr_start a5
+    wait_for 10 new_epoch_logged a5
+    wait_for 15 hr_state_is b5 a5 up
+    wait_for 15 hr_state_is a5 b5 up
+
+    hr_sync a5 --rule resources
+    wait_for 10 hr_is_deleted a5 "$g"
+    assert_deleted a5 "$g" "the restored a5 takes back its own delete"
+    hr_sync a5 --rule resources
+    hr_sync b5 --rule resources
+    assert_deleted b5 "$g" "the delete stays at b5"
+    assert_deleted r5 "$g" "the delete stays at r5"
+    expect_exit 0 "$HSYNC" verify -d "$(hr_dir r5)"
+    expect_exit 0 "$HSYNC" verify -d "$(hr_dir r5)" --repair
+    for n in a5 b5 r5; do assert_deleted "$n" "$g" "after verify --repair at $n"; done
+    assert_eq "$(hr_digest r5 resource. a5)" "$(hr_digest a5 resource. a5)" "digests equal"
+}
+
 test_restored_child_converges
 test_restored_during_interrupted_complete_run
 test_restored_child_recovers_own_data
+test_restored_child_keeps_its_delete
 hr_done
