@@ -880,8 +880,8 @@ static int s_recover_one(s_apply_t *a, store_obj_t *o)
     if (o->flags & STORE_OBJ_TOMBSTONE) {
         store_obj_t cur;
         int err = store_get(a->t, &o->guid, &cur);
-        if (err == HS_ENOTFOUND || (!err && ((cur.flags & STORE_OBJ_TOMBSTONE) ||
-                                             cur.mtime >= o->mtime))) {
+        if (err == HS_ENOTFOUND ||
+            (!err && ((cur.flags & STORE_OBJ_TOMBSTONE) || cur.mtime >= o->mtime))) {
             a->skipped++; /* nothing to delete, or our copy changed later */
             return HS_OK;
         }
