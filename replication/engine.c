@@ -392,8 +392,11 @@ static int s_fill(repl_t *r, r_run_t *run, s_fill_t *f)
     while (run->prefix_idx < run->rule.ru_nprefix) {
         const char *pre = run->prefixes[run->prefix_idx];
         bool resume = run->cursor.k_set && !strncmp(run->cursor.k_cls, pre, strlen(pre));
-        err = store_scan(f->t, pre, NULL, 0, resume ? run->cursor.k_cls : NULL,
-                         resume ? &run->cursor.k_guid : NULL, s_fill_obj, f);
+        /* a recovery carries the deletes too: the child takes a newer one
+         * over the older live copy its restored store holds */
+        err = store_scan(f->t, pre, NULL, run->mode == REPL_RECOVER ? STORE_SCAN_TOMBSTONES : 0,
+                         resume ? run->cursor.k_cls : NULL, resume ? &run->cursor.k_guid : NULL,
+                         s_fill_obj, f);
         if (err)
             return err;
         if (f->full)

@@ -887,12 +887,32 @@ static int s_remove_unsent(s_apply_t *a)
 }
 
 /* Recovery: take o, owned in our branch, if we lack it or hold it older
- * (a tombstone here that is newer stays: the delete was ours). */
+ * (a tombstone here that is newer stays: the delete was ours). A tombstone
+ * o deletes our live copy if it is newer (the delete was ours too, made
+ * after the copy we were restored from was taken). */
 static int s_recover_one(s_apply_t *a, store_obj_t *o)
 {
     const rules_family_t *f = rules_family_of(o->cls);
-    if (!f || f->fam_key != RULES_KEY_OWNER || (o->flags & STORE_OBJ_TOMBSTONE) ||
-        !rules_names_has(&a->branch, o->owner) || store_obj_check(o) != HS_OK) {
+    if (!f || f->fam_key != RULES_KEY_OWNER || !rules_names_has(&a->branch, o->owner)) {
+        a->refused++;
+        return HS_OK;
+    }
+    if (o->flags & STORE_OBJ_TOMBSTONE) {
+        store_obj_t cur;
+        int err = store_get(a->t, &o->guid, &cur);
+        if (err == HS_ENOTFOUND ||
+            (!err && ((cur.flags & STORE_OBJ_TOMBSTONE) || cur.mtime >= o->mtime))) {
+            a->skipped++; /* nothing to delete, or our copy changed later */
+            return HS_OK;
+        }
+        if (err)
+            return err;
+        err = store_delete(a->t, &o->guid, o->mtime);
+        if (!err)
+            a->deleted++;
+        return err;
+    }
+    if (store_obj_check(o) != HS_OK) {
         a->refused++;
         return HS_OK;
     }

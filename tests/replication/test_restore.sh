@@ -285,9 +285,66 @@ test_restored_middle_keeps_child() {
     assert_eq "$(hr_digest r5 resource. r5)" "$(hr_digest l5 resource. r5)" "digests equal r5/l5"
 }
 
+# A restored node does not bring back what it deleted after the copy was
+# taken (3 levels: a under b under r). The recovery from b carries b's
+# delete, and the restored a takes it over its older live copy; no run (nor
+# verify --repair) brings the object back on b or r.
+
+test_restored_child_keeps_its_delete() {
+    hr_node r6
+    hr_node b6
+    hr_node a6
+    hr_start r6
+    hr_start b6
+    hr_start a6
+    hr_link r6 b6
+    hr_link b6 a6
+    local g backup
+    g=$(hr_put a6 resource.computer '{"name":"pc9","os":"Windows 11"}' --key serial=SN-9)
+    hr_sync a6 --rule resources
+    hr_sync b6 --rule resources
+    expect_exit 0 "$HSYNC" get -d "$(hr_dir r6)" "$g" --json
+
+    backup=$(hs_tmp)/a6.backup
+    hr_stop a6
+    cp -a "$(hr_dir a6)" "$backup" || fail "cp -a the backup"
+    hr_start a6
+    wait_for 15 hr_state_is b6 a6 up
+    wait_for 15 hr_state_is a6 b6 up
+
+    expect_exit 0 "$HSYNC" rm -d "$(hr_dir a6)" "$g"
+    hr_sync a6 --rule resources
+    hr_sync b6 --rule resources
+    assert_deleted b6 "$g" "the delete reaches b6"
+    assert_deleted r6 "$g" "the delete reaches r6"
+
+    hr_kill9 a6
+    rm -rf "$(hr_dir a6)" && cp -a "$backup" "$(hr_dir a6)" || fail "restore a6"
+    expect_exit 0 "$HSYNC" get -d "$(hr_dir a6)" "$g" --json
+    assert_eq "false" "$(json_get "$HS_OUT" 'j.get("deleted")')" "the restored a6 holds the old copy"
+    : >"$(hr_log a6)"
+    hr_start a6
+    wait_for 10 new_epoch_logged a6
+    wait_for 15 hr_state_is b6 a6 up
+    wait_for 15 hr_state_is a6 b6 up
+
+    hr_sync a6 --rule resources
+    wait_for 10 hr_is_deleted a6 "$g"
+    assert_deleted a6 "$g" "the restored a6 takes back its own delete"
+    hr_sync a6 --rule resources
+    hr_sync b6 --rule resources
+    assert_deleted b6 "$g" "the delete stays at b6"
+    assert_deleted r6 "$g" "the delete stays at r6"
+    expect_exit 0 "$HSYNC" verify -d "$(hr_dir r6)"
+    expect_exit 0 "$HSYNC" verify -d "$(hr_dir r6)" --repair
+    for n in a6 b6 r6; do assert_deleted "$n" "$g" "after verify --repair at $n"; done
+    assert_eq "$(hr_digest r6 resource. a6)" "$(hr_digest a6 resource. a6)" "digests equal"
+}
+
 test_restored_child_converges
 test_restored_during_interrupted_complete_run
 test_restored_child_recovers_own_data
 test_restored_child_sync_at_start
 test_restored_middle_keeps_child
+test_restored_child_keeps_its_delete
 hr_done
