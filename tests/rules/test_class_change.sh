@@ -76,6 +76,10 @@ test_refusal_keeps_failing() {
     done
     expect_exit 0 hs status -d "$(hr_dir p)"
     assert_not_contains "$HS_OUT" "no problems" "status on p counts the refusal"
+    # no repair reconciles a guid held under two classes: verify says what to do
+    expect_exit 1 hs verify -d "$(hr_dir p)" --repair
+    assert_contains "$HS_ERR" "cannot be reconciled" "verify --repair does not claim it can"
+    assert_contains "$HS_ERR" "new guid" "and says what to do instead"
 }
 
 setup
