@@ -204,8 +204,6 @@ int rules_resource_find_duplicate(store_txn_t *t, const store_guid_t *self, cons
  * the future counting as at most RULES_SKEW_MS ahead of this node's clock
  * (so a wrong clock cannot win every claim); a tie goes to the owner name
  * first in byte order, then to the content, the same on every node. */
-#define RULES_SKEW_MS (5u * 60u * 1000u)
-
 static bool s_newer(const store_obj_t *a, const store_obj_t *b)
 {
     struct timespec ts;

@@ -43,6 +43,12 @@
 #include "rules/rules.h"
 #include "store/mp.h"
 
+/* How far ahead of this node's clock a last-changed or registration time
+ * may be: further counts as this far ahead when compared, and a local write
+ * (put, import) stores it as now plus this (replication/local.c), so a
+ * wrong clock or a far-future time cannot win every claim for years. */
+#define RULES_SKEW_MS (5u * 60u * 1000u)
+
 /* Family handler for resource.* (see rules_family_t). */
 int rules_resource_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
                          const store_obj_t *cur, rules_result_t *res);
