@@ -45,10 +45,10 @@ int repl_local_put(store_txn_t *t, store_obj_t *o, repl_local_result_t *res)
         store_guid_format(&o->guid, gs);
         bool dead = was.flags & STORE_OBJ_TOMBSTONE;
         snprintf(res->lr_why, sizeof(res->lr_why),
-                 "%s %s %s %s%s; a guid's class cannot change (a %s was asked): put the %s "
+                 "%s %s %s %s%s; a guid's class cannot change (%s %s was asked): put the %s "
                  "under a new guid%s",
                  gs, dead ? "was" : "is", strchr("aeiou", was.cls[0]) ? "an" : "a", was.cls,
-                 dead ? " (deleted)" : "", o->cls, o->cls,
+                 dead ? " (deleted)" : "", o->cls[0] && strchr("aeiou", o->cls[0]) ? "an" : "a", o->cls, o->cls,
                  dead ? "" : ", and rm the old one if it should go");
         return HS_ECLASS;
     }

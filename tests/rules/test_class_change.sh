@@ -74,6 +74,7 @@ test_refusal_keeps_failing() {
         assert_eq "false" "$(hr_run ok c items down sent "$HS_OUT")" "run $i after the refusal fails too"
         assert_contains "$(hr_run error c items down sent "$HS_OUT")" "c refused 2 objects" "and says why"
     done
+    assert_contains "$(hr_run error c items down sent "$HS_OUT")" "arrived as an item.policy" "grammar: an item"
     expect_exit 0 hs status -d "$(hr_dir p)"
     assert_not_contains "$HS_OUT" "no problems" "status on p counts the refusal"
     # no repair reconciles a guid held under two classes: verify says what to do
