@@ -70,7 +70,8 @@ int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_g
  * becomes a tombstone with the copy's own last-changed time, so the delete
  * never travels up (it is not this node's) and never looks newer than a
  * real change; nodes below, whose copies came from here, drop theirs when
- * it reaches them. Nothing to do (HS_OK) if g is not live here. */
+ * it reaches them. Its data-class rows are dropped the same way (they
+ * follow their resource). Nothing to do (HS_OK) if g is not live here. */
 int rules_resource_drop(store_txn_t *t, const store_guid_t *g, const char *owner);
 
 /* When o was registered, for "registered first": its recorded registration
