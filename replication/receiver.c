@@ -116,6 +116,17 @@ static int s_rfin_txn(store_txn_t *t, void *ctx)
 
 static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
 {
+    char refused[400];
+    if (ok && rv->refused) {
+        /* a run this node refused objects in is not ok here either */
+        snprintf(refused, sizeof(refused),
+                 "refused %llu object%s from %s (the log's event=refused-objects names the "
+                 "first; hsync trace GUID on %s says why)",
+                 (unsigned long long)rv->refused, rv->refused == 1 ? "" : "s", rv->peer,
+                 rv->peer);
+        ok = false;
+        error = refused;
+    }
     s_rfin_t f = {rv, ok, error ? error : "", repl_now_ms()};
     int err = store_write(r->store, s_rfin_txn, &f);
     if (err)

@@ -77,6 +77,9 @@ test_refusal_keeps_failing() {
     assert_contains "$(hr_run error c items down sent "$HS_OUT")" "arrived as an item.policy" "grammar: an item"
     expect_exit 0 hs status -d "$(hr_dir p)"
     assert_not_contains "$HS_OUT" "no problems" "status on p counts the refusal"
+    expect_exit 0 hs history -d "$(hr_dir c)" --json
+    assert_eq "false" "$(json_get "$HS_OUT" '[h["ok"] for h in j if h["role"] == "received" and h["peer"] == "p" and h["rule"] == "items"][0]')" \
+        "c's own record of the run it refused objects in is not ok"
     # no repair reconciles a guid held under two classes: verify says what to do
     expect_exit 1 hs verify -d "$(hr_dir p)" --repair
     assert_contains "$HS_ERR" "cannot be reconciled" "verify --repair does not claim it can"
