@@ -273,9 +273,13 @@ int broker_cli_verify(broker_cli_t *c, int argc, char **argv)
         if (differ)
             fprintf(stderr,
                     repair ? "hsync: verify: %zu scope%s differ%s (see above); the repair did not "
-                             "bring %s in sync\n"
+                             "bring %s in sync: a node that refuses objects (a guid held under "
+                             "two classes) cannot be reconciled; 'hsync status' and 'hsync trace "
+                             "GUID' name them: put one of them under a new guid and rm the old one "
+                             "on the node that made it\n"
                            : "hsync: verify: %zu scope%s differ%s (see above): 'hsync verify "
-                             "--repair' reconciles %s\n",
+                             "--repair' reconciles %s, unless a node refuses objects (a guid held "
+                             "under two classes: see 'hsync status'), which no repair can do\n",
                     differ, differ == 1 ? "" : "s", differ == 1 ? "s" : "",
                     differ == 1 ? "it" : "them");
         if (!unreached && !differ)

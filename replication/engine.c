@@ -162,6 +162,23 @@ static int s_finish_txn(store_txn_t *t, void *ctx)
         return err;
     if (run->mode == REPL_RECOVER)
         goto history;
+    /* refusals of this pair: a run that is ok without refusals sent them
+     * again and they were taken; one that changed or deleted the object
+     * since is no longer about it */
+    store_guid_t rg[REPL_REFUSALS_MAX];
+    repl_refusal_rec_t rr[REPL_REFUSALS_MAX];
+    size_t nr = 0;
+    err = repl_refusals_list(t, run->peer, run->rule.ru_name, rg, rr, REPL_REFUSALS_MAX, &nr);
+    if (err)
+        return err;
+    for (size_t i = 0; i < nr && i < REPL_REFUSALS_MAX; i++) {
+        bool covered = f->ok && !(run->mode == REPL_RECONCILE && run->vcount < REPL_BUCKETS);
+        if (covered || !repl_refusal_outstanding(t, &rg[i], &rr[i])) {
+            err = repl_refusal_del(t, run->peer, &rg[i]);
+            if (err && err != HS_ENOTFOUND)
+                return err;
+        }
+    }
     m.mk_last_run_ms = f->now;
     m.mk_last_mode = run->mode;
     m.mk_last_ok = f->ok;
@@ -684,6 +701,20 @@ static int s_open(repl_t *r, r_run_t *run)
         run->mode = s_pick_mode(&run->rule, &m, repl_now_ms(), 0, why, sizeof(why));
         snprintf(run->why, sizeof(run->why), "%.160s (the interrupted run finished meanwhile)",
                  why);
+    }
+    if (run->mode == REPL_DIFFERENTIAL) {
+        /* what the peer refused earlier and is unchanged since is sent again
+         * (scan from just before it): the pair fails until it is taken */
+        store_guid_t rg[REPL_REFUSALS_MAX];
+        repl_refusal_rec_t rr[REPL_REFUSALS_MAX];
+        size_t nr = 0;
+        if (repl_refusals_list(t, run->peer, run->rule.ru_name, rg, rr, REPL_REFUSALS_MAX, &nr) ==
+            HS_OK) {
+            for (size_t i = 0; i < nr && i < REPL_REFUSALS_MAX; i++)
+                if (rr[i].rr_seq && rr[i].rr_seq <= m.mk_diff_seq &&
+                    repl_refusal_outstanding(t, &rg[i], &rr[i]))
+                    m.mk_diff_seq = rr[i].rr_seq - 1;
+        }
     }
     uint64_t floor = store_log_floor(t);
     if (run->mode == REPL_DIFFERENTIAL && m.mk_last_complete_ms && m.mk_diff_seq < floor) {

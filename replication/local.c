@@ -1,6 +1,7 @@
 #include "replication/local.h"
 
 #include "replication/events.h"
+#include "replication/repl.h"
 #include "rules/resource.h"
 #include "topology/peers.h"
 #include "store/mp.h"
@@ -25,6 +26,13 @@ int repl_local_put(store_txn_t *t, store_obj_t *o, repl_local_result_t *res)
 {
     memset(res, 0, sizeof(*res));
     res->lr_guid = o->guid;
+    /* a time further ahead than the allowed skew is stored as now + skew
+     * (it would count as that in every claim anyway, but only until then) */
+    uint64_t cap = repl_now_ms() + RULES_SKEW_MS;
+    if (o->mtime > cap)
+        o->mtime = cap;
+    if (o->rtime > cap)
+        o->rtime = cap;
     /* A guid's class never changes: every copy elsewhere would refuse the
      * new class (another family) or keep the old one. A tombstone counts
      * too: the delete might not have reached every copy yet. */
@@ -37,10 +45,10 @@ int repl_local_put(store_txn_t *t, store_obj_t *o, repl_local_result_t *res)
         store_guid_format(&o->guid, gs);
         bool dead = was.flags & STORE_OBJ_TOMBSTONE;
         snprintf(res->lr_why, sizeof(res->lr_why),
-                 "%s %s %s %s%s; a guid's class cannot change (a %s was asked): put the %s "
+                 "%s %s %s %s%s; a guid's class cannot change (%s %s was asked): put the %s "
                  "under a new guid%s",
                  gs, dead ? "was" : "is", strchr("aeiou", was.cls[0]) ? "an" : "a", was.cls,
-                 dead ? " (deleted)" : "", o->cls, o->cls,
+                 dead ? " (deleted)" : "", o->cls[0] && strchr("aeiou", o->cls[0]) ? "an" : "a", o->cls, o->cls,
                  dead ? "" : ", and rm the old one if it should go");
         return HS_ECLASS;
     }

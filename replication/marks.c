@@ -341,3 +341,73 @@ int repl_refusal_get(store_txn_t *t, const char *peer, const store_guid_t *g,
     store_mpr_str(&r, out->rr_why, sizeof(out->rr_why));
     return store_mpr_done(&r) ? HS_EMALF : HS_OK;
 }
+
+int repl_refusal_del(store_txn_t *t, const char *peer, const store_guid_t *g)
+{
+    uint8_t k[STORE_NAME_MAX + 18];
+    size_t kl = s_refusal_key(k, sizeof(k), peer, g);
+    if (!kl)
+        return HS_ENOTFOUND;
+    return store_kv_del(t, STORE_T_MARKS, k, kl);
+}
+
+typedef struct s_rf_list {
+    const char *rule;
+    size_t pl; /* length of the key prefix: 0x01 peer 0x00 */
+    store_guid_t *g;
+    repl_refusal_rec_t *rec;
+    size_t max, n;
+} s_rf_list_t;
+
+static int s_rf_list_one(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    s_rf_list_t *l = ctx;
+    if (klen != l->pl + 16)
+        return 0;
+    repl_refusal_rec_t rec;
+    memset(&rec, 0, sizeof(rec));
+    store_mpr_t r;
+    store_mpr_init(&r, val, vlen);
+    if (store_mpr_array(&r) != 5 || store_mpr_uint(&r) != 1)
+        return 0; /* unreadable: not counted */
+    store_mpr_str(&r, rec.rr_rule, sizeof(rec.rr_rule));
+    rec.rr_seq = store_mpr_uint(&r);
+    rec.rr_at_ms = store_mpr_uint(&r);
+    store_mpr_str(&r, rec.rr_why, sizeof(rec.rr_why));
+    if (store_mpr_done(&r))
+        return 0;
+    if (l->rule && strcmp(l->rule, rec.rr_rule) != 0)
+        return 0;
+    if (l->n < l->max) {
+        if (l->g)
+            memcpy(l->g[l->n].b, (const uint8_t *)key + l->pl, 16);
+        if (l->rec)
+            l->rec[l->n] = rec;
+    }
+    l->n++;
+    return 0;
+}
+
+int repl_refusals_list(store_txn_t *t, const char *peer, const char *rule, store_guid_t *g,
+                       repl_refusal_rec_t *rec, size_t max, size_t *n)
+{
+    *n = 0;
+    uint8_t k[STORE_NAME_MAX + 2];
+    size_t pl = strlen(peer);
+    if (pl + 2 > sizeof(k))
+        return HS_EINVAL;
+    k[0] = 0x01;
+    memcpy(k + 1, peer, pl);
+    k[1 + pl] = 0;
+    s_rf_list_t l = {rule, pl + 2, g, rec, max, 0};
+    int err = store_kv_scan(t, STORE_T_MARKS, k, pl + 2, s_rf_list_one, &l);
+    *n = l.n;
+    return err;
+}
+
+bool repl_refusal_outstanding(store_txn_t *t, const store_guid_t *g,
+                              const repl_refusal_rec_t *rec)
+{
+    store_obj_t o;
+    return store_get(t, g, &o) == HS_OK && o.seq == rec->rr_seq;
+}

@@ -97,6 +97,22 @@ int repl_refusal_put(store_txn_t *t, const char *peer, const store_guid_t *g,
 /* HS_ENOTFOUND if peer never refused g; HS_EMALF for an unreadable record. */
 int repl_refusal_get(store_txn_t *t, const char *peer, const store_guid_t *g,
                      repl_refusal_rec_t *out);
+/* Forget that peer refused g (write txn). HS_ENOTFOUND if it never did. */
+int repl_refusal_del(store_txn_t *t, const char *peer, const store_guid_t *g);
+/*
+ * The objects peer refused under rule (rule NULL: any rule), at most max of
+ * them, into g[] and rec[] (either may be NULL when only counting); *n
+ * returns how many were found, which may exceed max (then only max are
+ * filled in). A refusal stays recorded until a later run of that pair is ok
+ * without refusals (the object was sent again and taken) or the object has
+ * changed or gone since (repl_refusal_outstanding says which).
+ */
+int repl_refusals_list(store_txn_t *t, const char *peer, const char *rule, store_guid_t *g,
+                       repl_refusal_rec_t *rec, size_t max, size_t *n);
+/* true if the object is still the one refused: it exists and its change-log
+ * seq is the one recorded. */
+bool repl_refusal_outstanding(store_txn_t *t, const store_guid_t *g,
+                              const repl_refusal_rec_t *rec);
 typedef int (*repl_hist_cb)(void *ctx, const repl_hist_t *h);
 /* Newest first. */
 int repl_hist_each(store_txn_t *t, repl_hist_cb cb, void *ctx);

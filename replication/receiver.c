@@ -119,6 +119,17 @@ static int s_rfin_txn(store_txn_t *t, void *ctx)
 
 static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
 {
+    char refused[400];
+    if (ok && rv->refused) {
+        /* a run this node refused objects in is not ok here either */
+        snprintf(refused, sizeof(refused),
+                 "refused %llu object%s from %s (the log's event=refused-objects names the "
+                 "first; hsync trace GUID on %s says why)",
+                 (unsigned long long)rv->refused, rv->refused == 1 ? "" : "s", rv->peer,
+                 rv->peer);
+        ok = false;
+        error = refused;
+    }
     s_rfin_t f = {rv, ok, error ? error : "", repl_now_ms()};
     int err = store_write(r->store, s_rfin_txn, &f);
     if (err)
@@ -185,7 +196,8 @@ bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
     if (!rules_recv_scope(rule, dir, o, branch) && !s_side_drop(t, rule, dir, branch, o)) {
         if (whylen)
             snprintf(why, whylen,
-                     "a %s of %s, which is not the sender's to send this way (rule %s)", o->cls,
+                     "%s %s of %s, which is not the sender's to send this way (rule %s)",
+                     o->cls[0] && strchr("aeiou", o->cls[0]) ? "an" : "a", o->cls,
                      owner_or_origin, rule->ru_name);
         return false;
     }
@@ -199,9 +211,9 @@ bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
     if (fi != fc) {
         if (whylen)
             snprintf(why, whylen,
-                     "it is a %s here and arrived as a %s: a guid's class cannot change (give "
-                     "one of them a new guid)",
-                     cur.cls, o->cls);
+                     "it is %s %s here and arrived as %s %s: a guid's class cannot change "
+                     "(give one of them a new guid)",
+                     cur.cls[0] && strchr("aeiou", cur.cls[0]) ? "an" : "a", cur.cls, o->cls[0] && strchr("aeiou", o->cls[0]) ? "an" : "a", o->cls);
         return false;
     }
     /* a claim on a resource of another branch (an agent moved): the
@@ -986,7 +998,8 @@ static int s_apply_txn(store_txn_t *t, void *ctx)
         if (rules_refused(err)) {
             if (rf) {
                 rf->rf_guid = wo.o.guid;
-                snprintf(rf->rf_why, sizeof(rf->rf_why), "a %s that cannot be taken: %s", wo.o.cls,
+                snprintf(rf->rf_why, sizeof(rf->rf_why), "%s %s that cannot be taken: %s",
+                         wo.o.cls[0] && strchr("aeiou", wo.o.cls[0]) ? "an" : "a", wo.o.cls,
                          err == HS_EDIRECTION ? "its class does not flow this way"
                                               : hs_strerror(err));
                 a->nrefusal++;

@@ -375,7 +375,8 @@ int rules_hep_local(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o, const 
     }
     if (strcmp(o->cls, cur->cls)) {
         snprintf(res->rr_why, sizeof(res->rr_why),
-                 "%s is a %s managed on %s: its class cannot change here", gs, cur->cls,
+                 "%s is %s %s managed on %s: its class cannot change here", gs,
+                 cur->cls[0] && strchr("aeiou", cur->cls[0]) ? "an" : "a", cur->cls,
                  cur->origin);
         return HS_ELOCKED;
     }

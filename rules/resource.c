@@ -204,8 +204,6 @@ int rules_resource_find_duplicate(store_txn_t *t, const store_guid_t *self, cons
  * the future counting as at most RULES_SKEW_MS ahead of this node's clock
  * (so a wrong clock cannot win every claim); a tie goes to the owner name
  * first in byte order, then to the content, the same on every node. */
-#define RULES_SKEW_MS (5u * 60u * 1000u)
-
 static bool s_newer(const store_obj_t *a, const store_obj_t *b)
 {
     struct timespec ts;
@@ -461,7 +459,7 @@ int rules_resource_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
 
 /* ---- a merge decided elsewhere -------------------------------------------- */
 
-int rules_resource_drop(store_txn_t *t, const store_guid_t *g, const char *owner)
+static int s_drop_one(store_txn_t *t, const store_guid_t *g, const char *owner)
 {
     store_obj_t cur;
     int err = store_get(t, g, &cur);
@@ -485,6 +483,20 @@ int rules_resource_drop(store_txn_t *t, const store_guid_t *g, const char *owner
     }
     err = store_delete(t, g, mtime); /* its own time: never newer than a real change */
     return err == HS_ENOTFOUND ? HS_OK : err;
+}
+
+int rules_resource_drop(store_txn_t *t, const store_guid_t *g, const char *owner)
+{
+    int err = s_drop_one(t, g, owner);
+    if (err)
+        return err;
+    /* its data-class rows go with it: they follow their resource */
+    s_rows_t r = {.from = g};
+    err = store_scan(t, "dataclass.", NULL, 0, NULL, NULL, s_row_one, &r);
+    for (size_t i = 0; !err && i < r.n; i++)
+        err = s_drop_one(t, &r.g[i], owner);
+    free(r.g);
+    return err;
 }
 
 int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_guid_t *new_guid,

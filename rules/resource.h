@@ -43,6 +43,12 @@
 #include "rules/rules.h"
 #include "store/mp.h"
 
+/* How far ahead of this node's clock a last-changed or registration time
+ * may be: further counts as this far ahead when compared, and a local write
+ * (put, import) stores it as now plus this (replication/local.c), so a
+ * wrong clock or a far-future time cannot win every claim for years. */
+#define RULES_SKEW_MS (5u * 60u * 1000u)
+
 /* Family handler for resource.* (see rules_family_t). */
 int rules_resource_apply(store_txn_t *t, const rules_ctx_t *c, store_obj_t *o,
                          const store_obj_t *cur, rules_result_t *res);
@@ -64,7 +70,8 @@ int rules_resource_merged(store_txn_t *t, const store_guid_t *old, const store_g
  * becomes a tombstone with the copy's own last-changed time, so the delete
  * never travels up (it is not this node's) and never looks newer than a
  * real change; nodes below, whose copies came from here, drop theirs when
- * it reaches them. Nothing to do (HS_OK) if g is not live here. */
+ * it reaches them. Its data-class rows are dropped the same way (they
+ * follow their resource). Nothing to do (HS_OK) if g is not live here. */
 int rules_resource_drop(store_txn_t *t, const store_guid_t *g, const char *owner);
 
 /* When o was registered, for "registered first": its recorded registration

@@ -291,15 +291,26 @@ int topo_check_add_child(store_txn_t *t, const topo_identity_t *me, const char *
     topo_peer_t parent;
     err = topo_peer_parent(t, &parent);
     if (err == HS_OK) {
-        bool cycle = !strcmp(parent.pe_key, key) || !strcmp(parent.pe_name, name);
+        bool cycle = !strcmp(parent.pe_key, key);
+        bool named = !cycle && !strcmp(parent.pe_name, name); /* another node, same name */
         size_t depth = 1;
-        for (size_t i = 0; !cycle && i < parent.pe_nrel; i++) {
-            if (!strcmp(parent.pe_rel[i].rel_key, key)) {
-                cycle = true;
+        for (size_t i = 0; !cycle && !named && i < parent.pe_nrel; i++) {
+            if (!strcmp(parent.pe_rel[i].rel_key, key) || !strcmp(parent.pe_rel[i].rel_name, name)) {
+                cycle = !strcmp(parent.pe_rel[i].rel_key, key);
+                named = !cycle;
                 depth = parent.pe_nrel - i; /* the path ends with the parent */
             }
         }
         topo_peer_clear(&parent);
+        if (named) {
+            snprintf(msg, sizeof(msg),
+                     "the name '%s' is used by an ancestor of this node (%zu level%s up), "
+                     "a node with another key: names are unique across the hierarchy; init "
+                     "the new node under another name",
+                     name, depth, depth == 1 ? "" : "s");
+            *why = msg;
+            return HS_ETOPO;
+        }
         if (cycle) {
             snprintf(msg, sizeof(msg),
                      "'%s' is an ancestor of this node (%zu level%s up): linking it as a child "

@@ -228,6 +228,21 @@ test_export_import() {
     expect_exit 0 hs ls -d "$T/copy" --class item.report --json
     assert_eq '["parent", "x1"]' "$(json_get "$HS_OUT" 'sorted(o["owner"] for o in j)')"
     assert_contains "$HS_OUT" '"mtime":"2023-11-14T22:13:20.000Z"'
+
+    # A time more than 5 minutes ahead is stored as now + 5 minutes (issue
+    # 17): it would own the resource, and win every claim, until then.
+    local fg=0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a7d before after
+    printf '{"class":"resource.computer","guid":"%s","keys":{"serial":"FUT-1"},"mtime":"2030-01-01T00:00:00Z","body":{"name":"future"}}\n' "$fg" >"$T/fut.ndjson"
+    before=$(python3 -c 'import time; print(int(time.time() * 1000))')
+    expect_exit 0 hs import -d "$T/copy" "$T/fut.ndjson"
+    after=$(python3 -c 'import time; print(int(time.time() * 1000))')
+    expect_exit 0 hs get -d "$T/copy" "$fg" --json
+    local got
+    for f in mtime registered; do
+        got=$(json_get "$HS_OUT" "__import__('calendar').timegm(__import__('time').strptime(j['$f'][:19], '%Y-%m-%dT%H:%M:%S')) * 1000")
+        [ "$got" -ge $((before + 300000 - 1000)) ] && [ "$got" -le $((after + 300000)) ] &&
+            pass || fail "$f of a far-future import is now + 5 min, got $(json_get "$HS_OUT" "j['$f']")"
+    done
 }
 
 test_bad_input() {

@@ -65,7 +65,29 @@ test_refused_run_fails() {
     wait_for 10 hr_log_more c "objects refused" 0
 }
 
+test_refusal_keeps_failing() {
+    # issue 17: the next runs re-send what c refused (unchanged since) and fail
+    # again: never "ok" and "no problems" while c still refuses it
+    local i
+    for i in 1 2; do
+        expect_exit 1 hs sync -d "$(hr_dir p)" --rule items --json
+        assert_eq "false" "$(hr_run ok c items down sent "$HS_OUT")" "run $i after the refusal fails too"
+        assert_contains "$(hr_run error c items down sent "$HS_OUT")" "c refused 2 objects" "and says why"
+    done
+    assert_contains "$(hr_run error c items down sent "$HS_OUT")" "arrived as an item.policy" "grammar: an item"
+    expect_exit 0 hs status -d "$(hr_dir p)"
+    assert_not_contains "$HS_OUT" "no problems" "status on p counts the refusal"
+    expect_exit 0 hs history -d "$(hr_dir c)" --json
+    assert_eq "false" "$(json_get "$HS_OUT" '[h["ok"] for h in j if h["role"] == "received" and h["peer"] == "p" and h["rule"] == "items"][0]')" \
+        "c's own record of the run it refused objects in is not ok"
+    # no repair reconciles a guid held under two classes: verify says what to do
+    expect_exit 1 hs verify -d "$(hr_dir p)" --repair
+    assert_contains "$HS_ERR" "cannot be reconciled" "verify --repair does not claim it can"
+    assert_contains "$HS_ERR" "new guid" "and says what to do instead"
+}
+
 setup
 test_put_refuses_class_change
 test_refused_run_fails
+test_refusal_keeps_failing
 hr_done

@@ -37,6 +37,8 @@ is_deleted() { hr_is_deleted "$@"; }
 
 test_agent_moved() {
     G=$(hr_put a resource.computer '{"name":"laptop-7","site":"north"}' --key serial=MOVE-1)
+    local dr
+    dr=$(hr_put a dataclass.hardware '{"cpu":"x86"}' --resource "$G")
     hr_sync a --rule resources
     assert_eq "a" "$(owner p "$G")" "p learns a owns it"
     # the agent re-registers at b under its own guid
@@ -49,6 +51,8 @@ test_agent_moved() {
         "p raised a moved event a -> b"
     # b's resources are out of a's scope (a sibling's): a drops its copy
     wait_for 10 hr_is_deleted a "$G"
+    # its data-class rows go with it (issue 17): a keeps no row of a resource it dropped
+    wait_for 10 hr_is_deleted a "$dr"
     wait_for 10 events_with a moved "most recent registration wins"
     wait_for 10 delivered p moved
     expect_exit 0 hs events -d "$(hr_dir p)"

@@ -134,6 +134,12 @@ test_cycle_three_levels_refused() {
     assert_eq "hsync: hierarchy: 'yb' is an ancestor of this node (1 level up): linking it as a child would make a cycle" "$HS_ERR"
     # The root's subtree reaches the grandchild.
     wait_for 10 hb_subtree_is ya yb yc
+    # A new node that only has an ancestor's name is no cycle: the name is used
+    hb_node ya2 ya
+    hb_start ya2
+    tok=$(hb_invite ya2)
+    expect_exit 1 hs hierarchy add-child -d "$(hb_dir yc)" "$tok"
+    assert_eq "hsync: hierarchy: the name 'ya' is used by an ancestor of this node (2 levels up), a node with another key: names are unique across the hierarchy; init the new node under another name" "$HS_ERR"
 }
 
 test_token_works_once
