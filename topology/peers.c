@@ -304,9 +304,9 @@ int topo_check_add_child(store_txn_t *t, const topo_identity_t *me, const char *
         topo_peer_clear(&parent);
         if (named) {
             snprintf(msg, sizeof(msg),
-                     "the name '%s' is used by an ancestor of this node (%zu level%s up), "
-                     "a node with another key: names are unique across the hierarchy; init "
-                     "the new node under another name",
+                     "the name '%s' is already used in this hierarchy, by an ancestor of "
+                     "this node (%zu level%s up) with another key: names are unique across "
+                     "the hierarchy; init the new node under another name",
                      name, depth, depth == 1 ? "" : "s");
             *why = msg;
             return HS_ETOPO;

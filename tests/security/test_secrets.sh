@@ -111,6 +111,8 @@ cp -a "$B" "$(hb_dir b2)"
 HB_IDX[b2]=${HB_IDX[b]}
 hb_start b2
 wait_for 5 hb_log_has b2 "event=identity-copied"
+# its parent link comes back first: a link still coming up counts as a problem too
+wait_for 20 hb_state_is b2 a up
 assert_contains "$(grep -F event=identity-copied "$(hb_log b2)")" "two nodes now share one identity"
 expect_exit 0 hs status -d "$(hb_dir b2)"
 assert_contains "$HS_OUT" "problem:   this node's folder was copied or restored" "status of the copy"

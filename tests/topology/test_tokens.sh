@@ -139,7 +139,7 @@ test_cycle_three_levels_refused() {
     hb_start ya2
     tok=$(hb_invite ya2)
     expect_exit 1 hs hierarchy add-child -d "$(hb_dir yc)" "$tok"
-    assert_eq "hsync: hierarchy: the name 'ya' is used by an ancestor of this node (2 levels up), a node with another key: names are unique across the hierarchy; init the new node under another name" "$HS_ERR"
+    assert_eq "hsync: hierarchy: the name 'ya' is already used in this hierarchy, by an ancestor of this node (2 levels up) with another key: names are unique across the hierarchy; init the new node under another name" "$HS_ERR"
 }
 
 test_token_works_once
