@@ -1422,13 +1422,17 @@ static int s_arm_rule(void *ctx, const rules_rule_t *ru)
     return store_kv_put(t, STORE_T_META, k, strlen(k), "1", 1);
 }
 
+/* Remove meta key k; absent is fine (recover/ and catchup/ marks). */
+static int s_mark_clear(store_txn_t *t, const char *k)
+{
+    int err = store_kv_del(t, STORE_T_META, k, strlen(k));
+    return err == HS_ENOTFOUND ? HS_OK : err;
+}
+
 int repl_catchup_done(store_txn_t *t, const char *rule)
 {
     char k[RULES_NAME_MAX + 16];
-    if (!s_catchup_key(k, sizeof(k), rule))
-        return HS_OK;
-    int err = store_kv_del(t, STORE_T_META, k, strlen(k));
-    return err == HS_ENOTFOUND ? HS_OK : err;
+    return s_catchup_key(k, sizeof(k), rule) ? s_mark_clear(t, k) : HS_OK;
 }
 
 static int s_catchup_done_txn(store_txn_t *t, void *ctx)
@@ -1475,10 +1479,7 @@ int repl_recover_arm(store_txn_t *t)
 int repl_recover_done(store_txn_t *t, const char *rule)
 {
     char k[RULES_NAME_MAX + 16];
-    if (!s_recover_key(k, sizeof(k), rule))
-        return HS_OK;
-    int err = store_kv_del(t, STORE_T_META, k, strlen(k));
-    return err == HS_ENOTFOUND ? HS_OK : err;
+    return s_recover_key(k, sizeof(k), rule) ? s_mark_clear(t, k) : HS_OK;
 }
 
 static int s_recover_done_txn(store_txn_t *t, void *ctx)
