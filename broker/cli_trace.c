@@ -102,6 +102,8 @@ static json_t *s_row(store_txn_t *t, s_trace_t *tr, size_t p, size_t r, const st
     const char *dname = dir == RULES_DOWN ? "down" : dir == RULES_UP ? "up" : "standalone";
     const rules_family_t *f = rules_family_of(o->cls);
     rules_names_t mine = {tr->nbranch, tr->names};
+    if (dir == RULES_SIDE) /* the destination names what it skips per run */
+        mine.rn_count = 0;
     repl_mark_t m;
     int err = repl_mark_get(t, pe->name, ru->ru_name, &m);
     if (err) {

@@ -99,6 +99,18 @@ repl_t *repl_new(store_t *s, const repl_io_t *io)
     return r;
 }
 
+/* The names rules_send_scope takes for run: its sender's branch, the
+ * child's for a recovery, and for a standalone run the owners its
+ * destination takes none of. */
+static rules_names_t s_send_names(repl_t *r, const r_run_t *run)
+{
+    if (run->dir == RULES_SIDE) {
+        rules_names_t n = {run->nside_skip, run->side_skip_ptrs};
+        return n;
+    }
+    return repl_branch(r, run->mode == REPL_RECOVER ? run->peer : NULL);
+}
+
 static void s_run_free(repl_t *r, r_run_t *run)
 {
     for (r_run_t **p = &r->runs; *p; p = &(*p)->next) {
@@ -110,6 +122,8 @@ static void s_run_free(repl_t *r, r_run_t *run)
     store_txn_abort(&run->snap);
     free(run->leaves);
     free(run->seen);
+    free(run->side_skip);
+    free(run->side_skip_ptrs);
     free(run);
 }
 
@@ -389,7 +403,7 @@ static int s_fill(repl_t *r, r_run_t *run, s_fill_t *f)
     memset(f, 0, sizeof(*f));
     f->r = r;
     f->run = run;
-    f->mine = repl_branch(r, run->mode == REPL_RECOVER ? run->peer : NULL);
+    f->mine = s_send_names(r, run);
     store_mpw_reset(&r->objs);
     int err;
     if (run->mode == REPL_DIFFERENTIAL) {
@@ -548,7 +562,7 @@ static int s_count_change(void *ctx, const store_change_t *ch)
 /* Objects (and estimated wire bytes) the run would send from its start. */
 static int s_estimate(repl_t *r, r_run_t *run, store_txn_t *t, uint64_t *n, uint64_t *bytes)
 {
-    s_count_t c = {run, repl_branch(r, NULL), t, 0, 0};
+    s_count_t c = {run, s_send_names(r, run), t, 0, 0};
     int err = HS_OK;
     if (run->mode == REPL_DIFFERENTIAL) {
         err = store_log_scan_want(t, run->seq_cursor, s_count_want, s_count_change, &c);
@@ -835,6 +849,22 @@ static void s_on_opened(repl_t *r, const char *peer, const repl_msg_t *m)
     run->peer_head = m->m_head;
     run->last_ack_ms = repl_mono_ms();
     int err = HS_OK;
+    if (run->dir == RULES_SIDE && m->m_branch) {
+        /* the owners the destination takes none of: left out of the run */
+        free(run->side_skip);
+        free(run->side_skip_ptrs);
+        run->side_skip_ptrs = NULL;
+        run->nside_skip = 0;
+        err = repl_branch_decode(m, &run->side_skip, &run->nside_skip);
+        if (!err && !(run->side_skip_ptrs = malloc((run->nside_skip + 1) * sizeof(char *))))
+            err = HS_ENOMEM;
+        for (size_t i = 0; !err && i < run->nside_skip; i++)
+            run->side_skip_ptrs[i] = run->side_skip[i];
+        if (err) {
+            s_run_finish(r, run, false, "bad OPENED from the destination");
+            return;
+        }
+    }
     if (run->mode == REPL_COMPLETE && run->cursor.k_set)
         s_resume_check(r, run, m);
     if (run->mode == REPL_DIFFERENTIAL) {
@@ -864,7 +894,7 @@ static void s_on_opened(repl_t *r, const char *peer, const repl_msg_t *m)
         err = theirs && ours ? HS_OK : HS_ENOMEM;
         if (!err && (!m->m_bin || repl_buckets_decode(m->m_bin, m->m_bin_len, theirs)))
             err = HS_EPROTO;
-        rules_names_t mine = repl_branch(r, NULL);
+        rules_names_t mine = s_send_names(r, run);
         if (!err)
             err = repl_buckets_compute(run->snap, &run->rule, run->dir, REPL_SIDE_SEND, &mine, ours,
                                        r->io.io_keepalive, r->io.io_ctx);
@@ -1755,7 +1785,9 @@ static int s_pair_rule(void *ctx, const rules_rule_t *ru)
         int mode = REPL_DIFFERENTIAL;
         p.pr_next_ms = ru->ru_enabled ? s_next_due(ru, &m, &mode) : 0;
         p.pr_next_mode = mode;
-        s_backlog_t bl = {.rule = ru, .dir = s->dir_to, .mine = repl_branch(s->r, NULL), .t = s->t};
+        s_backlog_t bl = {.rule = ru, .dir = s->dir_to, .t = s->t};
+        if (s->dir_to != RULES_SIDE) /* standalone: everything counts */
+            bl.mine = repl_branch(s->r, NULL);
         if (ru->ru_enabled && s->backlog)
             store_log_scan_want(s->t, m.mk_diff_seq, s_backlog_want, s_backlog_change, &bl);
         p.pr_backlog = bl.n;

@@ -46,6 +46,11 @@ typedef struct r_run {
      * are the next run's */
     uint64_t side_head;
     bool side_bounded;
+    /* standalone: the owners the destination takes none of (its own
+     * hierarchy), from OPENED; never sent. Owned (repl_branch_decode). */
+    char (*side_skip)[STORE_NAME_MAX + 1];
+    const char **side_skip_ptrs;
+    size_t nside_skip;
     bool eof;
     r_batch_t inflight[REPL_WINDOW];
     size_t ninflight;
@@ -88,6 +93,12 @@ typedef struct r_recv {
     char (*branch)[STORE_NAME_MAX + 1]; /* up runs: the sender's branch, owned */
     const char **branch_ptrs;
     size_t nbranch;
+    /* standalone: the owners the source declared that this node takes none
+     * of (its own hierarchy); OPENED names them so the source leaves them
+     * out. Owned. */
+    char (*skip)[STORE_NAME_MAX + 1];
+    const char **skip_ptrs;
+    size_t nskip;
     bool have_plan;
     bool leaves_mode; /* LEAVES sent: S drops explicitly, no removal at END */
     uint64_t dropped;

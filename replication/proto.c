@@ -99,7 +99,7 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
             store_mpw_str(w, m->m_branch_names[i]);
         break;
     case REPL_OPENED:
-        store_mpw_array(w, 6);
+        store_mpw_array(w, m->m_branch_names ? 7 : 6);
         store_mpw_uint(w, TOPO_PROTO_VERSION);
         store_mpw_uint(w, REPL_OPENED);
         store_mpw_uint(w, m->m_run);
@@ -109,6 +109,11 @@ int repl_msg_encode(const repl_msg_t *m, store_mpw_t *w)
             store_mpw_bin(w, m->m_bin, m->m_bin_len);
         else
             store_mpw_nil(w);
+        if (m->m_branch_names) {
+            store_mpw_array(w, (uint32_t)m->m_nbranch);
+            for (size_t i = 0; i < m->m_nbranch; i++)
+                store_mpw_str(w, m->m_branch_names[i]);
+        }
         break;
     case REPL_LEAVES:
     case REPL_DROP:
@@ -358,12 +363,14 @@ int repl_msg_decode(const void *buf, size_t len, repl_msg_t *out)
             return HS_EMALF;
         break;
     case REPL_OPENED:
-        if (n != 6)
+        if (n != 6 && n != 7)
             return HS_EMALF;
         store_mpr_str(&r, out->m_epoch, sizeof(out->m_epoch));
         out->m_head = store_mpr_uint(&r);
         if (!store_mpr_nil(&r))
             out->m_bin = store_mpr_bytes(&r, &out->m_bin_len);
+        if (n == 7)
+            out->m_branch = store_mpr_raw(&r, &out->m_branch_len);
         break;
     case REPL_PLAN:
         if (n != 4)

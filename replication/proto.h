@@ -169,7 +169,10 @@ typedef struct repl_msg {
     char m_dataclass[RULES_DATACLASS_MAX][STORE_CLASS_MAX + 1];
     int m_mode;
     uint32_t m_vfirst, m_vcount; /* OPEN: bucket window of a reconcile */
-    const uint8_t *m_branch;     /* OPEN: raw msgpack array of names (borrowed) */
+    /* OPEN: raw msgpack array of the sender's branch (standalone: the owners
+     * it carries); OPENED of a standalone run: the owners the destination
+     * takes none of (its own hierarchy), absent from 0.10 peers (borrowed) */
+    const uint8_t *m_branch;
     size_t m_branch_len;
     const char *const *m_branch_names; /* encode only: names to send */
     size_t m_nbranch;

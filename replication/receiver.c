@@ -43,6 +43,8 @@ static void s_free(repl_t *r, r_recv_t *rv)
     free(rv->got);
     free(rv->branch);
     free(rv->branch_ptrs);
+    free(rv->skip);
+    free(rv->skip_ptrs);
     free(rv);
 }
 
@@ -125,8 +127,7 @@ static void s_finish(repl_t *r, r_recv_t *rv, bool ok, const char *error)
         snprintf(refused, sizeof(refused),
                  "refused %llu object%s from %s (the log's event=refused-objects names the "
                  "first; hsync trace GUID on %s says why)",
-                 (unsigned long long)rv->refused, rv->refused == 1 ? "" : "s", rv->peer,
-                 rv->peer);
+                 (unsigned long long)rv->refused, rv->refused == 1 ? "" : "s", rv->peer, rv->peer);
         ok = false;
         error = refused;
     }
@@ -197,8 +198,8 @@ bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
         if (whylen)
             snprintf(why, whylen,
                      "%s %s of %s, which is not the sender's to send this way (rule %s)",
-                     o->cls[0] && strchr("aeiou", o->cls[0]) ? "an" : "a", o->cls,
-                     owner_or_origin, rule->ru_name);
+                     o->cls[0] && strchr("aeiou", o->cls[0]) ? "an" : "a", o->cls, owner_or_origin,
+                     rule->ru_name);
         return false;
     }
     /* ... and only over a local object that is the sender's too: a guid of
@@ -213,7 +214,8 @@ bool repl_recv_allowed(store_txn_t *t, const rules_rule_t *rule, unsigned dir,
             snprintf(why, whylen,
                      "it is %s %s here and arrived as %s %s: a guid's class cannot change "
                      "(give one of them a new guid)",
-                     cur.cls[0] && strchr("aeiou", cur.cls[0]) ? "an" : "a", cur.cls, o->cls[0] && strchr("aeiou", o->cls[0]) ? "an" : "a", o->cls);
+                     cur.cls[0] && strchr("aeiou", cur.cls[0]) ? "an" : "a", cur.cls,
+                     o->cls[0] && strchr("aeiou", o->cls[0]) ? "an" : "a", o->cls);
         return false;
     }
     /* a claim on a resource of another branch (an agent moved): the
@@ -440,6 +442,12 @@ int repl_recv_down_names(repl_t *r, r_names_t *out)
 static void s_opened(repl_t *r, const char *peer, r_recv_t *rv)
 {
     repl_msg_t om = {.m_type = REPL_OPENED, .m_run = rv->run};
+    if (rv->dir == RULES_SIDE && rv->skip_ptrs) {
+        /* the declared owners this node takes none of: the source leaves
+         * them out instead of sending what would be refused */
+        om.m_branch_names = rv->skip_ptrs;
+        om.m_nbranch = rv->nskip;
+    }
     store_txn_t *t;
     int err = store_txn_begin(r->store, false, &t);
     if (err) {
@@ -529,11 +537,17 @@ void repl_recv_open(repl_t *r, const char *peer, const repl_msg_t *m)
              * hierarchy keeps here */
             const char *self = store_node_name(r->store);
             size_t keep = 0;
-            for (size_t i = 0; i < rv->nbranch; i++)
+            for (size_t i = 0; !err && i < rv->nbranch; i++)
                 if (strcmp(rv->branch[i], self) != 0 &&
                     !(r->io.io_elsewhere && r->io.io_elsewhere(r->io.io_ctx, peer, rv->branch[i])))
                     memmove(rv->branch[keep++], rv->branch[i], sizeof(rv->branch[0]));
+                else
+                    err = s_names_add(&rv->skip, &rv->nskip, rv->branch[i]);
             rv->nbranch = keep;
+            if (!err && !(rv->skip_ptrs = malloc((rv->nskip + 1) * sizeof(char *))))
+                err = HS_ENOMEM;
+            for (size_t i = 0; !err && i < rv->nskip; i++)
+                rv->skip_ptrs[i] = rv->skip[i];
             /* plus every owner it declared before (an owner whose last object
              * it deleted is no longer counted, but its deletes must arrive) */
             err = s_fed_merge(r, peer, &rv->branch, &rv->nbranch);

@@ -378,8 +378,8 @@ bool rules_send_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
         return false;
     if (f->fam_sendable && !f->fam_sendable(o, dir))
         return false;
-    if (dir == RULES_SIDE)
-        return true; /* everything of its classes here */
+    if (dir == RULES_SIDE) /* everything of its classes here, but what the destination skips */
+        return !o->owner || !rules_names_has(mine, o->owner);
     const char *k = s_scope_key(f, o, dir);
     if (dir == RULES_UP)
         return rules_names_has(mine, k);

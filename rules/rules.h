@@ -194,7 +194,9 @@ typedef struct rules_names {
 bool rules_names_has(const rules_names_t *n, const char *name);
 
 /* Sender side: may o be sent over rule r in direction dir, where mine is the
- * sender's branch ({sender} + its subtree)? */
+ * sender's branch ({sender} + its subtree)? Standalone (RULES_SIDE): mine is
+ * instead the owners the destination takes none of (the nodes of its own
+ * hierarchy it named when the run opened; empty: everything goes). */
 bool rules_send_scope(const rules_rule_t *r, unsigned dir, const store_obj_t *o,
                       const rules_names_t *mine);
 

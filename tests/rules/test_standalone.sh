@@ -169,6 +169,13 @@ test_fed_data_survives_the_hierarchy() {
     assert_eq "rep-own" "$(json_get "$("$HSYNC" get -d "$(hr_dir c1)" "$own" --json)" 'j["body"]["name"]')" \
         "the source's own resource arrived"
     assert_eq "$before" "$(hr_digest c1 resource. ns1)" "the hierarchy's resources at c1 untouched by the feed"
+    # complete and reconcile runs too: c1 names the owners it takes none of
+    # (its hierarchy's) when the run opens, and rep leaves them out instead
+    # of sending 10,000 objects that would be refused and fail the run
+    hr_sync rep --rule feedc1 --complete
+    assert_eq "1" "$(hr_run sent c1 feedc1 standalone)" "a complete run sends only rep's own resource, none of the hierarchy's"
+    hr_sync rep --rule feedc1 --reconcile
+    assert_eq "0" "$(hr_run sent c1 feedc1 standalone)" "a reconcile finds nothing to send"
     hr_sync ns1 --rule resources --complete
     assert_eq "rep-own" "$(json_get "$("$HSYNC" get -d "$(hr_dir c1)" "$own" --json)" 'j["body"]["name"]')" \
         "a complete run from the parent does not remove what a source fed"
